@@ -1,0 +1,53 @@
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { AgentmeshError, ensureError } from "../shared/errors.js";
+import type { Logger } from "../shared/logger.js";
+import type { Nats } from "../shared/nats.js";
+import type { GatewayConfig } from "./config.js";
+import { sendError } from "./http-errors.js";
+import { TailHub } from "./live/tail-hub.js";
+import { registerAppendRoute } from "./routes/append.js";
+import { registerHealthRoutes } from "./routes/health.js";
+import { registerListRoute } from "./routes/list.js";
+import { registerReadRoute } from "./routes/read.js";
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  nats: Nats;
+  logger: Logger;
+}
+
+/** The HTTP face of the mesh. Testable without listening (`app.inject`) and with it. */
+export function buildApp(deps: GatewayDeps): FastifyInstance {
+  const { config, nats, logger } = deps;
+  const fastifyLogger: FastifyBaseLogger = logger;
+  const app = Fastify({
+    loggerInstance: fastifyLogger,
+    bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    // One line per request, written in onResponse below, instead of Fastify's two.
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  });
+
+  app.addHook("onResponse", (request, reply, done) => {
+    request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, "request");
+    done();
+  });
+  app.setErrorHandler((err, request, reply) => sendError(request, reply, ensureError(err)));
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, new AgentmeshError("NOT_FOUND", `No route for ${request.method} ${request.url.split("?", 1)[0] ?? ""}`)));
+
+  const hub = new TailHub(nats, { replayBufferEvents: config.SSE_REPLAY_BUFFER_EVENTS, lingerMs: config.SSE_TAIL_LINGER_MS }, logger);
+  // Ending the SSE sessions first lets the server's close complete.
+  app.addHook("preClose", (done) => {
+    hub.close();
+    done();
+  });
+
+  registerHealthRoutes(app, { nats });
+  registerListRoute(app, { nats });
+  registerAppendRoute(app, { nats });
+  registerReadRoute(app, { nats, hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
+  return app;
+}

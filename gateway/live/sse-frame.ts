@@ -1,0 +1,23 @@
+import type { EphemeralEnvelope, EventEnvelope } from "../../shared/envelope.js";
+
+/**
+ * A live item ready to write: the SSE frame is built once per event and shared
+ * by every client (1,000 clients on a stream cost one JSON.stringify, not 1,000).
+ * JSON.stringify never emits a raw CR or LF, so `data:` is always one line
+ * (WHATWG HTML §9.2 "event stream interpretation").
+ */
+export interface SseFrame {
+  /** The event's offset; null for ephemeral events, which have no `id:` and are never replayed. */
+  offset: number | null;
+  text: string;
+}
+
+export function storedFrame(event: EventEnvelope): SseFrame {
+  return { offset: event.offset, text: `id: ${event.offset}\ndata: ${JSON.stringify(event)}\n\n` };
+}
+
+export function ephemeralFrame(event: EphemeralEnvelope): SseFrame {
+  return { offset: null, text: `data: ${JSON.stringify(event)}\n\n` };
+}
+
+export const HEARTBEAT_FRAME = ": heartbeat\n\n";

@@ -1,0 +1,128 @@
+import type { ServerResponse } from "node:http";
+import type { FastifyBaseLogger } from "fastify";
+import type { Nats } from "../../shared/nats.js";
+import { lastMessage, readRange } from "../../shared/read.js";
+import { HEARTBEAT_FRAME, storedFrame, type SseFrame } from "./sse-frame.js";
+import type { Tail } from "./tail.js";
+import type { TailHub } from "./tail-hub.js";
+
+export interface SseSessionOptions {
+  nats: Nats;
+  hub: TailHub;
+  /** Deliver events with offsets above this (Last-Event-ID / ?after=). */
+  after: number;
+  heartbeatMs: number;
+  maxBufferedBytes: number;
+  logger: FastifyBaseLogger;
+}
+
+export const SSE_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache, no-transform",
+  connection: "keep-alive",
+  // nginx and similar proxies would otherwise buffer the stream.
+  "x-accel-buffering": "no",
+} as const;
+
+/**
+ * One SSE client: catch up from `after` (JetStream below the tail's floor,
+ * memory above it), then follow the shared live tail. The tail must already be
+ * acquired; the session releases it when the client goes away.
+ */
+export class SseSession {
+  private closed = false;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private cursor: number;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly tail: Tail,
+    private readonly options: SseSessionOptions,
+  ) {
+    this.cursor = options.after;
+  }
+
+  async run(): Promise<void> {
+    const { res, options } = this;
+    res.on("close", () => { this.close(); });
+    res.writeHead(200, SSE_HEADERS);
+    res.write(": connected\n\n");
+    this.heartbeat = setInterval(() => {
+      res.write(HEARTBEAT_FRAME);
+    }, options.heartbeatMs);
+    this.heartbeat.unref();
+    try {
+      await this.catchUp();
+    } catch (err) {
+      options.logger.warn({ err }, "sse catch-up failed; closing so the client resumes");
+      res.end();
+    }
+  }
+
+  /** Read JetStream until the cursor reaches the tail's floor, then switch to memory + live in one step. */
+  private async catchUp(): Promise<void> {
+    const { nats } = this.options;
+    const filter = this.tail.filter;
+    while (!this.isClosed()) {
+      const floor = this.tail.floor;
+      if (this.cursor >= floor) {
+        this.tail.replayAndSubscribe(this.cursor, this.subscriber);
+        return;
+      }
+      const last = await lastMessage(nats, filter);
+      if (last !== null && last.seq > this.cursor) {
+        for await (const event of readRange(nats, filter, this.cursor + 1, floor)) {
+          if (this.isClosed()) return;
+          if (!this.write(storedFrame(event))) await this.drained();
+          this.cursor = event.offset;
+        }
+      }
+      // Nothing matching lies in (cursor, floor] any more: everything there was read above.
+      this.cursor = Math.max(this.cursor, floor);
+    }
+  }
+
+  private readonly subscriber = {
+    deliver: (frame: SseFrame): void => {
+      if (this.closed) return;
+      if (frame.offset !== null) this.cursor = frame.offset;
+      this.write(frame);
+      if (this.res.writableLength > this.options.maxBufferedBytes) {
+        this.options.logger.warn({ buffered: this.res.writableLength }, "sse client too slow; disconnecting it (it can resume with Last-Event-ID)");
+        this.res.destroy();
+      }
+    },
+    end: (): void => {
+      this.res.end();
+    },
+  };
+
+  /** A method, not a field read, because the socket's close event flips it between awaits. */
+  private isClosed(): boolean {
+    return this.closed;
+  }
+
+  private write(frame: SseFrame): boolean {
+    return this.res.write(frame.text);
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.res.off("drain", done);
+        this.res.off("close", done);
+        resolve();
+      };
+      this.res.on("drain", done);
+      this.res.on("close", done);
+    });
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    this.tail.unsubscribe(this.subscriber);
+    this.options.hub.release(this.tail);
+  }
+}

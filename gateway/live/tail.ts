@@ -1,0 +1,140 @@
+import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
+import type { Subscription } from "@nats-io/transport-node";
+import { decodeBody, toEphemeralEnvelope } from "../../shared/envelope.js";
+import type { Logger } from "../../shared/logger.js";
+import type { Nats } from "../../shared/nats.js";
+import { envelopeOfJsMsg } from "../../shared/read.js";
+import { pathOfSubject } from "../../shared/subjects.js";
+import { ephemeralFrame, storedFrame, type SseFrame } from "./sse-frame.js";
+
+export interface TailSubscriber {
+  /** Called synchronously for each live item, in offset order for stored events. */
+  deliver(frame: SseFrame): void;
+  /** The tail stopped (NATS trouble or shutdown); the client should reconnect and resume. */
+  end(reason: string): void;
+}
+
+/**
+ * One live view of a stream or subtree, shared by every SSE client on it: one
+ * ordered JetStream consumer and one core subscription for ephemeral events,
+ * however many clients there are.
+ *
+ * Invariant: every matching event with offset <= `floor` can be read from
+ * JetStream; every one above it is in `recent` (in order) or will be delivered
+ * to subscribers. A client therefore resumes from any offset with no gap and no
+ * duplicate: read JetStream up to `floor`, then `recent`, then live.
+ */
+export class Tail {
+  private readonly recent: SseFrame[] = [];
+  private recentStart = 0;
+  private floorOffset = 0;
+  private readonly subscribers = new Set<TailSubscriber>();
+  private messages: ConsumerMessages | undefined;
+  private ephemeral: Subscription | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly nats: Nats,
+    readonly filter: string,
+    private readonly liveFilter: string,
+    private readonly capacity: number,
+    private readonly logger: Logger,
+    private readonly onEnded: (tail: Tail) => void,
+  ) {}
+
+  /** Offset at or below which JetStream (not memory) must serve a resuming client. */
+  get floor(): number {
+    return this.floorOffset;
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  async start(): Promise<void> {
+    const info = await this.nats.jsm.streams.info(this.nats.streamName);
+    this.floorOffset = info.state.last_seq;
+    const consumer = await this.nats.js.consumers.get(this.nats.streamName, {
+      filter_subjects: this.filter,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: this.floorOffset + 1,
+    });
+    this.messages = await consumer.consume({ max_messages: 1000 });
+    this.ephemeral = this.nats.nc.subscribe(this.liveFilter, {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        const path = pathOfSubject(msg.subject);
+        if (path === null) return;
+        this.fanOut(ephemeralFrame(toEphemeralEnvelope(path, new Date().toISOString(), decodeBody(msg.data))));
+      },
+    });
+    void this.pump(this.messages, consumer);
+  }
+
+  private async pump(messages: ConsumerMessages, consumer: { delete(): Promise<boolean> }): Promise<void> {
+    let reason = "live tail stopped";
+    try {
+      for await (const m of messages) {
+        const frame = storedFrame(envelopeOfJsMsg(m));
+        this.remember(frame);
+        this.fanOut(frame);
+      }
+    } catch (err) {
+      reason = "live tail lost its NATS consumer";
+      this.logger.warn({ err, filter: this.filter }, reason);
+    } finally {
+      void consumer.delete().catch(() => undefined);
+      this.finish(reason);
+    }
+  }
+
+  private remember(frame: SseFrame): void {
+    this.recent.push(frame);
+    if (this.recent.length - this.recentStart > this.capacity) {
+      const evicted = this.recent[this.recentStart] as SseFrame;
+      this.floorOffset = evicted.offset ?? this.floorOffset;
+      this.recentStart += 1;
+      // Compact now and then instead of shifting on every event.
+      if (this.recentStart >= this.capacity) {
+        this.recent.splice(0, this.recentStart);
+        this.recentStart = 0;
+      }
+    }
+  }
+
+  private fanOut(frame: SseFrame): void {
+    for (const subscriber of this.subscribers) subscriber.deliver(frame);
+  }
+
+  /**
+   * Deliver what memory holds after `after`, then subscribe, in one synchronous
+   * step so nothing can slip in between. Only valid when `after >= floor`.
+   */
+  replayAndSubscribe(after: number, subscriber: TailSubscriber): void {
+    if (after < this.floorOffset) throw new Error(`replay from ${after} is below the tail's floor ${this.floorOffset}`);
+    for (let i = this.recentStart; i < this.recent.length; i++) {
+      const frame = this.recent[i] as SseFrame;
+      if ((frame.offset ?? 0) > after) subscriber.deliver(frame);
+    }
+    this.subscribers.add(subscriber);
+  }
+
+  unsubscribe(subscriber: TailSubscriber): void {
+    this.subscribers.delete(subscriber);
+  }
+
+  stop(): void {
+    this.messages?.stop();
+    this.finish("live tail stopped");
+  }
+
+  private finish(reason: string): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.messages?.stop();
+    this.ephemeral?.unsubscribe();
+    for (const subscriber of this.subscribers) subscriber.end(reason);
+    this.subscribers.clear();
+    this.onEnded(this);
+  }
+}

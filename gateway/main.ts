@@ -1,0 +1,44 @@
+import { ConfigError } from "../shared/config.js";
+import { createLogger } from "../shared/logger.js";
+import { connectNats } from "../shared/nats.js";
+import { ensureEventsStream } from "../shared/streams.js";
+import { buildApp } from "./app.js";
+import { loadGatewayConfig } from "./config.js";
+
+/** Gateway process: read config, connect, make sure the stream exists, listen; drain on SIGINT/SIGTERM. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadGatewayConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gateway: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger("gateway", config.LOG_LEVEL);
+  const nats = await connectNats({ url: config.NATS_URL, name: "agentmesh-gateway", streamName: config.EVENTS_STREAM, logger });
+  await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
+  const app = buildApp({ config, nats, logger });
+  const address = await app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
+  logger.info({ address }, "gateway listening");
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "gateway stopping");
+    await app.close();
+    await nats.nc.drain().catch(() => undefined);
+    logger.info("gateway stopped");
+    process.exit(0);
+  };
+  process.on("SIGINT", (signal) => void stop(signal));
+  process.on("SIGTERM", (signal) => void stop(signal));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`gateway: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,61 @@
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { appendEvents, publishEphemeral } from "../../shared/append.js";
+import { EventInputSchema } from "../../shared/envelope.js";
+import { AgentmeshError } from "../../shared/errors.js";
+import type { Nats } from "../../shared/nats.js";
+import { Defaults } from "../../shared/wire.js";
+import { streamPathFromUrl } from "../stream-url.js";
+import { parseOr } from "../validation.js";
+
+const offsetString = z.string().regex(/^\d{1,16}$/, "must be a non-negative integer").transform(Number);
+
+const AppendQuerySchema = z.object({
+  expectOffset: offsetString.optional(),
+  ephemeral: z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1").optional(),
+});
+
+/** `If-Match: 5` or the ETag form `If-Match: "5"`. */
+const IfMatchSchema = z
+  .string()
+  .regex(/^"?\d{1,16}"?$/, 'must be an offset, like 5 or "5"')
+  .transform((v) => Number(v.replaceAll('"', "")));
+
+const BatchSchema = z.array(EventInputSchema).min(1, "a batch needs at least one event");
+
+/**
+ * `POST /streams/<path>`: append one event or an array of events, in order.
+ * 201 when anything new was stored, 200 when every event was an idempotent
+ * retry (the reply then shows what was stored the first time).
+ */
+export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats }): void {
+  app.post("/streams/*", async (request, reply) => {
+    const path = streamPathFromUrl(request.url);
+    const query = parseOr(AppendQuerySchema, request.query, "INVALID_QUERY", "");
+    const ifMatch = request.headers["if-match"];
+    const headerOffset = ifMatch === undefined ? undefined : parseOr(IfMatchSchema, ifMatch, "INVALID_HEADER", "If-Match");
+    if (headerOffset !== undefined && query.expectOffset !== undefined && headerOffset !== query.expectOffset) {
+      throw new AgentmeshError("INVALID_QUERY", "If-Match and ?expectOffset= disagree");
+    }
+    const expectOffset = headerOffset ?? query.expectOffset;
+
+    const body: unknown = request.body;
+    if (body === undefined || body === null) throw new AgentmeshError("INVALID_EVENT", "The body must be an event object or an array of events");
+    const isBatch = Array.isArray(body);
+    if (isBatch && body.length > Defaults.maxBatchEvents) {
+      throw new AgentmeshError("BATCH_TOO_LARGE", `A batch holds at most ${Defaults.maxBatchEvents} events; got ${body.length}`);
+    }
+    const inputs = isBatch ? parseOr(BatchSchema, body, "INVALID_EVENT", "events") : [parseOr(EventInputSchema, body, "INVALID_EVENT", "")];
+
+    if (query.ephemeral === true) {
+      if (isBatch || expectOffset !== undefined) throw new AgentmeshError("INVALID_QUERY", "An ephemeral event is one event, with no expected offset");
+      const input = inputs[0] as (typeof inputs)[number];
+      const { createdAt } = publishEphemeral(deps.nats, path, input);
+      return reply.code(202).send({ streamPath: path, ephemeral: true, type: input.type, createdAt });
+    }
+
+    const result = await appendEvents(deps.nats, path, inputs, expectOffset === undefined ? {} : { expectOffset });
+    reply.code(result.stored > 0 ? 201 : 200);
+    return isBatch ? result.events : result.events[0];
+  });
+}

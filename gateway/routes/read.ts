@@ -1,0 +1,81 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { AgentmeshError } from "../../shared/errors.js";
+import type { Logger } from "../../shared/logger.js";
+import type { Nats } from "../../shared/nats.js";
+import { readPage, type ReadStart } from "../../shared/read.js";
+import { Defaults } from "../../shared/wire.js";
+import { SseSession } from "../live/sse-session.js";
+import type { TailHub } from "../live/tail-hub.js";
+import { selectorFromUrl } from "../stream-url.js";
+import { parseOr } from "../validation.js";
+
+const offsetString = z.string().regex(/^\d{1,16}$/, "must be a non-negative integer").transform(Number);
+
+const ReadQuerySchema = z
+  .object({
+    after: offsetString.optional(),
+    at: z.iso.datetime({ offset: true, message: "must be an ISO 8601 date-time, like 2026-01-31T12:00:00Z" }).transform((v) => new Date(v)).optional(),
+    limit: z
+      .string()
+      .regex(/^\d{1,4}$/, "must be an integer")
+      .transform(Number)
+      .pipe(z.number().int().min(1).max(Defaults.maxReadLimit))
+      .optional(),
+    live: z.enum(["sse"], { message: 'the only live mode here is "sse"' }).optional(),
+  })
+  .refine((q) => q.after === undefined || q.at === undefined, { message: "use either after or at, not both", path: ["at"] });
+
+const LastEventIdSchema = z.string().regex(/^\d{1,16}$/, "must be an offset").transform(Number);
+
+export interface ReadDeps {
+  nats: Nats;
+  hub: TailHub;
+  logger: Logger;
+  heartbeatMs: number;
+  maxBufferedBytes: number;
+}
+
+function wantsSse(request: FastifyRequest, live: string | undefined): boolean {
+  return live === "sse" || (request.headers.accept ?? "").includes("text/event-stream");
+}
+
+/**
+ * `GET /streams/<path>` (or `<prefix>/**`): a page of history as JSON, or with
+ * `?live=sse` / `Accept: text/event-stream` catch-up followed by the live tail.
+ */
+export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
+  app.get("/streams/*", async (request, reply) => {
+    const selector = selectorFromUrl(request.url);
+    const query = parseOr(ReadQuerySchema, request.query, "INVALID_QUERY", "");
+
+    if (wantsSse(request, query.live)) {
+      const header = request.headers["last-event-id"];
+      const resumeFrom = header === undefined || header === "" ? undefined : parseOr(LastEventIdSchema, header, "INVALID_HEADER", "Last-Event-ID");
+      let after = resumeFrom ?? query.after ?? 0;
+      if (resumeFrom === undefined && query.at !== undefined) {
+        const page = await readPage(deps.nats, selector, { at: query.at }, 1).catch((err: unknown) => {
+          if (err instanceof AgentmeshError && err.code === "STREAM_NOT_FOUND") return null;
+          throw err;
+        });
+        const first = page?.events[0];
+        after = first === undefined ? (page?.nextOffset ?? 0) : first.offset - 1;
+      }
+      const tail = await deps.hub.acquire(selector);
+      reply.hijack();
+      const session = new SseSession(reply.raw, tail, {
+        nats: deps.nats,
+        hub: deps.hub,
+        after,
+        heartbeatMs: deps.heartbeatMs,
+        maxBufferedBytes: deps.maxBufferedBytes,
+        logger: request.log,
+      });
+      await session.run();
+      return reply;
+    }
+
+    const start: ReadStart = query.at === undefined ? { after: query.after ?? 0 } : { at: query.at };
+    return readPage(deps.nats, selector, start, query.limit ?? Defaults.readLimit);
+  });
+}

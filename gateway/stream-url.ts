@@ -1,0 +1,25 @@
+import { AgentmeshError } from "../shared/errors.js";
+import { parseStreamPath, parseStreamSelector, type StreamPath, type StreamSelector } from "../shared/subjects.js";
+
+const PREFIX = "/streams";
+
+/**
+ * The stream part of a `/streams/...` URL, taken from the raw URL without
+ * percent-decoding: paths are made of unreserved characters only, so an
+ * encoded character is simply invalid (and `%2F` can never forge a segment).
+ */
+function rawStreamPart(url: string): string {
+  const pathname = url.split("?", 1)[0] ?? "";
+  if (!pathname.startsWith(`${PREFIX}/`)) throw new AgentmeshError("INVALID_STREAM_PATH");
+  return pathname.slice(PREFIX.length);
+}
+
+export function selectorFromUrl(url: string): StreamSelector {
+  return parseStreamSelector(rawStreamPart(url));
+}
+
+export function streamPathFromUrl(url: string): StreamPath {
+  const raw = rawStreamPart(url);
+  if (raw.endsWith("/**")) throw new AgentmeshError("INVALID_STREAM_PATH", "Events are appended to one stream, not to a subtree (/**)");
+  return parseStreamPath(raw);
+}

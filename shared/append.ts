@@ -1,0 +1,131 @@
+import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
+import { encodeBody, toEnvelope, toStoredBody, type EventEnvelope, type StoredBody, type ValidEventInput } from "./envelope.js";
+import { AgentmeshError } from "./errors.js";
+import { natsFailure, type Nats } from "./nats.js";
+import { getEvent, lastOffset } from "./read.js";
+import { eventsSubject, liveSubject, type StreamPath } from "./subjects.js";
+import { JetStreamErrorCodes } from "./wire.js";
+
+export interface AppendOptions {
+  /** Append only if the stream's last offset is this (0: the stream must be empty). */
+  expectOffset?: number;
+}
+
+export interface AppendResult {
+  /** One envelope per input, in input order; a duplicate shows the event stored the first time. */
+  events: EventEnvelope[];
+  /** How many inputs were stored now (the rest were idempotent retries). */
+  stored: number;
+}
+
+/** Room for the headers JetStream adds to our body, below the server's max_payload. */
+const HEADER_ALLOWANCE_BYTES = 4096;
+
+interface Prepared {
+  body: StoredBody;
+  bytes: Uint8Array;
+  msgId: string | undefined;
+}
+
+/**
+ * Append events to one stream, in order. Idempotency keys become JetStream
+ * message ids (namespaced by path, since the dedupe window is stream-wide), so
+ * a retry stores nothing new. `expectOffset` uses JetStream's
+ * expected-last-subject-sequence: the server decides, no lock is held.
+ *
+ * A batch is not atomic: a failure part-way leaves the events before it stored
+ * (the error says how many). Clients that retry with idempotency keys are safe.
+ */
+export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonly ValidEventInput[], options: AppendOptions = {}): Promise<AppendResult> {
+  if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
+  const subject = eventsSubject(path);
+  const createdAt = new Date().toISOString();
+  const maxBytes = (nats.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE_BYTES;
+  const prepared = inputs.map((input, index): Prepared => {
+    const body = toStoredBody(input, createdAt);
+    const bytes = encodeBody(body);
+    if (bytes.byteLength > maxBytes) {
+      throw new AgentmeshError("EVENT_TOO_LARGE", `Event ${index} is ${bytes.byteLength} bytes; NATS accepts at most ${maxBytes} per event`, {
+        details: { index, maxBytes },
+      });
+    }
+    return { body, bytes, msgId: input.idempotencyKey === undefined ? undefined : `${path}|${input.idempotencyKey}` };
+  });
+
+  const acks = options.expectOffset === undefined
+    ? await publishPipelined(nats, subject, prepared)
+    : await publishChained(nats, path, subject, prepared, options.expectOffset);
+
+  let stored = 0;
+  const events = await Promise.all(
+    acks.map(async (ack, index) => {
+      const item = prepared[index] as Prepared;
+      if (!ack.duplicate) {
+        stored += 1;
+        return toEnvelope(path, ack.seq, createdAt, item.body);
+      }
+      return (await getEvent(nats, ack.seq)) ?? toEnvelope(path, ack.seq, createdAt, item.body);
+    }),
+  );
+  return { events, stored };
+}
+
+function publishOne(nats: Nats, subject: string, item: Prepared, expectLast?: number): Promise<PubAck> {
+  return nats.js.publish(subject, item.bytes, {
+    ...(item.msgId === undefined ? {} : { msgID: item.msgId }),
+    ...(expectLast === undefined ? {} : { expect: { lastSubjectSequence: expectLast } }),
+  });
+}
+
+/** All publishes go out at once; one connection keeps them in order on the server. */
+async function publishPipelined(nats: Nats, subject: string, prepared: Prepared[]): Promise<PubAck[]> {
+  const settled = await Promise.allSettled(prepared.map((item) => publishOne(nats, subject, item)));
+  const firstFailure = settled.findIndex((s) => s.status === "rejected");
+  if (firstFailure === -1) return settled.map((s) => (s as PromiseFulfilledResult<PubAck>).value);
+  const reason: unknown = (settled[firstFailure] as PromiseRejectedResult).reason;
+  const appended = settled.filter((s) => s.status === "fulfilled").length;
+  throw withAppended(natsFailure(reason), appended);
+}
+
+/** Each event is conditioned on the one before it, so no other writer can interleave. */
+async function publishChained(nats: Nats, path: StreamPath, subject: string, prepared: Prepared[], expectOffset: number): Promise<PubAck[]> {
+  const acks: PubAck[] = [];
+  let expected = expectOffset;
+  for (const item of prepared) {
+    try {
+      const ack = await publishOne(nats, subject, item, expected);
+      acks.push(ack);
+      expected = ack.seq;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamErrorCodes.wrongLastSequence) {
+        const current = await lastOffset(nats, path);
+        throw new AgentmeshError("OFFSET_CONFLICT", `Expected last offset ${expected}, but the stream's last offset is ${current}`, {
+          details: { expectedOffset: expected, lastOffset: current, appended: acks.length },
+          cause: err,
+        });
+      }
+      throw withAppended(natsFailure(err), acks.length);
+    }
+  }
+  return acks;
+}
+
+function withAppended(error: AgentmeshError, appended: number): AgentmeshError {
+  if (appended === 0) return error;
+  return new AgentmeshError(error.code, `${error.message} (${appended} events of the batch were stored before the failure)`, {
+    details: { ...error.details, appended },
+    cause: error.cause,
+  });
+}
+
+/**
+ * Publish an ephemeral event on `live.<tokens>`: SSE readers see it, history
+ * never does. Core NATS, so nothing acknowledges it and nothing stores it.
+ */
+export function publishEphemeral(nats: Nats, path: StreamPath, input: ValidEventInput): { createdAt: string } {
+  if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
+  const createdAt = new Date().toISOString();
+  const body = toStoredBody({ ...input, idempotencyKey: undefined }, createdAt);
+  nats.nc.publish(liveSubject(path), encodeBody(body));
+  return { createdAt };
+}

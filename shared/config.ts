@@ -1,0 +1,37 @@
+import { z } from "zod";
+import { Defaults } from "./wire.js";
+
+/**
+ * Configuration shared by every service, read once from the environment at
+ * start and frozen. A bad value stops the service with a message naming the
+ * variable. Each service extends `baseConfigShape` with its own variables.
+ */
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const positiveInt = z.coerce.number().int().positive();
+
+export const LogLevelSchema = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+export const baseConfigShape = {
+  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  LOG_LEVEL: LogLevelSchema.default("info"),
+  EVENTS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only").default(Defaults.eventsStream),
+  EVENTS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  EVENTS_DUPLICATE_WINDOW_MS: positiveInt.default(Defaults.duplicateWindowMs),
+} as const;
+
+export const configFields = { port, positiveInt };
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Parse `env` against a schema; throws ConfigError listing every bad variable. */
+export function parseConfig<T extends z.ZodRawShape>(shape: T, env: NodeJS.ProcessEnv): Readonly<z.output<z.ZodObject<T>>> {
+  const result = z.object(shape).safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
+  }
+  return Object.freeze(result.data);
+}

@@ -1,0 +1,49 @@
+/**
+ * One registry of the errors a client can see: a stable code, an HTTP status
+ * and a default message. docs/EVENTS.md ("Errors") lists the same table.
+ */
+export const ErrorCodes = {
+  BAD_REQUEST: { status: 400, message: "The request is malformed" },
+  INVALID_STREAM_PATH: { status: 400, message: "The stream path is not valid" },
+  INVALID_JSON: { status: 400, message: "The request body is not valid JSON" },
+  INVALID_EVENT: { status: 400, message: "The event is not valid" },
+  INVALID_QUERY: { status: 400, message: "A query parameter is not valid" },
+  INVALID_HEADER: { status: 400, message: "A header is not valid" },
+  BATCH_TOO_LARGE: { status: 400, message: "Too many events in one batch" },
+  NOT_FOUND: { status: 404, message: "No such route" },
+  STREAM_NOT_FOUND: { status: 404, message: "The stream does not exist" },
+  METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed" },
+  OFFSET_CONFLICT: { status: 409, message: "The stream's last offset is not the expected one" },
+  PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large" },
+  EVENT_TOO_LARGE: { status: 413, message: "The event is larger than NATS accepts in one message" },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
+  NATS_UNAVAILABLE: { status: 503, message: "NATS is not reachable; retry later" },
+  INTERNAL: { status: 500, message: "Internal error" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** An error whose code a client may rely on. `details` are extra JSON fields of the error body. */
+export class AgentmeshError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message?: string, options?: { details?: Record<string, unknown>; cause?: unknown }) {
+    super(message ?? ErrorCodes[code].message, { cause: options?.cause });
+    this.name = "AgentmeshError";
+    this.code = code;
+    this.status = ErrorCodes[code].status;
+    this.details = options?.details ?? {};
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string } & Record<string, unknown> } {
+    return { error: { ...this.details, code: this.code, message: this.message } };
+  }
+}
+
+/** Normalise anything thrown into an Error, keeping the original as `cause`. */
+export function ensureError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === "string" ? value : "Non-error value thrown", { cause: value });
+}

@@ -1,0 +1,72 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { AgentmeshError } from "./errors.js";
+import type { Logger } from "./logger.js";
+
+/** The handles every service needs to talk to JetStream, plus the stream that holds all agent streams. */
+export interface Nats {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly streamName: string;
+  /** True while the client holds a connection to a server. */
+  isConnected(): boolean;
+}
+
+export interface ConnectOptions {
+  url: string;
+  name: string;
+  streamName: string;
+  logger: Logger;
+  /** How long a JetStream request (publish ack, API call) may take before it fails. */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * Connect and keep reconnecting forever: a service outlives NATS restarts and
+ * answers 503 meanwhile instead of exiting.
+ */
+export async function connectNats(options: ConnectOptions): Promise<Nats> {
+  const { logger } = options;
+  const nc = await connect({
+    servers: options.url.split(","),
+    name: options.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+  });
+  let connected = true;
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") connected = false;
+      if (status.type === "reconnect") connected = true;
+      if (status.type === "disconnect" || status.type === "reconnect" || status.type === "error") {
+        logger.warn({ nats: status }, `nats ${status.type}`);
+      }
+    }
+  })();
+  const timeout = options.requestTimeoutMs ?? 5_000;
+  const js = jetstream(nc, { timeout });
+  const jsm = await jetstreamManager(nc, { timeout, checkAPI: false });
+  logger.info({ server: nc.info?.server_name, version: nc.info?.version }, "connected to nats");
+  return {
+    nc,
+    js,
+    jsm,
+    streamName: options.streamName,
+    isConnected: () => connected && !nc.isClosed(),
+  };
+}
+
+/**
+ * Turn a failure talking to NATS into what a client should see: API errors
+ * keep their meaning for the caller to map; everything else (timeouts, no
+ * responders, closed connections) is NATS_UNAVAILABLE.
+ */
+export function natsFailure(err: unknown): AgentmeshError {
+  if (err instanceof AgentmeshError) return err;
+  if (err instanceof JetStreamApiError) {
+    return new AgentmeshError("INTERNAL", `JetStream refused the request: ${err.message}`, { cause: err });
+  }
+  return new AgentmeshError("NATS_UNAVAILABLE", undefined, { cause: err });
+}

@@ -1,0 +1,137 @@
+import { DeliverPolicy, type ConsumerMessages, type JsMsg, type StoredMsg } from "@nats-io/jetstream";
+import { decodeBody, toEnvelope, type EventEnvelope } from "./envelope.js";
+import { AgentmeshError } from "./errors.js";
+import { natsFailure, type Nats } from "./nats.js";
+import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath, type StreamSelector } from "./subjects.js";
+
+/**
+ * Reading stored events. A read is an ordered JetStream consumer rewound to an
+ * offset (or found by time through a direct get), filtered to one subject or a
+ * subtree wildcard; it is deleted as soon as the read ends.
+ */
+
+export interface ReadPage {
+  events: EventEnvelope[];
+  /** Pass as `after` to continue. */
+  nextOffset: number;
+  /** Nothing was left to read when the page was taken. */
+  upToDate: boolean;
+}
+
+export type ReadStart = { after: number } | { at: Date };
+
+/** Messages the server pushes per pull: large enough for catch-up, small enough to stop early cheaply. */
+const CONSUME_BATCH = 1000;
+
+function pathFromSubject(subject: string): StreamPath {
+  // Every subject in the stream is ours; one written by a foreign writer with
+  // tokens we would not produce is still shown, under its literal tokens.
+  return pathOfSubject(subject) ?? (("/" + subject.split(".").slice(1).join("/")) as StreamPath);
+}
+
+function isoFromNanos(nanos: number): string {
+  return new Date(Math.floor(nanos / 1e6)).toISOString();
+}
+
+export function envelopeOfJsMsg(m: JsMsg): EventEnvelope {
+  return toEnvelope(pathFromSubject(m.subject), m.seq, isoFromNanos(m.info.timestampNanos), decodeBody(m.data));
+}
+
+function envelopeOfStoredMsg(m: StoredMsg): EventEnvelope {
+  return toEnvelope(pathFromSubject(m.subject), m.seq, m.time.toISOString(), decodeBody(m.data));
+}
+
+/** The event stored at an offset, whatever stream it belongs to; null if there is none. */
+export async function getEvent(nats: Nats, offset: number): Promise<EventEnvelope | null> {
+  try {
+    const m = await nats.jsm.direct.getMessage(nats.streamName, { seq: offset });
+    return m === null ? null : envelopeOfStoredMsg(m);
+  } catch (err) {
+    throw natsFailure(err);
+  }
+}
+
+/** The last stored message matching a subject filter (wildcards allowed), or null. */
+export async function lastMessage(nats: Nats, filter: string): Promise<StoredMsg | null> {
+  if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
+  try {
+    return await nats.jsm.direct.getMessage(nats.streamName, { last_by_subj: filter });
+  } catch (err) {
+    throw natsFailure(err);
+  }
+}
+
+/** A stream's last offset; 0 when it has no events. */
+export async function lastOffset(nats: Nats, path: StreamPath): Promise<number> {
+  return (await lastMessage(nats, eventsSubject(path)))?.seq ?? 0;
+}
+
+async function firstOffsetAtOrAfter(nats: Nats, filter: string, at: Date): Promise<number | null> {
+  try {
+    const m = await nats.jsm.direct.getMessage(nats.streamName, { start_time: at, next_by_subj: filter });
+    return m?.seq ?? null;
+  } catch (err) {
+    throw natsFailure(err);
+  }
+}
+
+/**
+ * Iterate stored events matching `filter` from offset `from` (inclusive), in
+ * order, until the consumer has nothing pending or an event's offset exceeds
+ * `until`. The caller must know at least one matching event exists at or after
+ * `from`, or the iteration would wait for one.
+ */
+export async function* readRange(nats: Nats, filter: string, from: number, until = Number.POSITIVE_INFINITY): AsyncGenerator<EventEnvelope> {
+  let messages: ConsumerMessages | undefined;
+  const consumer = await nats.js.consumers
+    .get(nats.streamName, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from })
+    .catch((err: unknown) => {
+      throw natsFailure(err);
+    });
+  try {
+    messages = await consumer.consume({ max_messages: CONSUME_BATCH });
+    for await (const m of messages) {
+      if (m.seq > until) return;
+      yield envelopeOfJsMsg(m);
+      if (m.info.pending === 0 || m.seq === until) return;
+    }
+  } finally {
+    messages?.stop();
+    // The server would drop it after its inactivity threshold anyway; deleting now keeps the consumer count honest.
+    void consumer.delete().catch(() => undefined);
+  }
+}
+
+/** One page of a stream (or subtree). A single stream with no events is STREAM_NOT_FOUND. */
+export async function readPage(nats: Nats, selector: StreamSelector, start: ReadStart, limit: number): Promise<ReadPage> {
+  const filter = selectorSubject(selector, "events");
+  const last = await lastMessage(nats, filter);
+  if (last === null) {
+    if (selector.kind === "stream") throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${selector.path}`);
+    return { events: [], nextOffset: "after" in start ? start.after : 0, upToDate: true };
+  }
+  let from: number;
+  if ("after" in start) {
+    if (start.after >= last.seq) return { events: [], nextOffset: start.after, upToDate: true };
+    from = start.after + 1;
+  } else {
+    const first = await firstOffsetAtOrAfter(nats, filter, start.at);
+    if (first === null) return { events: [], nextOffset: last.seq, upToDate: true };
+    from = first;
+  }
+
+  const events: EventEnvelope[] = [];
+  let nextOffset = from - 1;
+  let upToDate = false;
+  const atIso = "at" in start ? start.at.toISOString() : null;
+  for await (const event of readRange(nats, filter, from, last.seq)) {
+    nextOffset = event.offset;
+    // Replay by time finds the start with NATS's storage time; the writer's own
+    // createdAt can be a hair earlier, so leading events stamped before `at` are skipped.
+    if (!(atIso !== null && events.length === 0 && event.createdAt < atIso)) events.push(event);
+    if (event.offset >= last.seq) upToDate = true;
+    if (events.length >= limit) break;
+  }
+  if (nextOffset >= last.seq) upToDate = true;
+  return { events, nextOffset, upToDate };
+}

@@ -1,0 +1,58 @@
+import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import type { Logger } from "./logger.js";
+import { SubjectRoots } from "./wire.js";
+
+export interface EventsStreamOptions {
+  name: string;
+  replicas: number;
+  duplicateWindowMs: number;
+}
+
+/** The one JetStream stream that holds every agent stream. */
+export function eventsStreamConfig(options: EventsStreamOptions): Partial<StreamConfig> & { name: string } {
+  return {
+    name: options.name,
+    subjects: [`${SubjectRoots.events}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    num_replicas: options.replicas,
+    duplicate_window: options.duplicateWindowMs * 1_000_000,
+    allow_direct: true,
+    // History is the audit trail: nothing may remove or rewrite a message.
+    deny_delete: true,
+    deny_purge: true,
+  };
+}
+
+/**
+ * Create the stream, or bring an existing one to our configuration. Safe to
+ * run from every replica of every service at the same time.
+ */
+export async function ensureEventsStream(jsm: JetStreamManager, options: EventsStreamOptions, logger: Logger): Promise<void> {
+  const config = eventsStreamConfig(options);
+  try {
+    const info = await jsm.streams.info(config.name);
+    const current = info.config;
+    const drifted =
+      current.num_replicas !== config.num_replicas ||
+      current.duplicate_window !== config.duplicate_window ||
+      !current.allow_direct ||
+      current.subjects.join(",") !== (config.subjects ?? []).join(",");
+    if (drifted) {
+      await jsm.streams.update(config.name, { ...current, ...config });
+      logger.info({ stream: config.name }, "events stream updated");
+    }
+    return;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+  }
+  try {
+    await jsm.streams.add(config);
+    logger.info({ stream: config.name }, "events stream created");
+  } catch (err) {
+    // Another process created it between our info and add: that is the goal reached.
+    if (err instanceof JetStreamApiError && (await jsm.streams.info(config.name).then(() => true, () => false))) return;
+    throw err;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Every name that crosses a process boundary (NATS subjects, headers, stream
+ * names, event types) lives here, so a processor written in another language
+ * can be checked against one list. docs/EVENTS.md documents each of them.
+ */
+
+export const SubjectRoots = {
+  /** Stored events: `events.<path tokens>`, captured by the JetStream stream. */
+  events: "events",
+  /** Ephemeral events: `live.<path tokens>`, core NATS only, never stored. */
+  live: "live",
+} as const;
+
+export const NatsHeaders = {
+  /** JetStream dedupe id: `<streamPath>|<idempotencyKey>` (the window is stream-wide, so the path namespaces the key). */
+  msgId: "Nats-Msg-Id",
+  /** JetStream precondition: the subject's last sequence must equal this (0 = no message yet). */
+  expectedLastSubjectSequence: "Nats-Expected-Last-Subject-Sequence",
+} as const;
+
+/** JetStream API error codes we react to (nats-server `server/errors.json`). */
+export const JetStreamErrorCodes = {
+  /** "wrong last sequence" for Nats-Expected-Last-Subject-Sequence. */
+  wrongLastSequence: 10071,
+  /** The stream already exists with a different configuration. */
+  streamNameInUse: 10058,
+  /** No message found (direct get). */
+  noMessageFound: 10037,
+} as const;
+
+export const SystemEventTypes = {
+  /** What a reader sees in place of a stored message that is not a valid event body. */
+  invalidEvent: "stream/invalid-event",
+} as const;
+
+export const Defaults = {
+  eventsStream: "EVENTS",
+  duplicateWindowMs: 120_000,
+  maxBatchEvents: 1000,
+  readLimit: 100,
+  maxReadLimit: 1000,
+} as const;
