@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { AgentmeshError, ensureError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { Nats } from "../shared/nats.js";
@@ -27,7 +27,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     // One line per request, written in onResponse below, instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
 

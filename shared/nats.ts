@@ -1,4 +1,13 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  RequestError,
+  TimeoutError,
+  connect,
+  type NatsConnection,
+} from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { AgentmeshError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -58,15 +67,16 @@ export async function connectNats(options: ConnectOptions): Promise<Nats> {
   };
 }
 
+const UNAVAILABLE = [TimeoutError, RequestError, NoRespondersError, ClosedConnectionError, DrainingConnectionError, ConnectionError];
+
 /**
- * Turn a failure talking to NATS into what a client should see: API errors
- * keep their meaning for the caller to map; everything else (timeouts, no
- * responders, closed connections) is NATS_UNAVAILABLE.
+ * Turn a failure talking to NATS into what a client should see: timeouts, no
+ * responders and lost connections are NATS_UNAVAILABLE (retry later);
+ * anything else is a bug or a refusal we did not expect, so INTERNAL.
  */
 export function natsFailure(err: unknown): AgentmeshError {
   if (err instanceof AgentmeshError) return err;
-  if (err instanceof JetStreamApiError) {
-    return new AgentmeshError("INTERNAL", `JetStream refused the request: ${err.message}`, { cause: err });
-  }
-  return new AgentmeshError("NATS_UNAVAILABLE", undefined, { cause: err });
+  if (UNAVAILABLE.some((kind) => err instanceof kind)) return new AgentmeshError("NATS_UNAVAILABLE", undefined, { cause: err });
+  const message = err instanceof JetStreamApiError ? `JetStream refused the request: ${err.message}` : undefined;
+  return new AgentmeshError("INTERNAL", message, { cause: err });
 }

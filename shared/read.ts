@@ -66,25 +66,28 @@ export async function lastOffset(nats: Nats, path: StreamPath): Promise<number> 
   return (await lastMessage(nats, eventsSubject(path)))?.seq ?? 0;
 }
 
-async function firstOffsetAtOrAfter(nats: Nats, filter: string, at: Date): Promise<number | null> {
-  try {
-    const m = await nats.jsm.direct.getMessage(nats.streamName, { start_time: at, next_by_subj: filter });
-    return m?.seq ?? null;
-  } catch (err) {
-    throw natsFailure(err);
-  }
+/** Nanoseconds since the epoch of an RFC 3339 time with up to 9 fractional digits (JetStream's precision). */
+function nanosOfIso(iso: string): bigint {
+  const match = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(iso);
+  if (match === null) return BigInt(Date.parse(iso)) * 1_000_000n;
+  const seconds = BigInt(Date.parse(`${match[1] ?? ""}${match[3] ?? "Z"}`)) * 1_000_000n;
+  return seconds + BigInt((match[2] ?? "").padEnd(9, "0"));
 }
 
 /**
- * Iterate stored events matching `filter` from offset `from` (inclusive), in
- * order, until the consumer has nothing pending or an event's offset exceeds
+ * Iterate stored events matching `filter` from offset `from` (inclusive, or
+ * the first stored at or after a time), in order, until the consumer has nothing pending or an event's offset exceeds
  * `until`. The caller must know at least one matching event exists at or after
  * `from`, or the iteration would wait for one.
  */
-export async function* readRange(nats: Nats, filter: string, from: number, until = Number.POSITIVE_INFINITY): AsyncGenerator<EventEnvelope> {
+export async function* readRange(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<EventEnvelope> {
   let messages: ConsumerMessages | undefined;
+  const start =
+    typeof from === "number"
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
+      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() };
   const consumer = await nats.js.consumers
-    .get(nats.streamName, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from })
+    .get(nats.streamName, { filter_subjects: filter, ...start })
     .catch((err: unknown) => {
       throw natsFailure(err);
     });
@@ -110,18 +113,18 @@ export async function readPage(nats: Nats, selector: StreamSelector, start: Read
     if (selector.kind === "stream") throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${selector.path}`);
     return { events: [], nextOffset: "after" in start ? start.after : 0, upToDate: true };
   }
-  let from: number;
+  let from: number | Date;
   if ("after" in start) {
     if (start.after >= last.seq) return { events: [], nextOffset: start.after, upToDate: true };
     from = start.after + 1;
   } else {
-    const first = await firstOffsetAtOrAfter(nats, filter, start.at);
-    if (first === null) return { events: [], nextOffset: last.seq, upToDate: true };
-    from = first;
+    // The consumer would wait for a future event; the last event's time says whether any lies at or after `at`.
+    if (nanosOfIso(last.timestamp) < BigInt(start.at.getTime()) * 1_000_000n) return { events: [], nextOffset: last.seq, upToDate: true };
+    from = start.at;
   }
 
   const events: EventEnvelope[] = [];
-  let nextOffset = from - 1;
+  let nextOffset = typeof from === "number" ? from - 1 : 0;
   let upToDate = false;
   const atIso = "at" in start ? start.at.toISOString() : null;
   for await (const event of readRange(nats, filter, from, last.seq)) {

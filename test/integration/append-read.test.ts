@@ -1,0 +1,260 @@
+import { request as httpRequest } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventEnvelope } from "../../shared/envelope.js";
+import type { ReadPage } from "../../shared/read.js";
+import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+
+interface ErrorBody {
+  error: { code: string; message: string; lastOffset?: number; field?: string };
+}
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ GATEWAY_BODY_LIMIT_BYTES: String(64 * 1024) });
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+const post = <T = EventEnvelope>(path: string, body: unknown, headers: Record<string, string> = {}, query = "") =>
+  request<T>(`${gw.url}/streams${path}${query}`, { body, headers });
+const get = <T = ReadPage>(path: string, query = "") => request<T>(`${gw.url}/streams${path}${query}`);
+
+describe("append and read", () => {
+  it("appends one event and reads it back as the stored envelope", async () => {
+    const path = uniquePath("agents") + "/bot-1";
+    const appended = await post(path, { type: "agent/input-added", payload: { role: "user", content: "hi" }, metadata: { trace: "x" } });
+    expect(appended.status).toBe(201);
+    expect(appended.body).toMatchObject({ streamPath: path, type: "agent/input-added", payload: { role: "user", content: "hi" }, metadata: { trace: "x" } });
+    expect(appended.body.offset).toBeGreaterThan(0);
+    expect(new Date(appended.body.createdAt).toISOString()).toBe(appended.body.createdAt);
+
+    const read = await get(path);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual({ events: [appended.body], nextOffset: appended.body.offset, upToDate: true });
+  });
+
+  it("defaults the payload to {}", async () => {
+    const path = uniquePath();
+    const appended = await post(path, { type: "ping" });
+    expect(appended.body.payload).toEqual({});
+  });
+
+  it("appends a batch in order and answers with every envelope", async () => {
+    const path = uniquePath();
+    const batch = Array.from({ length: 250 }, (_, i) => ({ type: "n", payload: { i } }));
+    const appended = await post<EventEnvelope[]>(path, batch);
+    expect(appended.status).toBe(201);
+    expect(appended.body.map((e) => (e.payload as { i: number }).i)).toEqual(batch.map((_, i) => i));
+    const offsets = appended.body.map((e) => e.offset);
+    expect([...offsets].sort((a, b) => a - b)).toEqual(offsets);
+    const read = await get(path, "?limit=1000");
+    expect(read.body.events).toEqual(appended.body);
+  });
+
+  it("stores an idempotent retry once and returns the original (200)", async () => {
+    const path = uniquePath();
+    const first = await post(path, { type: "charge", payload: { cents: 5 }, idempotencyKey: "order-17" });
+    const retry = await post(path, { type: "charge", payload: { cents: 5 }, idempotencyKey: "order-17" });
+    expect(first.status).toBe(201);
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    // The same key on another stream is another event: keys are per stream.
+    const other = await post(uniquePath(), { type: "charge", idempotencyKey: "order-17" });
+    expect(other.status).toBe(201);
+    const batch = await post<EventEnvelope[]>(path, [{ type: "charge", idempotencyKey: "order-17" }, { type: "new", idempotencyKey: "order-18" }]);
+    expect(batch.status).toBe(201);
+    expect(batch.body[0]?.offset).toBe(first.body.offset);
+    expect((await get(path)).body.events).toHaveLength(2);
+  });
+
+  it("enforces If-Match and ?expectOffset with OFFSET_CONFLICT carrying the last offset", async () => {
+    const path = uniquePath();
+    const created = await post(path, { type: "a" }, { "if-match": "0" });
+    expect(created.status).toBe(201);
+    const again = await post<ErrorBody>(path, { type: "a" }, { "if-match": "0" });
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({ code: "OFFSET_CONFLICT", lastOffset: created.body.offset });
+
+    const next = await post(path, { type: "b" }, { "if-match": `"${created.body.offset}"` });
+    expect(next.status).toBe(201);
+    const stale = await post<ErrorBody>(path, { type: "c" }, {}, `?expectOffset=${created.body.offset}`);
+    expect(stale.status).toBe(409);
+    expect(stale.body.error.lastOffset).toBe(next.body.offset);
+    const ok = await post(path, { type: "c" }, {}, `?expectOffset=${next.body.offset}`);
+    expect(ok.status).toBe(201);
+    // A conditional batch is chained: each event expects the one before it.
+    const batch = await post<EventEnvelope[]>(path, [{ type: "d" }, { type: "e" }], { "if-match": String(ok.body.offset) });
+    expect(batch.status).toBe(201);
+    expect((await get(path)).body.events.map((e) => e.type)).toEqual(["a", "b", "c", "d", "e"]);
+  });
+
+  it("lets exactly one of many concurrent conditional writers win", async () => {
+    const path = uniquePath();
+    const first = await post(path, { type: "init" });
+    const attempts = await Promise.all(Array.from({ length: 10 }, (_, i) => post(path, { type: "race", payload: { i } }, { "if-match": String(first.body.offset) })));
+    expect(attempts.filter((a) => a.status === 201)).toHaveLength(1);
+    expect(attempts.filter((a) => a.status === 409)).toHaveLength(9);
+  });
+
+  it("pages from an offset with nextOffset and upToDate", async () => {
+    const path = uniquePath();
+    const appended = await post<EventEnvelope[]>(path, Array.from({ length: 25 }, (_, i) => ({ type: "n", payload: { i } })));
+    const seen: EventEnvelope[] = [];
+    let after = 0;
+    for (;;) {
+      const page = await get(path, `?after=${after}&limit=10`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.events);
+      after = page.body.nextOffset;
+      if (page.body.upToDate) break;
+      expect(page.body.events).toHaveLength(10);
+    }
+    expect(seen).toEqual(appended.body);
+    const tail = await get(path, `?after=${appended.body.at(-1)?.offset ?? 0}`);
+    expect(tail.body).toEqual({ events: [], nextOffset: appended.body.at(-1)?.offset, upToDate: true });
+    const middle = await get(path, `?after=${appended.body[9]?.offset ?? 0}&limit=3`);
+    expect(middle.body.events).toEqual(appended.body.slice(10, 13));
+    expect(middle.body.upToDate).toBe(false);
+  });
+
+  it("replays from a time", async () => {
+    const path = uniquePath();
+    await post(path, [{ type: "old" }, { type: "old" }]);
+    await new Promise((r) => setTimeout(r, 30));
+    const mark = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 5));
+    const later = await post<EventEnvelope[]>(path, [{ type: "new" }, { type: "new" }]);
+    const replay = await get(path, `?at=${encodeURIComponent(mark)}`);
+    expect(replay.body.events).toEqual(later.body);
+    const fromFirst = await get(path, `?at=${encodeURIComponent(later.body[0]?.createdAt ?? "")}`);
+    expect(fromFirst.body.events[0]).toEqual(later.body[0]);
+    const future = await get(path, `?at=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`);
+    expect(future.body).toMatchObject({ events: [], upToDate: true });
+  });
+
+  it("reads a subtree in global order and lists streams with counts", async () => {
+    const root = uniquePath("agents");
+    const a = await post(`${root}/a`, { type: "x" });
+    const b = await post(`${root}/b`, { type: "y" });
+    const a2 = await post(`${root}/a`, { type: "z" });
+    await post(`${root}x/other`, { type: "not-below" });
+    const subtree = await get(`${root}/**`);
+    expect(subtree.body.events).toEqual([a.body, b.body, a2.body]);
+    const list = await request<{ streams: unknown[] }>(`${gw.url}/streams?prefix=${root}`);
+    expect(list.body.streams).toEqual([
+      { path: `${root}/a`, lastOffset: a2.body.offset, eventCount: 2 },
+      { path: `${root}/b`, lastOffset: b.body.offset, eventCount: 1 },
+    ]);
+    const paged = await request<{ streams: { path: string }[]; nextCursor?: string }>(`${gw.url}/streams?prefix=${root}&limit=1`);
+    expect(paged.body.streams.map((s) => s.path)).toEqual([`${root}/a`]);
+    const rest = await request<{ streams: { path: string }[]; nextCursor?: string }>(`${gw.url}/streams?prefix=${root}&limit=1&cursor=${paged.body.nextCursor ?? ""}`);
+    expect(rest.body.streams.map((s) => s.path)).toEqual([`${root}/b`]);
+    expect(rest.body.nextCursor).toBeUndefined();
+  });
+
+  it("answers health and readiness", async () => {
+    expect((await request(`${gw.url}/healthz`)).status).toBe(200);
+    expect(await request(`${gw.url}/readyz`)).toMatchObject({ status: 200, body: { status: "ready" } });
+  });
+});
+
+describe("client errors", () => {
+  const expectError = (reply: { status: number; body: unknown }, status: number, code: string) => {
+    expect(reply.status).toBe(status);
+    expect((reply.body as ErrorBody).error.code).toBe(code);
+    expect(typeof (reply.body as ErrorBody).error.message).toBe("string");
+  };
+
+  it.each(["/a//b", "/a%2Fb", "/a b".replace(" ", "%20"), "/caf%C3%A9", "/" + "x/".repeat(16) + "x", "/" + "y".repeat(1100)])(
+    "INVALID_STREAM_PATH for %s",
+    async (path) => {
+      expectError(await post(path, { type: "t" }), 400, "INVALID_STREAM_PATH");
+      expectError(await get(path), 400, "INVALID_STREAM_PATH");
+    },
+  );
+
+  it("refuses dot segments sent verbatim (fetch would normalise them away)", async () => {
+    for (const path of ["/a/./b", "/a/../b", "/./a"]) {
+      const reply = await new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+        const req = httpRequest({ host: "127.0.0.1", port: gw.port, path: `/streams${path}`, method: "GET" }, (res) => {
+          let text = "";
+          res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+          res.on("end", () => {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+          });
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expectError(reply, 400, "INVALID_STREAM_PATH");
+    }
+  });
+
+  it("refuses appends to a subtree", async () => {
+    expectError(await post("/agents/**", { type: "t" }), 400, "INVALID_STREAM_PATH");
+  });
+
+  it("INVALID_JSON for a malformed body", async () => {
+    expectError(await request(`${gw.url}/streams${uniquePath()}`, { method: "POST", rawBody: '{"type":', headers: { "content-type": "application/json" } }), 400, "INVALID_JSON");
+  });
+
+  it("INVALID_EVENT names the field that is wrong", async () => {
+    const path = uniquePath();
+    const cases: [unknown, string][] = [
+      [{ payload: {} }, "type"],
+      [{ type: "" }, "type"],
+      [{ type: "x".repeat(257) }, "type"],
+      [{ type: "t", metadata: [1] }, "metadata"],
+      [{ type: "t", idempotencyKey: "" }, "idempotencyKey"],
+      [{ type: "t", offset: 3 }, ""],
+      [[{ type: "ok" }, { type: 5 }], "events[1].type"],
+      [[], "events"],
+      ["just a string", ""],
+    ];
+    for (const [body, field] of cases) {
+      const reply = await post<ErrorBody>(path, body);
+      expectError(reply, 400, "INVALID_EVENT");
+      if (field !== "") expect(reply.body.error.field).toBe(field);
+    }
+    expect((await post<ErrorBody>(path, { type: "t", offset: 3 })).body.error.message).toContain("offset");
+    expectError(await get(path), 404, "STREAM_NOT_FOUND");
+  });
+
+  it("BATCH_TOO_LARGE above 1000 events", async () => {
+    expectError(await post(uniquePath(), Array.from({ length: 1001 }, () => ({ type: "t" }))), 400, "BATCH_TOO_LARGE");
+  });
+
+  it("PAYLOAD_TOO_LARGE above the body limit (413)", async () => {
+    expectError(await post(uniquePath(), { type: "t", payload: "x".repeat(70 * 1024) }), 413, "PAYLOAD_TOO_LARGE");
+  });
+
+  it("UNSUPPORTED_MEDIA_TYPE for a non-JSON append (415)", async () => {
+    expectError(await request(`${gw.url}/streams${uniquePath()}`, { method: "POST", rawBody: "type=t", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "UNSUPPORTED_MEDIA_TYPE");
+  });
+
+  it("STREAM_NOT_FOUND for a stream with no events (404)", async () => {
+    expectError(await get(uniquePath()), 404, "STREAM_NOT_FOUND");
+  });
+
+  it("INVALID_QUERY for bad after, limit, at and live", async () => {
+    const path = uniquePath();
+    await post(path, { type: "t" });
+    for (const query of ["?after=-1", "?after=abc", "?limit=0", "?limit=1001", "?at=yesterday", "?after=1&at=2026-01-01T00:00:00Z", "?live=poll"]) {
+      expectError(await get(path, query), 400, "INVALID_QUERY");
+    }
+    expectError(await post(path, { type: "t" }, {}, "?expectOffset=x"), 400, "INVALID_QUERY");
+    expectError(await request(`${gw.url}/streams?limit=0`), 400, "INVALID_QUERY");
+  });
+
+  it("INVALID_HEADER for a bad If-Match or Last-Event-ID", async () => {
+    const path = uniquePath();
+    await post(path, { type: "t" });
+    expectError(await post(path, { type: "t" }, { "if-match": "*" }), 400, "INVALID_HEADER");
+    expectError(await request(`${gw.url}/streams${path}?live=sse`, { headers: { "last-event-id": "abc" } }), 400, "INVALID_HEADER");
+  });
+
+  it("NOT_FOUND for unknown routes", async () => {
+    expectError(await request(`${gw.url}/nope`), 404, "NOT_FOUND");
+  });
+});

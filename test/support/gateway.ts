@@ -1,0 +1,65 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import { inject } from "vitest";
+import { buildApp } from "../../gateway/app.js";
+import { loadGatewayConfig } from "../../gateway/config.js";
+import { createLogger } from "../../shared/logger.js";
+import { connectNats, type Nats } from "../../shared/nats.js";
+import { ensureEventsStream } from "../../shared/streams.js";
+
+export interface TestGateway {
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  nats: Nats;
+  close(): Promise<void>;
+}
+
+/**
+ * A real gateway listening on loopback, connected to the test run's real
+ * nats-server. `env` overrides configuration as the environment would.
+ */
+export async function startGateway(env: Record<string, string> = {}, port = 0): Promise<TestGateway> {
+  const config = loadGatewayConfig({ NATS_URL: inject("natsUrl"), LOG_LEVEL: "warn", GATEWAY_PORT: String(port), ...env });
+  const logger = createLogger("gateway-test", config.LOG_LEVEL);
+  const nats = await connectNats({ url: config.NATS_URL, name: "gateway-test", streamName: config.EVENTS_STREAM, logger });
+  await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
+  const app = buildApp({ config, nats, logger });
+  await app.listen({ host: "127.0.0.1", port: config.GATEWAY_PORT });
+  const address = app.server.address();
+  const actualPort = typeof address === "object" && address !== null ? address.port : config.GATEWAY_PORT;
+  return {
+    url: `http://127.0.0.1:${actualPort}`,
+    port: actualPort,
+    app,
+    nats,
+    close: async () => {
+      await app.close();
+      await nats.nc.close();
+    },
+  };
+}
+
+/** A stream path no other test uses. */
+export function uniquePath(prefix = "t"): string {
+  return `/${prefix}-${randomBytes(6).toString("hex")}`;
+}
+
+export interface JsonReply<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function request<T = unknown>(url: string, init: { method?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<JsonReply<T>> {
+  const headers: Record<string, string> = { ...init.headers };
+  let body: string | undefined;
+  if (init.rawBody !== undefined) body = init.rawBody;
+  else if (init.body !== undefined) {
+    body = JSON.stringify(init.body);
+    headers["content-type"] ??= "application/json";
+  }
+  const response = await fetch(url, { method: init.method ?? (body === undefined ? "GET" : "POST"), headers, ...(body === undefined ? {} : { body }) });
+  const text = await response.text();
+  return { status: response.status, body: (text === "" ? undefined : JSON.parse(text)) as T, headers: response.headers };
+}
