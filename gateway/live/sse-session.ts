@@ -16,6 +16,8 @@ export interface SseSessionOptions {
   logger: FastifyBaseLogger;
 }
 
+const RECONNECT_DELAY_MS = 1000;
+
 export const SSE_HEADERS = {
   "content-type": "text/event-stream",
   "cache-control": "no-cache, no-transform",
@@ -46,7 +48,8 @@ export class SseSession {
     const { res, options } = this;
     res.on("close", () => { this.close(); });
     res.writeHead(200, SSE_HEADERS);
-    res.write(": connected\n\n");
+    // A short reconnection delay: resuming is cheap and loses nothing (WHATWG SSE `retry` field).
+    res.write(`: connected\nretry: ${RECONNECT_DELAY_MS}\n\n`);
     this.heartbeat = setInterval(() => {
       res.write(HEARTBEAT_FRAME);
     }, options.heartbeatMs);

@@ -7,6 +7,8 @@ export interface SseMessage {
 
 export interface SseConnection {
   readonly messages: SseMessage[];
+  /** SSE comments (`: ...` lines) such as heartbeats. */
+  readonly comments: string[];
   /** Resolves once `predicate` holds for the messages received so far. */
   waitFor(predicate: (messages: SseMessage[]) => boolean, timeoutMs?: number): Promise<SseMessage[]>;
   /** Drop the connection from the client side, as a flaky network would. */
@@ -21,10 +23,15 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   const controller = new AbortController();
   const response = await fetch(url, { headers: { accept: "text/event-stream", ...headers }, signal: controller.signal });
   const messages: SseMessage[] = [];
+  const comments: string[] = [];
   const waiters = new Set<() => void>();
   const parser = createParser({
     onEvent: (event: EventSourceMessage) => {
       messages.push({ id: event.id, data: JSON.parse(event.data) });
+      for (const wake of waiters) wake();
+    },
+    onComment: (comment: string) => {
+      comments.push(comment.trim());
       for (const wake of waiters) wake();
     },
   });
@@ -40,6 +47,7 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   })();
   return {
     messages,
+    comments,
     status: response.status,
     ended,
     abort: () => {

@@ -1,0 +1,187 @@
+import { EventSource } from "eventsource";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventEnvelope } from "../../shared/envelope.js";
+import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+import { openSse, type SseMessage } from "../support/sse.js";
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ SSE_HEARTBEAT_MS: "200" });
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+const append = async (base: string, path: string, body: unknown, query = ""): Promise<EventEnvelope[]> => {
+  const reply = await request<EventEnvelope | EventEnvelope[]>(`${base}/streams${path}${query}`, { body });
+  if (reply.status >= 300) throw new Error(`append failed: ${reply.status} ${JSON.stringify(reply.body)}`);
+  return Array.isArray(reply.body) ? reply.body : [reply.body];
+};
+const offsetsOf = (messages: SseMessage[]): number[] => messages.filter((m) => m.id !== undefined).map((m) => Number(m.id));
+const stored = (messages: SseMessage[]): EventEnvelope[] => messages.filter((m) => m.id !== undefined).map((m) => m.data as EventEnvelope);
+
+describe("SSE live tail", () => {
+  it("tails a stream before and after it exists, one message per event with id = offset", async () => {
+    const path = uniquePath();
+    const sse = await openSse(`${gw.url}/streams${path}?live=sse`);
+    expect(sse.status).toBe(200);
+    const appended = await append(gw.url, path, [{ type: "a" }, { type: "b" }, { type: "c" }]);
+    await sse.waitFor((m) => m.length === 3);
+    expect(stored(sse.messages)).toEqual(appended);
+    expect(sse.messages.map((m) => m.id)).toEqual(appended.map((e) => String(e.offset)));
+    await sse.waitFor(() => sse.comments.includes("heartbeat"), 2_000);
+    sse.abort();
+  });
+
+  it("catches up from ?after= then follows live, via Accept: text/event-stream", async () => {
+    const path = uniquePath();
+    const history = await append(gw.url, path, Array.from({ length: 5 }, (_, i) => ({ type: "h", payload: { i } })));
+    const sse = await openSse(`${gw.url}/streams${path}?after=${history[1]?.offset ?? 0}`);
+    await sse.waitFor((m) => m.length === 3);
+    const live = await append(gw.url, path, { type: "live" });
+    await sse.waitFor((m) => m.length === 4);
+    expect(stored(sse.messages)).toEqual([...history.slice(2), ...live]);
+    sse.abort();
+  });
+
+  it("interleaves ephemeral events without an id and keeps them out of history", async () => {
+    const path = uniquePath();
+    const sse = await openSse(`${gw.url}/streams${path}?live=sse`);
+    await append(gw.url, path, { type: "before" });
+    await sse.waitFor((m) => m.length === 1);
+    const ephemeral = await request(`${gw.url}/streams${path}?ephemeral=true`, { body: { type: "agent/llm-response-chunk", payload: { text: "Hel" } } });
+    expect(ephemeral.status).toBe(202);
+    await sse.waitFor((m) => m.length === 2);
+    await append(gw.url, path, { type: "after" });
+    await sse.waitFor((m) => m.length === 3);
+    expect(sse.messages.map((m) => [m.id === undefined, (m.data as { type: string }).type])).toEqual([
+      [false, "before"],
+      [true, "agent/llm-response-chunk"],
+      [false, "after"],
+    ]);
+    expect(sse.messages[1]?.data).toMatchObject({ streamPath: path, ephemeral: true, payload: { text: "Hel" } });
+    const history = await request<{ events: EventEnvelope[] }>(`${gw.url}/streams${path}`);
+    expect(history.body.events.map((e) => e.type)).toEqual(["before", "after"]);
+    sse.abort();
+  });
+
+  it("resumes with Last-Event-ID after a client-side disconnect: nothing lost, nothing twice", async () => {
+    const path = uniquePath();
+    const total = 400;
+    const writer = (async () => {
+      const all: EventEnvelope[] = [];
+      for (let i = 0; i < total; i += 10) {
+        all.push(...(await append(gw.url, path, Array.from({ length: 10 }, (_, j) => ({ type: "n", payload: { i: i + j } })))));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      return all;
+    })();
+    const first = await openSse(`${gw.url}/streams${path}?live=sse`);
+    await first.waitFor((m) => m.length >= 60);
+    first.abort();
+    await first.ended;
+    const lastId = first.messages.at(-1)?.id ?? "0";
+    const second = await openSse(`${gw.url}/streams${path}?live=sse`, { "last-event-id": lastId });
+    const all = await writer;
+    await second.waitFor((m) => first.messages.length + m.length >= total);
+    const received = [...offsetsOf(first.messages), ...offsetsOf(second.messages)];
+    expect(received).toEqual(all.map((e) => e.offset));
+    second.abort();
+  });
+
+  it("catches up from JetStream when the resume point is older than the replay buffer", async () => {
+    const small = await startGateway({ SSE_REPLAY_BUFFER_EVENTS: "5" });
+    try {
+      const path = uniquePath();
+      const early = await openSse(`${small.url}/streams${path}?live=sse`);
+      const history = await append(small.url, path, Array.from({ length: 50 }, (_, i) => ({ type: "n", payload: { i } })));
+      await early.waitFor((m) => m.length === 50);
+      const late = await openSse(`${small.url}/streams${path}?after=0`, {});
+      await late.waitFor((m) => m.length === 50);
+      const more = await append(small.url, path, Array.from({ length: 20 }, (_, i) => ({ type: "m", payload: { i } })));
+      await late.waitFor((m) => m.length === 70);
+      expect(offsetsOf(late.messages)).toEqual([...history, ...more].map((e) => e.offset));
+      expect(offsetsOf(early.messages)).toEqual([...history, ...more].map((e) => e.offset));
+      early.abort();
+      late.abort();
+    } finally {
+      await small.close();
+    }
+  });
+
+  it("tails a subtree in global order, excluding look-alike prefixes", async () => {
+    const root = uniquePath("agents");
+    const sse = await openSse(`${gw.url}/streams${root}/**?live=sse`);
+    const expected: EventEnvelope[] = [];
+    expected.push(...(await append(gw.url, `${root}/a`, { type: "1" })));
+    await append(gw.url, `${root}x/a`, { type: "outside" });
+    expected.push(...(await append(gw.url, `${root}/b/deep`, { type: "2" })));
+    expected.push(...(await append(gw.url, `${root}/a`, { type: "3" })));
+    await sse.waitFor((m) => m.length === 3);
+    expect(stored(sse.messages)).toEqual(expected);
+    // Resuming the subtree from an offset works the same way.
+    const resumed = await openSse(`${gw.url}/streams${root}/**?live=sse`, { "last-event-id": String(expected[0]?.offset) });
+    await resumed.waitFor((m) => m.length === 2);
+    expect(stored(resumed.messages)).toEqual(expected.slice(1));
+    sse.abort();
+    resumed.abort();
+  });
+
+  it("serves many clients of one stream from one JetStream consumer", async () => {
+    const path = parseStreamPath(uniquePath());
+    const clients = await Promise.all(Array.from({ length: 25 }, () => openSse(`${gw.url}/streams${path}?live=sse`)));
+    const appended = await append(gw.url, path, Array.from({ length: 10 }, (_, i) => ({ type: "n", payload: { i } })));
+    await Promise.all(clients.map((c) => c.waitFor((m) => m.length === 10)));
+    for (const c of clients) expect(offsetsOf(c.messages)).toEqual(appended.map((e) => e.offset));
+    const consumers = [];
+    for await (const info of gw.nats.jsm.consumers.list(gw.nats.streamName)) {
+      if (info.config.filter_subject === eventsSubject(path)) consumers.push(info);
+    }
+    expect(consumers).toHaveLength(1);
+    for (const c of clients) c.abort();
+  });
+
+  it("survives a gateway restart: EventSource reconnects with Last-Event-ID and sees every event once", async () => {
+    const first = await startGateway();
+    const port = first.port;
+    const path = uniquePath();
+    const received: number[] = [];
+    const source = new EventSource(`${first.url}/streams${path}?live=sse`);
+    source.onmessage = (event) => {
+      received.push(Number(event.lastEventId));
+    };
+    const expected: number[] = [];
+    try {
+      await new Promise<void>((resolve) => {
+        source.onopen = () => {
+          resolve();
+        };
+      });
+      for (let i = 0; i < 20; i++) expected.push(...(await append(first.url, path, { type: "n", payload: { i } })).map((e) => e.offset));
+      await waitUntil(() => received.length === 20);
+      await first.close(); // the server cuts every SSE connection
+      for (let i = 20; i < 40; i++) expected.push(...(await append(gw.url, path, { type: "n", payload: { i } })).map((e) => e.offset));
+      const second = await startGateway({}, port);
+      try {
+        await waitUntil(() => received.length >= 40, 15_000);
+        for (let i = 40; i < 50; i++) expected.push(...(await append(second.url, path, { type: "n", payload: { i } })).map((e) => e.offset));
+        await waitUntil(() => received.length >= 50);
+        expect(received).toEqual(expected);
+      } finally {
+        source.close();
+        await second.close();
+      }
+    } finally {
+      source.close();
+    }
+  });
+});
+
+async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
