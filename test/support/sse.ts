@@ -40,7 +40,12 @@ export async function openSse(url: string, headers: Record<string, string> = {})
     if (body === null) return;
     const decoder = new TextDecoder();
     try {
-      for await (const chunk of body) parser.feed(decoder.decode(chunk, { stream: true }));
+      const reader = body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parser.feed(decoder.decode(value, { stream: true }));
+      }
     } catch {
       // Aborted by the test or cut by the server: either way the stream is over.
     }
