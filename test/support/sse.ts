@@ -35,7 +35,7 @@ export async function openSse(url: string, headers: Record<string, string> = {})
       for (const wake of waiters) wake();
     },
   });
-  const body = response.body;
+  const body = response.body as ReadableStream<Uint8Array> | null;
   const ended = (async () => {
     if (body === null) return;
     const decoder = new TextDecoder();
