@@ -30,7 +30,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "gateway stopping");
     await app.close();
-    await nats.nc.drain().catch(() => undefined);
+    // Drain flushes what is in flight; bounded, because with NATS gone it would wait forever.
+    await Promise.race([nats.nc.drain().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
     logger.info("gateway stopped");
     process.exit(0);
   };

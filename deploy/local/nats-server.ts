@@ -47,6 +47,8 @@ export interface NatsServerOptions {
   storeDir?: string;
   /** Receives every line the server logs. */
   onLog?: (line: string) => void;
+  /** Run in its own process group so a terminal's Ctrl-C does not stop it before its clients. */
+  ownProcessGroup?: boolean;
 }
 
 export interface NatsServer {
@@ -69,7 +71,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const portsDir = mkdtempSync(join(tmpdir(), "agentmesh-nats-ports-"));
   // -p -1 lets the server choose a free port; it reports it in the ports file.
   const args = ["-js", "-a", host, "-p", String(options.port ?? -1), "-sd", storeDir, "--ports_file_dir", portsDir];
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false });
   const output: string[] = [];
   const onData = (chunk: Buffer): void => {
     for (const line of chunk.toString("utf8").split("\n")) {

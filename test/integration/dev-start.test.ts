@@ -1,0 +1,77 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { freePort } from "../support/ports.js";
+
+const root = join(import.meta.dirname, "../..");
+
+function launch(env: Record<string, string>) {
+  const child = spawn(process.execPath, ["--import", "tsx", "deploy/local/start.ts"], {
+    cwd: root,
+    env: { ...process.env, NATS_URL: "", LOG_FORMAT: "json", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => { resolve(code); }));
+  return { child, exited, output: () => output };
+}
+
+async function waitForReady(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await fetch(url).then((r) => r.status === 200, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} not ready within ${timeoutMs} ms`);
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("error", () => { resolve(false); });
+  });
+}
+
+describe("npm start", () => {
+  it("starts an embedded nats-server and the gateway, serves the README's curl lines, and stops cleanly on SIGINT", async () => {
+    const [gatewayPort, natsPort] = [await freePort(), await freePort()];
+    const dataDir = mkdtempSync(join(tmpdir(), "agentmesh-start-"));
+    const mesh = launch({ GATEWAY_PORT: String(gatewayPort), LOCAL_NATS_PORT: String(natsPort), AGENTMESH_DATA_DIR: dataDir });
+    try {
+      const base = `http://127.0.0.1:${gatewayPort}`;
+      await waitForReady(`${base}/readyz`, 20_000);
+      const appended = await fetch(`${base}/streams/agents/bot-1`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ type: "agent/input-added", payload: { role: "user", content: "hi" } }),
+      });
+      expect(appended.status).toBe(201);
+      const history = (await (await fetch(`${base}/streams/agents/bot-1`)).json()) as { events: { type: string }[] };
+      expect(history.events.map((e) => e.type)).toEqual(["agent/input-added"]);
+      expect(await portOpen(natsPort)).toBe(true);
+
+      mesh.child.kill("SIGINT");
+      expect(await mesh.exited).toBe(0);
+      expect(mesh.output()).toContain("gateway stopped");
+      expect(await portOpen(natsPort)).toBe(false);
+      expect(await portOpen(gatewayPort)).toBe(false);
+    } finally {
+      mesh.child.kill("SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("says how to install nats-server when it is missing, and exits non-zero", async () => {
+    const mesh = launch({ NATS_SERVER_BIN: "/nonexistent/nats-server" });
+    expect(await mesh.exited).toBe(1);
+    expect(mesh.output()).toContain("apt-get install nats-server");
+    expect(mesh.output()).toContain("brew install nats-server");
+  }, 30_000);
+});
