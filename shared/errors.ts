@@ -12,7 +12,6 @@ export const ErrorCodes = {
   BATCH_TOO_LARGE: { status: 400, message: "Too many events in one batch" },
   NOT_FOUND: { status: 404, message: "No such route" },
   STREAM_NOT_FOUND: { status: 404, message: "The stream does not exist" },
-  METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed" },
   OFFSET_CONFLICT: { status: 409, message: "The stream's last offset is not the expected one" },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large" },
   EVENT_TOO_LARGE: { status: 413, message: "The event is larger than NATS accepts in one message" },
