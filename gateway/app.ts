@@ -4,7 +4,7 @@ import { AgentmeshError, ensureError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { Nats } from "../shared/nats.js";
 import type { GatewayConfig } from "./config.js";
-import { sendError } from "./http-errors.js";
+import { errorCodeOf, sendError } from "./http-errors.js";
 import { TailHub } from "./live/tail-hub.js";
 import { registerAppendRoute } from "./routes/append.js";
 import { registerHealthRoutes } from "./routes/health.js";
@@ -32,7 +32,9 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   });
 
   app.addHook("onResponse", (request, reply, done) => {
-    request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, "request");
+    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100, code: errorCodeOf(request) };
+    if (reply.statusCode >= 500) request.log.warn(line, "request");
+    else request.log.info(line, "request");
     done();
   });
   app.setErrorHandler((err, request, reply) => sendError(request, reply, ensureError(err)));

@@ -19,12 +19,17 @@ export function toAgentmeshError(err: FastifyError | Error): AgentmeshError {
   return new AgentmeshError("INTERNAL", undefined, { cause: err });
 }
 
+const errorCodes = new WeakMap<FastifyRequest, string>();
+
+/** The error code a request was answered with, for its one access-log line. */
+export function errorCodeOf(request: FastifyRequest): string | undefined {
+  return errorCodes.get(request);
+}
+
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: FastifyError | Error): FastifyReply {
   const error = toAgentmeshError(err);
-  if (error.status >= 500) {
-    request.log.error({ err: error.cause ?? error, code: error.code }, "request failed");
-  } else {
-    request.log.info({ code: error.code, message: error.message }, "request refused");
-  }
+  errorCodes.set(request, error.code);
+  // Only bugs get a log line of their own, with the cause; refusals and outages show in the access line.
+  if (error.code === "INTERNAL") request.log.error({ err: error.cause ?? error, code: error.code }, "request failed");
   return reply.code(error.status).type("application/json").send(error.toJSON());
 }

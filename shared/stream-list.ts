@@ -1,3 +1,4 @@
+import { AgentmeshError } from "./errors.js";
 import { lastMessage } from "./read.js";
 import { natsFailure, type Nats } from "./nats.js";
 import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath } from "./subjects.js";
@@ -18,6 +19,7 @@ export interface StreamListPage {
 const LOOKUP_CONCURRENCY = 32;
 
 async function subjectCounts(nats: Nats, filter: string): Promise<Record<string, number>> {
+  if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
   try {
     const info = await nats.jsm.streams.info(nats.streamName, { subjects_filter: filter });
     return info.state.subjects ?? {};

@@ -1,5 +1,6 @@
 import type { Logger } from "../../shared/logger.js";
-import type { Nats } from "../../shared/nats.js";
+import { AgentmeshError } from "../../shared/errors.js";
+import { natsFailure, type Nats } from "../../shared/nats.js";
 import { selectorSubject, type StreamSelector } from "../../shared/subjects.js";
 import { Tail } from "./tail.js";
 
@@ -24,6 +25,7 @@ export class TailHub {
 
   /** Get (starting if needed) the tail for a selector; pair every acquire with one release. */
   async acquire(selector: StreamSelector): Promise<Tail> {
+    if (!this.nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
     const filter = selectorSubject(selector, "events");
     let entry = this.tails.get(filter);
     if (entry === undefined) {
@@ -47,7 +49,7 @@ export class TailHub {
       return await entry.ready;
     } catch (err) {
       entry.users -= 1;
-      throw err;
+      throw natsFailure(err);
     }
   }
 
