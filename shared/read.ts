@@ -1,5 +1,5 @@
 import { DeliverPolicy, type ConsumerMessages, type JsMsg, type StoredMsg } from "@nats-io/jetstream";
-import { decodeBody, toEnvelope, type EventEnvelope } from "./envelope.js";
+import { decodeBody, decodeStoredEvent, toEnvelope, type DecodedEvent, type EventEnvelope } from "./envelope.js";
 import { AgentmeshError } from "./errors.js";
 import { natsFailure, type Nats } from "./nats.js";
 import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath, type StreamSelector } from "./subjects.js";
@@ -11,7 +11,7 @@ import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath, type St
  */
 
 export interface ReadPage {
-  events: EventEnvelope[];
+  events: DecodedEvent[];
   /** Pass as `after` to continue. */
   nextOffset: number;
   /** Nothing was left to read when the page was taken. */
@@ -33,8 +33,8 @@ function isoFromNanos(nanos: number): string {
   return new Date(Math.floor(nanos / 1e6)).toISOString();
 }
 
-export function envelopeOfJsMsg(m: JsMsg): EventEnvelope {
-  return toEnvelope(pathFromSubject(m.subject), m.seq, isoFromNanos(m.info.timestampNanos), decodeBody(m.data));
+export function decodeJsMsg(m: JsMsg): DecodedEvent {
+  return decodeStoredEvent(pathFromSubject(m.subject), m.seq, isoFromNanos(m.info.timestampNanos), m.data);
 }
 
 function envelopeOfStoredMsg(m: StoredMsg): EventEnvelope {
@@ -80,7 +80,7 @@ function nanosOfIso(iso: string): bigint {
  * `until`. The caller must know at least one matching event exists at or after
  * `from`, or the iteration would wait for one.
  */
-export async function* readRange(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<EventEnvelope> {
+export async function* readRange(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<DecodedEvent> {
   let messages: ConsumerMessages | undefined;
   const start =
     typeof from === "number"
@@ -95,7 +95,7 @@ export async function* readRange(nats: Nats, filter: string, from: number | Date
     messages = await consumer.consume({ max_messages: CONSUME_BATCH });
     for await (const m of messages) {
       if (m.seq > until) return;
-      yield envelopeOfJsMsg(m);
+      yield decodeJsMsg(m);
       if (m.info.pending === 0 || m.seq === until) return;
     }
   } finally {
@@ -123,7 +123,7 @@ export async function readPage(nats: Nats, selector: StreamSelector, start: Read
     from = start.at;
   }
 
-  const events: EventEnvelope[] = [];
+  const events: DecodedEvent[] = [];
   let nextOffset = typeof from === "number" ? from - 1 : 0;
   let upToDate = false;
   const atIso = "at" in start ? start.at.toISOString() : null;
@@ -131,7 +131,7 @@ export async function readPage(nats: Nats, selector: StreamSelector, start: Read
     nextOffset = event.offset;
     // Replay by time finds the start with NATS's storage time; the writer's own
     // createdAt can be a hair earlier, so leading events stamped before `at` are skipped.
-    if (!(atIso !== null && events.length === 0 && event.createdAt < atIso)) events.push(event);
+    if (!(atIso !== null && events.length === 0 && event.envelope.createdAt < atIso)) events.push(event);
     if (event.offset >= last.seq) upToDate = true;
     if (events.length >= limit) break;
   }

@@ -1,4 +1,4 @@
-import type { EphemeralEnvelope, EventEnvelope } from "../../shared/envelope.js";
+import type { DecodedEvent, EphemeralEnvelope } from "../../shared/envelope.js";
 
 /**
  * A live item ready to write: the SSE frame is built once per event and shared
@@ -12,8 +12,8 @@ export interface SseFrame {
   text: string;
 }
 
-export function storedFrame(event: EventEnvelope): SseFrame {
-  return { offset: event.offset, text: `id: ${event.offset}\ndata: ${JSON.stringify(event)}\n\n` };
+export function storedFrame(event: DecodedEvent): SseFrame {
+  return { offset: event.offset, text: `id: ${event.offset}\ndata: ${event.json}\n\n` };
 }
 
 export function ephemeralFrame(event: EphemeralEnvelope): SseFrame {

@@ -17,6 +17,7 @@ export interface SseSessionOptions {
 }
 
 const RECONNECT_DELAY_MS = 1000;
+const CATCH_UP_CHUNK_CHARS = 64 * 1024;
 
 export const SSE_HEADERS = {
   "content-type": "text/event-stream",
@@ -74,11 +75,19 @@ export class SseSession {
       }
       const last = await lastMessage(nats, filter);
       if (last !== null && last.seq > this.cursor) {
+        // Frames are written in chunks: one socket write per event would cost more than the event itself.
+        let chunk = "";
         for await (const event of readRange(nats, filter, this.cursor + 1, floor)) {
           if (this.isClosed()) return;
-          if (!this.write(storedFrame(event))) await this.drained();
+          chunk += storedFrame(event).text;
           this.cursor = event.offset;
+          if (chunk.length >= CATCH_UP_CHUNK_CHARS) {
+            const flushed = this.res.write(chunk);
+            chunk = "";
+            if (!flushed) await this.drained();
+          }
         }
+        if (chunk !== "" && !this.isClosed()) this.res.write(chunk);
       }
       // Nothing matching lies in (cursor, floor] any more: everything there was read above.
       this.cursor = Math.max(this.cursor, floor);

@@ -3,7 +3,7 @@ import type { Subscription } from "@nats-io/transport-node";
 import { decodeBody, toEphemeralEnvelope } from "../../shared/envelope.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
-import { envelopeOfJsMsg } from "../../shared/read.js";
+import { decodeJsMsg } from "../../shared/read.js";
 import { pathOfSubject } from "../../shared/subjects.js";
 import { ephemeralFrame, storedFrame, type SseFrame } from "./sse-frame.js";
 
@@ -75,7 +75,7 @@ export class Tail {
     let reason = "live tail stopped";
     try {
       for await (const m of messages) {
-        const frame = storedFrame(envelopeOfJsMsg(m));
+        const frame = storedFrame(decodeJsMsg(m));
         this.remember(frame);
         this.fanOut(frame);
       }

@@ -1,8 +1,15 @@
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/envelope.js";
-import type { ReadPage } from "../../shared/read.js";
+import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+
+/** The JSON body of GET /streams/<path>. */
+interface ReadPage {
+  events: EventEnvelope[];
+  nextOffset: number;
+  upToDate: boolean;
+}
 
 interface ErrorBody {
   error: { code: string; message: string; lastOffset?: number; field?: string };
@@ -151,6 +158,26 @@ describe("append and read", () => {
     const rest = await request<{ streams: { path: string }[]; nextCursor?: string }>(`${gw.url}/streams?prefix=${root}&limit=1&cursor=${paged.body.nextCursor ?? ""}`);
     expect(rest.body.streams.map((s) => s.path)).toEqual([`${root}/b`]);
     expect(rest.body.nextCursor).toBeUndefined();
+  });
+
+  it("reads events written with a plain NATS client, and shows bodies that are not events as stream/invalid-event", async () => {
+    const path = uniquePath("foreign");
+    const subject = eventsSubject(parseStreamPath(path));
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const written = await gw.nats.js.publish(subject, encode(JSON.stringify({ type: "tool/settled", payload: { ok: true } })));
+    await gw.nats.js.publish(subject, encode("not json"));
+    await gw.nats.js.publish(subject, encode(JSON.stringify({ type: "forged", payload: {}, offset: 1, streamPath: "/elsewhere", createdAt: "2000-01-01T00:00:00.000Z" })));
+    await gw.nats.js.publish(subject, new Uint8Array([0xff, 0xfe]));
+    const read = await get(path);
+    expect(read.body.events.map((e) => e.type)).toEqual(["tool/settled", "stream/invalid-event", "forged", "stream/invalid-event"]);
+    const [plain, notJson, forged, binary] = read.body.events;
+    // No createdAt in the body: the JetStream timestamp stands in.
+    expect(plain).toMatchObject({ streamPath: path, offset: written.seq, payload: { ok: true } });
+    expect(Date.parse(plain?.createdAt ?? "")).toBeGreaterThan(Date.now() - 60_000);
+    expect(notJson?.payload).toEqual({ reason: "body is not JSON", raw: { text: "not json" } });
+    // Fields the system owns cannot be forged from the body.
+    expect(forged).toMatchObject({ streamPath: path, offset: (written.seq) + 2 });
+    expect(binary?.payload).toEqual({ reason: "body is not UTF-8", raw: { base64: "//4=" } });
   });
 
   it("answers health and readiness", async () => {
