@@ -23,3 +23,10 @@ export function streamPathFromUrl(url: string): StreamPath {
   if (raw.endsWith("/**")) throw new AgentmeshError("INVALID_STREAM_PATH", "Events are appended to one stream, not to a subtree (/**)");
   return parseStreamPath(raw);
 }
+
+/** `POST /streams/<path>/resume`: the stream to resume, or null when the URL is not a resume. */
+export function resumedPathFromUrl(url: string): StreamPath | null {
+  const raw = rawStreamPart(url);
+  if (!raw.endsWith("/resume")) return null;
+  return parseStreamPath(raw.slice(0, -"/resume".length));
+}

@@ -4,11 +4,15 @@ import { AgentmeshError } from "./errors.js";
 import { natsFailure, type Nats } from "./nats.js";
 import { getEvent, lastOffset } from "./read.js";
 import { eventsSubject, liveSubject, type StreamPath } from "./subjects.js";
-import { JetStreamErrorCodes } from "./wire.js";
+import type { PauseIndex } from "./pause-index.js";
+import { StreamPausedSchema } from "./system-events.js";
+import { JetStreamErrorCodes, SystemEventTypes } from "./wire.js";
 
 export interface AppendOptions {
   /** Append only if the stream's last offset is this (0: the stream must be empty). */
   expectOffset?: number;
+  /** Refuse appends to paused streams (all but stream/resumed), and record pause changes this append makes. */
+  pauses?: PauseIndex;
 }
 
 export interface AppendResult {
@@ -38,6 +42,12 @@ interface Prepared {
  */
 export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonly ValidEventInput[], options: AppendOptions = {}): Promise<AppendResult> {
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
+  const pause = options.pauses?.status(path);
+  if (pause?.paused === true && inputs.some((input) => input.type !== SystemEventTypes.resumed)) {
+    throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused (${pause.reason ?? "no reason given"}); only ${SystemEventTypes.resumed} is accepted until a person resumes it`, {
+      details: { pausedAtOffset: pause.offset, reason: pause.reason },
+    });
+  }
   const subject = eventsSubject(path);
   const createdAt = new Date().toISOString();
   const maxBytes = (nats.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE_BYTES;
@@ -67,7 +77,20 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
       return (await getEvent(nats, ack.seq)) ?? toEnvelope(path, ack.seq, createdAt, item.body);
     }),
   );
+  if (options.pauses !== undefined) await recordPauseChanges(options.pauses, path, events);
   return { events, stored };
+}
+
+/** Keep the pause index in step with stream/paused and stream/resumed events this append stored. */
+export async function recordPauseChanges(pauses: PauseIndex, path: StreamPath, events: readonly EventEnvelope[]): Promise<void> {
+  for (const event of events) {
+    if (event.type === SystemEventTypes.paused) {
+      const payload = StreamPausedSchema.safeParse(event.payload);
+      await pauses.record(path, { paused: true, offset: event.offset, ...(payload.success ? { reason: payload.data.reason } : {}) });
+    } else if (event.type === SystemEventTypes.resumed) {
+      await pauses.record(path, { paused: false, offset: event.offset });
+    }
+  }
 }
 
 function publishOne(nats: Nats, subject: string, item: Prepared, expectLast?: number): Promise<PubAck> {

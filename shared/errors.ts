@@ -13,6 +13,8 @@ export const ErrorCodes = {
   NOT_FOUND: { status: 404, message: "No such route" },
   STREAM_NOT_FOUND: { status: 404, message: "The stream does not exist" },
   OFFSET_CONFLICT: { status: 409, message: "The stream's last offset is not the expected one" },
+  STREAM_PAUSED: { status: 423, message: "The stream is paused; a person must resume it" },
+  STREAM_NOT_PAUSED: { status: 409, message: "The stream is not paused" },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large" },
   EVENT_TOO_LARGE: { status: 413, message: "The event is larger than NATS accepts in one message" },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },

@@ -12,6 +12,8 @@ import { SubjectRoots } from "./wire.js";
  */
 
 export const MAX_PATH_LENGTH = 1023;
+/** Final segments that name an action on the stream before them (`POST /streams/<path>/resume`). */
+export const RESERVED_LAST_SEGMENTS: ReadonlySet<string> = new Set(["resume"]);
 export const MAX_SEGMENTS = 16;
 const SEGMENT = /^[A-Za-z0-9._~-]+$/;
 const TOKEN = /^(?:[A-Za-z0-9_-]|~2E|~7E)+$/;
@@ -40,7 +42,9 @@ function checkSegments(raw: string, segments: string[]): void {
 export function parseStreamPath(raw: string): StreamPath {
   if (raw.length > MAX_PATH_LENGTH) throw invalid(raw, `at most ${MAX_PATH_LENGTH} characters`);
   if (!raw.startsWith("/") || raw === "/") throw invalid(raw, "must be / followed by 1 to 16 segments");
-  checkSegments(raw, raw.slice(1).split("/"));
+  const segments = raw.slice(1).split("/");
+  checkSegments(raw, segments);
+  if (RESERVED_LAST_SEGMENTS.has(segments.at(-1) ?? "")) throw invalid(raw, `a path cannot end in a reserved segment (${[...RESERVED_LAST_SEGMENTS].join(", ")})`);
   return raw as StreamPath;
 }
 
@@ -91,4 +95,16 @@ export function pathOfSubject(subject: string): StreamPath | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A KV key for a stream path. KV keys allow `[-/_=.A-Za-z0-9]`, so the subject
+ * tokens are used with the escape character `~` written as `=` (never in a path).
+ */
+export function kvKeyOf(path: StreamPath): string {
+  return tokensOf(path).replaceAll("~", "=");
+}
+
+export function pathOfKvKey(key: string): StreamPath | null {
+  return pathOfSubject(`${SubjectRoots.events}.${key.replaceAll("=", "~")}`);
 }

@@ -31,6 +31,24 @@ export const JetStreamErrorCodes = {
 export const SystemEventTypes = {
   /** What a reader sees in place of a stored message that is not a valid event body. */
   invalidEvent: "stream/invalid-event",
+  /** The stream is paused (circuit breaker or a person): appends and reactions are refused until resumed. */
+  paused: "stream/paused",
+  /** A person resumed the stream; the only event accepted while it is paused. */
+  resumed: "stream/resumed",
+  /** Per-stream circuit-breaker limits, replacing the defaults. */
+  breakerConfigured: "stream/circuit-breaker-configured",
+  /** A processor gave up on an event (terminal error or delivery limit reached). */
+  errorOccurred: "stream/error-occurred",
+} as const;
+
+export const KvBuckets = {
+  /** Which streams are paused: a cache of each stream's last stream/paused or stream/resumed, rebuildable from the log. */
+  streamStatus: "agentmesh-stream-status",
+} as const;
+
+export const ConsumerNames = {
+  /** Durable pull consumer shared by every replica of a processor. */
+  processor: (name: string): string => `processor-${name}`,
 } as const;
 
 export const Defaults = {

@@ -1,0 +1,245 @@
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { appendEvents } from "./append.js";
+import type { EventEnvelope, EventInput, ValidEventInput } from "./envelope.js";
+import { EventInputSchema } from "./envelope.js";
+import { AgentmeshError, ensureError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { Nats } from "./nats.js";
+import type { PauseIndex } from "./pause-index.js";
+import { RetryableError, TerminalError } from "./processor-errors.js";
+import { decodeJsMsg } from "./read.js";
+import { StreamStateCache, type StreamState } from "./stream-state-cache.js";
+import type { StreamPath } from "./subjects.js";
+import { ConsumerNames, SubjectRoots, SystemEventTypes } from "./wire.js";
+
+/** What a processor sees when an event it triggers on arrives. */
+export interface ReactionContext<S> {
+  event: EventEnvelope;
+  /** The stream's state as of its latest offset (at least `event.offset`). */
+  stream: StreamState<S>;
+  log: Logger;
+}
+
+/**
+ * A processor is its domain logic: a pure `reduce` that rebuilds its state
+ * from a stream's events, and `react`, which decides what to append when a
+ * triggering event arrives. The runtime does everything else.
+ */
+export interface Processor<S> {
+  name: string;
+  /** Event types (glob patterns, `*` within a segment, `**` anything) that call `react`. */
+  triggers: readonly string[];
+  /** Subject filter of the durable consumer; default every stream. */
+  filterSubject?: string;
+  initialState(): S;
+  reduce(state: S, event: EventEnvelope): S;
+  react(context: ReactionContext<S>): Promise<EventInput[]> | EventInput[];
+  /**
+   * Condition each append on the stream's last offset the decision was made at,
+   * and decide again on conflict (default). Turn off only for reactions whose
+   * idempotency keys are deterministic across replicas (the breaker's).
+   */
+  serialiseDecisions?: boolean;
+}
+
+export interface RuntimeOptions {
+  nats: Nats;
+  logger: Logger;
+  pauses: PauseIndex;
+  /** Deliveries of one event before it is given up on (recorded as stream/error-occurred). */
+  maxDeliver?: number;
+  ackWaitMs?: number;
+  /** Events handled at once across streams; events of one stream are always handled one at a time. */
+  concurrency?: number;
+}
+
+const MAX_DECISION_ATTEMPTS = 8;
+
+/** Glob over `/`-separated event types: `*` is one segment or part of one, `**` anything. */
+export function typeMatcher(patterns: readonly string[]): (type: string) => boolean {
+  const regexes = patterns.map((pattern) => {
+    const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+    return new RegExp(`^${escaped.replaceAll("**", "\u0000").replaceAll("*", "[^/]*").replaceAll("\u0000", ".*")}$`);
+  });
+  return (type) => regexes.some((regex) => regex.test(type));
+}
+
+function backoffMs(deliveryCount: number): number {
+  return Math.min(30_000, 250 * 2 ** Math.max(0, deliveryCount - 1));
+}
+
+/**
+ * Runs a processor: one durable pull consumer per processor name, shared by
+ * all its replicas; events of one stream handled in order, one at a time, per
+ * replica; decisions serialised across replicas by the expected last offset.
+ */
+export class ProcessorRuntime<S> {
+  private readonly cache: StreamStateCache<S>;
+  private readonly triggers: (type: string) => boolean;
+  private readonly lanes = new Map<StreamPath, Promise<void>>();
+  private messages: ConsumerMessages | undefined;
+  private inFlight = 0;
+  private running = false;
+  private readonly maxDeliver: number;
+  private readonly ackWaitMs: number;
+
+  constructor(
+    private readonly processor: Processor<S>,
+    private readonly options: RuntimeOptions,
+  ) {
+    this.cache = new StreamStateCache(options.nats, { processor: processor.name, initialState: () => processor.initialState(), reduce: (s, e) => processor.reduce(s, e) });
+    this.triggers = typeMatcher(processor.triggers);
+    this.maxDeliver = options.maxDeliver ?? 10;
+    this.ackWaitMs = options.ackWaitMs ?? 30_000;
+  }
+
+  get consumerName(): string {
+    return ConsumerNames.processor(this.processor.name);
+  }
+
+  isRunning(): boolean {
+    return this.running && this.options.nats.isConnected();
+  }
+
+  /** Create the durable consumer if needed (it starts at new events: history is reduced, never reacted to). */
+  async start(): Promise<void> {
+    const { nats } = this.options;
+    const config = {
+      durable_name: this.consumerName,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: this.processor.filterSubject ?? `${SubjectRoots.events}.>`,
+      max_deliver: this.maxDeliver,
+      ack_wait: this.ackWaitMs * 1_000_000,
+      max_ack_pending: 1000,
+    };
+    try {
+      await nats.jsm.consumers.info(nats.streamName, this.consumerName);
+      await nats.jsm.consumers.update(nats.streamName, this.consumerName, { max_deliver: config.max_deliver, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+      await nats.jsm.consumers.add(nats.streamName, { ...config, deliver_policy: DeliverPolicy.New }).catch(async (addErr: unknown) => {
+        // Another replica created it first.
+        await nats.jsm.consumers.info(nats.streamName, this.consumerName).catch(() => {
+          throw addErr;
+        });
+      });
+    }
+    const consumer = await nats.js.consumers.get(nats.streamName, this.consumerName);
+    this.messages = await consumer.consume({ max_messages: Math.max(10, this.options.concurrency ?? 64) });
+    this.running = true;
+    void this.loop(this.messages);
+  }
+
+  private async loop(messages: ConsumerMessages): Promise<void> {
+    for await (const m of messages) {
+      const decoded = decodeJsMsg(m);
+      const event = decoded.envelope;
+      if (!this.triggers(event.type)) {
+        m.ack();
+        continue;
+      }
+      const path = event.streamPath as StreamPath;
+      const previous = this.lanes.get(path) ?? Promise.resolve();
+      this.inFlight += 1;
+      const lane = previous.then(() => this.handle(m, event)).finally(() => {
+        this.inFlight -= 1;
+        if (this.lanes.get(path) === lane) this.lanes.delete(path);
+      });
+      this.lanes.set(path, lane);
+    }
+    this.running = false;
+  }
+
+  private async handle(m: JsMsg, event: EventEnvelope): Promise<void> {
+    const log = this.options.logger.child({ processor: this.processor.name, stream: event.streamPath, offset: event.offset, type: event.type });
+    // Long reactions (a model call) keep the message from being redelivered meanwhile.
+    const keepAlive = setInterval(() => {
+      m.working();
+    }, Math.max(1_000, this.ackWaitMs / 2));
+    try {
+      await this.decideAndAppend(event, log);
+      m.ack();
+    } catch (err) {
+      await this.fail(m, event, ensureError(err), log);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async decideAndAppend(event: EventEnvelope, log: Logger): Promise<void> {
+    const path = event.streamPath as StreamPath;
+    for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
+      const stream = await this.cache.latest(path);
+      if (stream.system.paused !== null || this.options.pauses.isPaused(path)) {
+        log.debug("stream paused; not reacting");
+        return;
+      }
+      if (stream.system.reactedTo.includes(event.offset)) {
+        log.debug("already reacted to this event (redelivery)");
+        return;
+      }
+      const reactions = (await this.processor.react({ event, stream, log })).map((input, index) => this.prepare(input, event, index));
+      if (reactions.length === 0) return;
+      try {
+        const serialise = this.processor.serialiseDecisions ?? true;
+        await appendEvents(this.options.nats, path, reactions, { pauses: this.options.pauses, ...(serialise ? { expectOffset: stream.offset } : {}) });
+        log.info({ reactions: reactions.map((r) => r.type) }, "reacted");
+        return;
+      } catch (err) {
+        if (err instanceof AgentmeshError && err.code === "STREAM_PAUSED") return;
+        if (!(err instanceof AgentmeshError && err.code === "OFFSET_CONFLICT")) throw err;
+        log.debug({ attempt }, "stream moved while deciding; deciding again");
+      }
+    }
+    throw new RetryableError("the stream kept moving while deciding", 100);
+  }
+
+  /** Mark a reaction with its cause and a key that makes a redelivery store it only once. */
+  private prepare(input: EventInput, cause: EventEnvelope, index: number): ValidEventInput {
+    const valid = EventInputSchema.parse(input);
+    return {
+      ...valid,
+      source: { processor: this.processor.name, causationOffset: cause.offset },
+      idempotencyKey: valid.idempotencyKey ?? `${this.processor.name}:${cause.offset}:${index}`,
+    };
+  }
+
+  private async fail(m: JsMsg, event: EventEnvelope, error: Error, log: Logger): Promise<void> {
+    const lastDelivery = m.info.deliveryCount >= this.maxDeliver;
+    if (error instanceof RetryableError && !lastDelivery) {
+      log.warn({ err: error, delayMs: error.delayMs }, "retrying event later");
+      m.nak(error.delayMs);
+      return;
+    }
+    if (!(error instanceof TerminalError) && !lastDelivery) {
+      const delay = backoffMs(m.info.deliveryCount);
+      log.warn({ err: error, delivery: m.info.deliveryCount, delayMs: delay }, "event failed; will retry");
+      m.nak(delay);
+      return;
+    }
+    log.error({ err: error }, "giving up on event");
+    try {
+      await appendEvents(this.options.nats, event.streamPath as StreamPath, [
+        {
+          type: SystemEventTypes.errorOccurred,
+          payload: { processor: this.processor.name, message: error.message, offset: event.offset },
+          source: { processor: this.processor.name, causationOffset: event.offset },
+          idempotencyKey: `${this.processor.name}:${event.offset}:error`,
+        },
+      ]);
+      m.term(error.message);
+    } catch (recordErr) {
+      // Could not record it: let JetStream redeliver rather than lose the failure silently.
+      log.error({ err: recordErr }, "could not record the failure; leaving the event for redelivery");
+      m.nak(backoffMs(m.info.deliveryCount));
+    }
+  }
+
+  /** Stop taking events, let the ones in hand finish (bounded), then return. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.messages?.stop();
+    this.running = false;
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

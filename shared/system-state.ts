@@ -1,0 +1,36 @@
+import type { EventEnvelope } from "./envelope.js";
+import { StreamPausedSchema } from "./system-events.js";
+import { SystemEventTypes } from "./wire.js";
+
+/** How many of a processor's own reactions the state remembers to skip a redelivered event. */
+const REMEMBERED_REACTIONS = 256;
+
+/**
+ * What every processor knows about a stream, reduced from the stream's own
+ * events: whether it is paused, and which events this processor has already
+ * reacted to (so a redelivery after the dedupe window still reacts once).
+ */
+export interface SystemState {
+  paused: { reason: string; offset: number } | null;
+  reactedTo: number[];
+}
+
+export function initialSystemState(): SystemState {
+  return { paused: null, reactedTo: [] };
+}
+
+export function reduceSystemState(state: SystemState, event: EventEnvelope, processor: string): SystemState {
+  let next = state;
+  if (event.type === SystemEventTypes.paused) {
+    const payload = StreamPausedSchema.safeParse(event.payload);
+    next = { ...next, paused: { reason: payload.success ? payload.data.reason : "paused", offset: event.offset } };
+  } else if (event.type === SystemEventTypes.resumed) {
+    next = { ...next, paused: null };
+  }
+  if (event.source?.processor === processor) {
+    const reactedTo = [...next.reactedTo, event.source.causationOffset];
+    if (reactedTo.length > REMEMBERED_REACTIONS) reactedTo.shift();
+    next = { ...next, reactedTo };
+  }
+  return next;
+}
