@@ -1,0 +1,17 @@
+import type { Processor } from "../../shared/processor-runtime.js";
+import { breakerReaction, initialBreakerState, reduceBreaker, type BreakerLimits, type BreakerState } from "./breaker.js";
+
+export const BREAKER_NAME = "breaker";
+
+/** Watches every event of every stream and pauses a stream that goes over its limit. */
+export function breakerProcessor(limits: BreakerLimits): Processor<BreakerState> {
+  return {
+    name: BREAKER_NAME,
+    triggers: ["**"],
+    initialState: () => initialBreakerState(limits),
+    reduce: reduceBreaker,
+    react: ({ stream }) => breakerReaction(stream.state, stream.system.paused !== null),
+    // A runaway stream moves too fast for conditional appends; the pause is keyed by its trigger offset instead.
+    serialiseDecisions: false,
+  };
+}

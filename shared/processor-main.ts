@@ -1,0 +1,87 @@
+import { z } from "zod";
+import { baseConfigShape, ConfigError, configFields, parseConfig } from "./config.js";
+import { startHealthServer } from "./health-server.js";
+import { createLogger, type Logger } from "./logger.js";
+import { connectNats, type Nats } from "./nats.js";
+import { PauseIndex } from "./pause-index.js";
+import { ProcessorRuntime, type Processor } from "./processor-runtime.js";
+import { ensureEventsStream } from "./streams.js";
+
+export const processorConfigShape = {
+  ...baseConfigShape,
+  HEALTH_HOST: z.string().min(1).default("127.0.0.1"),
+  /** 0 picks a free port (logged); deployments set a fixed one for probes. */
+  HEALTH_PORT: configFields.port.default(0),
+  PROCESSOR_MAX_DELIVER: configFields.positiveInt.default(10),
+  PROCESSOR_ACK_WAIT_MS: configFields.positiveInt.default(30_000),
+  PROCESSOR_CONCURRENCY: configFields.positiveInt.default(64),
+} as const;
+
+export type ProcessorConfig = Readonly<z.output<z.ZodObject<typeof processorConfigShape>>>;
+
+export interface RunningProcessor {
+  nats: Nats;
+  pauses: PauseIndex;
+  runtime: ProcessorRuntime<unknown>;
+  healthPort: number;
+  logger: Logger;
+  stop(): Promise<void>;
+}
+
+/**
+ * Everything a processor's `main.ts` needs besides its domain logic: config,
+ * logger, NATS, the events stream, the pause index, the runtime, health
+ * endpoints, and a drain on SIGINT/SIGTERM.
+ */
+export async function startProcessor<S>(build: (deps: { config: ProcessorConfig; nats: Nats; logger: Logger }) => Processor<S> | Promise<Processor<S>>, name: string, env: NodeJS.ProcessEnv): Promise<RunningProcessor> {
+  const config = parseConfig(processorConfigShape, env);
+  const logger = createLogger(name, config.LOG_LEVEL);
+  const nats = await connectNats({ url: config.NATS_URL, name: `agentmesh-${name}`, streamName: config.EVENTS_STREAM, logger });
+  await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
+  const pauses = await PauseIndex.open(nats, logger, config.EVENTS_REPLICAS);
+  const processor = await build({ config, nats, logger });
+  const runtime = new ProcessorRuntime(processor, {
+    nats,
+    logger,
+    pauses,
+    maxDeliver: config.PROCESSOR_MAX_DELIVER,
+    ackWaitMs: config.PROCESSOR_ACK_WAIT_MS,
+    concurrency: config.PROCESSOR_CONCURRENCY,
+  });
+  await runtime.start();
+  const health = await startHealthServer(config.HEALTH_HOST, config.HEALTH_PORT, { ready: () => runtime.isRunning() });
+  logger.info({ consumer: runtime.consumerName, healthPort: health.port }, `${name} processor running`);
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      logger.info(`${name} processor stopping`);
+      await runtime.stop();
+      pauses.close();
+      await health.close();
+      await Promise.race([nats.nc.drain().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+      logger.info(`${name} processor stopped`);
+    })();
+    return stopped;
+  };
+  return { nats, pauses, runtime: runtime as ProcessorRuntime<unknown>, healthPort: health.port, logger, stop };
+}
+
+/** For `processors/<name>/main.ts`: start, exit 2 on bad config, drain on signals. */
+export function runProcessorMain<S>(name: string, build: Parameters<typeof startProcessor<S>>[0]): void {
+  startProcessor(build, name, process.env)
+    .then((running) => {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) {
+        process.on(signal, () => {
+          void running.stop().then(() => process.exit(0));
+        });
+      }
+    })
+    .catch((err: unknown) => {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`${name}: ${err.message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(`${name}: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    });
+}
