@@ -63,7 +63,7 @@ export async function startProcessor<S>(build: (deps: { config: ProcessorConfig;
     })();
     return stopped;
   };
-  return { nats, pauses, runtime: runtime as ProcessorRuntime<unknown>, healthPort: health.port, logger, stop };
+  return { nats, pauses, runtime, healthPort: health.port, logger, stop };
 }
 
 /** For `processors/<name>/main.ts`: start, exit 2 on bad config, drain on signals. */

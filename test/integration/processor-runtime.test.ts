@@ -1,0 +1,191 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { EventEnvelope } from "../../shared/envelope.js";
+import type { RunningProcessor } from "../../shared/processor-main.js";
+import { RetryableError, TerminalError } from "../../shared/processor-errors.js";
+import type { Processor } from "../../shared/processor-runtime.js";
+import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+import { readAll, runProcessor, uniqueName, waitFor } from "../support/processors.js";
+
+let gw: TestGateway;
+const running: RunningProcessor[] = [];
+beforeAll(async () => {
+  gw = await startGateway();
+});
+afterAll(async () => {
+  await Promise.all(running.map((p) => p.stop()));
+  await gw.close();
+});
+
+async function start<S>(processor: Processor<S>, env: Record<string, string> = {}): Promise<RunningProcessor> {
+  const p = await runProcessor(processor, env);
+  running.push(p);
+  return p;
+}
+const append = (path: string, body: unknown) => request<EventEnvelope | EventEnvelope[]>(`${gw.url}/streams${path}`, { body });
+const subtree = (root: string) => `${eventsSubject(parseStreamPath(root))}.>`;
+
+describe("processor runtime", () => {
+  it("reacts to its trigger types only, marking each reaction with its source and a deterministic key", async () => {
+    const root = uniquePath("rt");
+    const name = uniqueName("greeter");
+    await start({ name, triggers: ["user/*"], filterSubject: subtree(root), initialState: () => null, reduce: () => null, react: ({ event }) => [{ type: "bot/greeted", payload: { to: event.type } }] });
+    const path = `${root}/a`;
+    await append(path, [{ type: "user/joined" }, { type: "system/noise" }, { type: "user/left" }]);
+    const events = await waitFor(async () => {
+      const all = await readAll(gw.url, path);
+      return all.filter((e) => e.type === "bot/greeted").length === 2 ? all : undefined;
+    });
+    const inputs = events.filter((e) => e.type.startsWith("user/"));
+    const reactions = events.filter((e) => e.type === "bot/greeted");
+    expect(reactions.map((r) => r.source)).toEqual(inputs.map((i) => ({ processor: name, causationOffset: i.offset })));
+    expect(reactions.map((r) => r.idempotencyKey)).toEqual(inputs.map((i) => `${name}:${i.offset}:0`));
+  });
+
+  it("records a terminal error as stream/error-occurred and goes on with the next event (a poison event never blocks)", async () => {
+    const root = uniquePath("rt");
+    const name = uniqueName("picky");
+    await start({
+      name,
+      triggers: ["job/*"],
+      filterSubject: subtree(root),
+      initialState: () => null,
+      reduce: () => null,
+      react: ({ event }) => {
+        if (event.type === "job/poison") throw new TerminalError("cannot digest this");
+        return [{ type: "done" }];
+      },
+    });
+    const path = `${root}/a`;
+    await append(path, [{ type: "job/poison" }, { type: "job/fine" }]);
+    const events = await waitFor(async () => {
+      const all = await readAll(gw.url, path);
+      return all.some((e) => e.type === "done") && all.some((e) => e.type === "stream/error-occurred") ? all : undefined;
+    });
+    const poison = events.find((e) => e.type === "job/poison");
+    expect(events.find((e) => e.type === "stream/error-occurred")?.payload).toEqual({ processor: name, message: "cannot digest this", offset: poison?.offset });
+  });
+
+  it("retries failures with backoff and gives up at the delivery limit", async () => {
+    const root = uniquePath("rt");
+    const attempts = new Map<number, number>();
+    await start(
+      {
+        name: uniqueName("flaky"),
+        triggers: ["job/*"],
+        filterSubject: subtree(root),
+        initialState: () => null,
+        reduce: () => null,
+        react: ({ event }) => {
+          const n = (attempts.get(event.offset) ?? 0) + 1;
+          attempts.set(event.offset, n);
+          if (event.type === "job/hopeless") throw new Error(`still broken (${n})`);
+          if (n < 3) throw new RetryableError("not yet", 50);
+          return [{ type: "done", payload: { attempts: n } }];
+        },
+      },
+      { PROCESSOR_MAX_DELIVER: "3" },
+    );
+    const path = `${root}/a`;
+    await append(path, [{ type: "job/eventually" }, { type: "job/hopeless" }]);
+    const events = await waitFor(
+      async () => {
+        const all = await readAll(gw.url, path);
+        return all.some((e) => e.type === "done") && all.some((e) => e.type === "stream/error-occurred") ? all : undefined;
+      },
+      15_000,
+    );
+    expect(events.find((e) => e.type === "done")?.payload).toEqual({ attempts: 3 });
+    expect(events.find((e) => e.type === "stream/error-occurred")?.payload).toMatchObject({ message: "still broken (3)" });
+  });
+
+  it("with 3 replicas, decides once per event and in order, whatever replica gets it", async () => {
+    const root = uniquePath("rt");
+    const name = uniqueName("numberer");
+    // Each input gets the next number: a decision that depends on every earlier decision.
+    const numberer: Processor<number> = {
+      name,
+      triggers: ["input"],
+      filterSubject: subtree(root),
+      initialState: () => 0,
+      reduce: (count, event) => (event.type === "numbered" ? count + 1 : count),
+      react: ({ stream }) => [{ type: "numbered", payload: { n: stream.state + 1 } }],
+    };
+    await Promise.all([start(numberer), start(numberer), start(numberer)]);
+    const path = `${root}/a`;
+    for (let i = 0; i < 6; i++) await append(path, Array.from({ length: 5 }, () => ({ type: "input" })));
+    const events = await waitFor(async () => {
+      const all = await readAll(gw.url, path);
+      return all.filter((e) => e.type === "numbered").length >= 30 ? all : undefined;
+    }, 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const numbered = (await readAll(gw.url, path)).filter((e) => e.type === "numbered");
+    expect(numbered.map((e) => (e.payload as { n: number }).n)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    const causes = numbered.map((e) => e.source?.causationOffset);
+    expect(new Set(causes).size).toBe(30);
+    expect(new Set(causes)).toEqual(new Set(events.filter((e) => e.type === "input").map((e) => e.offset)));
+  });
+
+  it("does not react again to an event whose reaction was stored before a crash (redelivery past the dedupe window)", async () => {
+    const root = uniquePath("rt");
+    const name = uniqueName("once");
+    const processor: Processor<null> = { name, triggers: ["job"], filterSubject: subtree(root), initialState: () => null, reduce: () => null, react: () => [{ type: "done" }] };
+    // Create the durable consumer, then stop: the next events wait in it as they would for a crashed replica.
+    const first = await runProcessor(processor);
+    await first.stop();
+    const path = `${root}/a`;
+    const job = (await append(path, { type: "job" })).body as EventEnvelope;
+    // What a replica that crashed between storing its reaction and acking would have left behind, with a key the window no longer knows.
+    await append(path, { type: "done", source: { processor: name, causationOffset: job.offset }, idempotencyKey: "from-before-the-window" });
+    const second = await append(path, { type: "job" });
+    await start(processor);
+    await waitFor(async () => ((await readAll(gw.url, path)).filter((e) => e.type === "done").length === 2 ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const done = (await readAll(gw.url, path)).filter((e) => e.type === "done");
+    expect(done.map((e) => e.source?.causationOffset)).toEqual([job.offset, (second.body as EventEnvelope).offset]);
+  });
+
+  it("survives kill -9 mid-event: after a restart the event gets exactly one reaction", async () => {
+    const root = uniquePath("rt");
+    const name = uniqueName("slow");
+    const env = { ...process.env, NATS_URL: inject("natsUrl"), LOG_LEVEL: "warn", SLOW_WORKER_NAME: name, SLOW_WORKER_DELAY_MS: "1500", SLOW_WORKER_FILTER: subtree(root), PROCESSOR_ACK_WAIT_MS: "2000" };
+    const spawnWorker = () => {
+      const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "../support/processes/slow-worker.ts")], { env, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+      return { child, output: () => out, exited: new Promise((resolve) => child.once("exit", resolve)) };
+    };
+    const victim = spawnWorker();
+    try {
+      // Let the consumer exist before the job is appended.
+      await waitFor(async () => {
+        for await (const info of gw.nats.jsm.consumers.list(gw.nats.streamName)) if (info.name === `processor-${name}`) return true;
+        return undefined;
+      }, 15_000, "consumer created");
+      const path = `${root}/a`;
+      const job = (await append(path, { type: "job/requested" })).body as EventEnvelope;
+      await waitFor(() => Promise.resolve(victim.output().includes(`REACTING ${job.offset}`) ? true : undefined), 10_000, "reaction started");
+      victim.child.kill("SIGKILL");
+      await victim.exited;
+      expect((await readAll(gw.url, path)).filter((e) => e.type === "job/done")).toHaveLength(0);
+
+      const survivor = spawnWorker();
+      try {
+        const done = await waitFor(async () => {
+          const all = (await readAll(gw.url, path)).filter((e) => e.type === "job/done");
+          return all.length > 0 ? all : undefined;
+        }, 20_000, "job/done after restart");
+        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        expect((await readAll(gw.url, path)).filter((e) => e.type === "job/done")).toHaveLength(1);
+        expect(done[0]?.source).toEqual({ processor: name, causationOffset: job.offset });
+      } finally {
+        survivor.child.kill("SIGTERM");
+        await survivor.exited;
+      }
+    } finally {
+      victim.child.kill("SIGKILL");
+    }
+  }, 60_000);
+});

@@ -1,0 +1,23 @@
+/**
+ * A processor run as its own OS process by the crash tests: it reacts to
+ * `job/requested` with `job/done` after SLOW_WORKER_DELAY_MS, and says on stdout
+ * when it starts reacting, so a test can kill it mid-event.
+ */
+import { runProcessorMain } from "../../../shared/processor-main.js";
+
+const name = process.env.SLOW_WORKER_NAME ?? "slow-worker";
+const delayMs = Number(process.env.SLOW_WORKER_DELAY_MS ?? "1000");
+const filterSubject = process.env.SLOW_WORKER_FILTER;
+
+runProcessorMain(name, () => ({
+  name,
+  triggers: ["job/requested"],
+  ...(filterSubject === undefined ? {} : { filterSubject }),
+  initialState: () => null,
+  reduce: () => null,
+  react: async ({ event }) => {
+    process.stdout.write(`REACTING ${event.offset}\n`);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    return [{ type: "job/done", payload: { for: event.offset } }];
+  },
+}));

@@ -1,0 +1,38 @@
+import { randomBytes } from "node:crypto";
+import { inject } from "vitest";
+import type { EventEnvelope } from "../../shared/envelope.js";
+import { startProcessor, type RunningProcessor } from "../../shared/processor-main.js";
+import type { Processor } from "../../shared/processor-runtime.js";
+import { request } from "./gateway.js";
+
+/** Run a processor in this process against the test run's nats-server, as its main.ts would. */
+export function runProcessor<S>(processor: Processor<S>, env: Record<string, string> = {}): Promise<RunningProcessor> {
+  return startProcessor(() => processor, processor.name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: "warn", HEALTH_PORT: "0", ...env });
+}
+
+/** A processor name no other test uses (durable consumers are per name). */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString("hex")}`;
+}
+
+export async function readAll(baseUrl: string, path: string): Promise<EventEnvelope[]> {
+  const events: EventEnvelope[] = [];
+  let after = 0;
+  for (;;) {
+    const page = await request<{ events: EventEnvelope[]; nextOffset: number; upToDate: boolean }>(`${baseUrl}/streams${path}?after=${after}&limit=1000`);
+    if (page.status === 404) return events;
+    events.push(...page.body.events);
+    after = page.body.nextOffset;
+    if (page.body.upToDate) return events;
+  }
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
