@@ -16,7 +16,10 @@ import { createLineFormatter } from "./log-format.js";
 const root = resolve(fileURLToPath(import.meta.url), "../../..");
 
 /** The services `npm start` runs, each as its own process (processors join this list as they land). */
-const SERVICES = [{ name: "gateway", entry: "gateway/main.ts" }] as const;
+const SERVICES = [
+  { name: "gateway", entry: "gateway/main.ts" },
+  { name: "breaker", entry: "processors/breaker/main.ts" },
+] as const;
 
 const launcherShape = {
   NATS_URL: z.string().optional(),

@@ -31,6 +31,14 @@ async function waitForReady(url: string, timeoutMs: number): Promise<void> {
   throw new Error(`${url} not ready within ${timeoutMs} ms`);
 }
 
+async function waitForOutput(output: () => string, text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!output().includes(text)) {
+    if (Date.now() > deadline) throw new Error(`"${text}" not seen in ${timeoutMs} ms:\n${output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
@@ -56,10 +64,12 @@ describe("npm start", () => {
       const history = (await (await fetch(`${base}/streams/agents/bot-1`)).json()) as { events: { type: string }[] };
       expect(history.events.map((e) => e.type)).toEqual(["agent/input-added"]);
       expect(await portOpen(natsPort)).toBe(true);
+      await waitForOutput(mesh.output, "breaker processor running", 20_000);
 
       mesh.child.kill("SIGINT");
       expect(await mesh.exited).toBe(0);
       expect(mesh.output()).toContain("gateway stopped");
+      expect(mesh.output()).toContain("breaker processor stopped");
       expect(await portOpen(natsPort)).toBe(false);
       expect(await portOpen(gatewayPort)).toBe(false);
     } finally {
