@@ -33,13 +33,23 @@ export interface RunningProcessor {
  * logger, NATS, the events stream, the pause index, the runtime, health
  * endpoints, and a drain on SIGINT/SIGTERM.
  */
-export async function startProcessor<S>(build: (deps: { config: ProcessorConfig; nats: Nats; logger: Logger }) => Processor<S> | Promise<Processor<S>>, name: string, env: NodeJS.ProcessEnv): Promise<RunningProcessor> {
+export interface ProcessorDeps {
+  config: ProcessorConfig;
+  nats: Nats;
+  logger: Logger;
+  pauses: PauseIndex;
+  /** Register clean-up to run when the processor stops, before NATS is drained. */
+  onStop: (cleanup: () => void | Promise<void>) => void;
+}
+
+export async function startProcessor<S>(build: (deps: ProcessorDeps) => Processor<S> | Promise<Processor<S>>, name: string, env: NodeJS.ProcessEnv): Promise<RunningProcessor> {
   const config = parseConfig(processorConfigShape, env);
   const logger = createLogger(name, config.LOG_LEVEL);
   const nats = await connectNats({ url: config.NATS_URL, name: `agentmesh-${name}`, streamName: config.EVENTS_STREAM, logger });
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
   const pauses = await PauseIndex.open(nats, logger, config.EVENTS_REPLICAS);
-  const processor = await build({ config, nats, logger });
+  const cleanups: (() => void | Promise<void>)[] = [];
+  const processor = await build({ config, nats, logger, pauses, onStop: (cleanup) => cleanups.push(cleanup) });
   const runtime = new ProcessorRuntime(processor, {
     nats,
     logger,
@@ -56,6 +66,7 @@ export async function startProcessor<S>(build: (deps: { config: ProcessorConfig;
     stopped ??= (async () => {
       logger.info(`${name} processor stopping`);
       await runtime.stop();
+      for (const cleanup of cleanups) await cleanup();
       pauses.close();
       await health.close();
       await Promise.race([nats.nc.drain().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);

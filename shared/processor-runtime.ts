@@ -40,6 +40,12 @@ export interface Processor<S> {
    * idempotency keys are deterministic across replicas (the breaker's).
    */
   serialiseDecisions?: boolean;
+  /**
+   * Where a new durable consumer starts: `new` events only (default: history is
+   * never reacted to), or `all` for processors that index the log and append
+   * nothing that depends on time (the scheduler, the webhook pusher).
+   */
+  startFrom?: "new" | "all";
 }
 
 export interface RuntimeOptions {
@@ -117,7 +123,8 @@ export class ProcessorRuntime<S> {
       await nats.jsm.consumers.update(nats.streamName, this.consumerName, { max_deliver: config.max_deliver, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
-      await nats.jsm.consumers.add(nats.streamName, { ...config, deliver_policy: DeliverPolicy.New }).catch(async (addErr: unknown) => {
+      const deliverPolicy = this.processor.startFrom === "all" ? DeliverPolicy.All : DeliverPolicy.New;
+      await nats.jsm.consumers.add(nats.streamName, { ...config, deliver_policy: deliverPolicy }).catch(async (addErr: unknown) => {
         // Another replica created it first.
         await nats.jsm.consumers.info(nats.streamName, this.consumerName).catch(() => {
           throw addErr;

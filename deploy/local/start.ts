@@ -19,6 +19,7 @@ const root = resolve(fileURLToPath(import.meta.url), "../../..");
 const SERVICES = [
   { name: "gateway", entry: "gateway/main.ts" },
   { name: "breaker", entry: "processors/breaker/main.ts" },
+  { name: "scheduler", entry: "processors/scheduler/main.ts" },
 ] as const;
 
 const launcherShape = {

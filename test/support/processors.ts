@@ -1,13 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
 import type { EventEnvelope } from "../../shared/envelope.js";
-import { startProcessor, type RunningProcessor } from "../../shared/processor-main.js";
+import { startProcessor, type ProcessorDeps, type RunningProcessor } from "../../shared/processor-main.js";
 import type { Processor } from "../../shared/processor-runtime.js";
 import { request } from "./gateway.js";
 
 /** Run a processor in this process against the test run's nats-server, as its main.ts would. */
 export function runProcessor<S>(processor: Processor<S>, env: Record<string, string> = {}): Promise<RunningProcessor> {
   return startProcessor(() => processor, processor.name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: "warn", HEALTH_PORT: "0", ...env });
+}
+
+/** Run a processor whose wiring needs the runtime's dependencies (the scheduler, the webhook pusher). */
+export function runBuiltProcessor<S>(name: string, build: (deps: ProcessorDeps) => Promise<Processor<S>>, env: Record<string, string> = {}): Promise<RunningProcessor> {
+  return startProcessor(build, name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: "warn", HEALTH_PORT: "0", ...env });
 }
 
 /** A processor name no other test uses (durable consumers are per name). */
@@ -21,6 +26,7 @@ export async function readAll(baseUrl: string, path: string): Promise<EventEnvel
   for (;;) {
     const page = await request<{ events: EventEnvelope[]; nextOffset: number; upToDate: boolean }>(`${baseUrl}/streams${path}?after=${after}&limit=1000`);
     if (page.status === 404) return events;
+    if (page.status !== 200) throw new Error(`read ${path}: ${page.status} ${JSON.stringify(page.body)}`);
     events.push(...page.body.events);
     after = page.body.nextOffset;
     if (page.body.upToDate) return events;
@@ -29,10 +35,15 @@ export async function readAll(baseUrl: string, path: string): Promise<EventEnvel
 
 export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    const value = await probe();
+    // A probe that throws (a 503 while NATS restarts) counts as "not yet".
+    const value = await probe().catch((err: unknown) => {
+      lastError = err;
+      return undefined;
+    });
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`, { cause: lastError });
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }

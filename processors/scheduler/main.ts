@@ -1,0 +1,5 @@
+import { runProcessorMain } from "../../shared/processor-main.js";
+import { SCHEDULER_NAME } from "./processor.js";
+import { buildScheduler } from "./service.js";
+
+runProcessorMain(SCHEDULER_NAME, (deps) => buildScheduler(deps));

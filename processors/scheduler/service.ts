@@ -1,0 +1,22 @@
+import type { ProcessorDeps } from "../../shared/processor-main.js";
+import type { Processor } from "../../shared/processor-runtime.js";
+import { SCHEDULER_NAME, schedulerProcessor } from "./processor.js";
+import { ScheduleIndex } from "./schedule-index.js";
+import { ScheduleTimers } from "./timers.js";
+
+/** Wires the scheduler: the index, the timers fed by its watch, and the processor that fills it. */
+export async function buildScheduler(deps: ProcessorDeps, options: { name?: string; filterSubject?: string } = {}): Promise<Processor<null>> {
+  const { config, nats, logger, pauses, onStop } = deps;
+  const name = options.name ?? SCHEDULER_NAME;
+  const index = await ScheduleIndex.open(nats, logger, config.EVENTS_REPLICAS);
+  const timers = new ScheduleTimers({ nats, index, pauses, logger, processor: name });
+  const stopWatching = await index.watch((key, indexed) => {
+    timers.track(key, indexed);
+  });
+  logger.info({ pending: timers.pending }, "schedules loaded");
+  onStop(() => {
+    stopWatching();
+    timers.stop();
+  });
+  return { ...schedulerProcessor(index), name, ...(options.filterSubject === undefined ? {} : { filterSubject: options.filterSubject }) };
+}
