@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { AgentmeshError, ensureError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { Nats } from "../shared/nats.js";
-import type { PauseIndex } from "../shared/pause-index.js";
+import type { StreamIndexes } from "../shared/stream-indexes.js";
 import type { GatewayConfig } from "./config.js";
 import { errorCodeOf, sendError } from "./http-errors.js";
 import { TailHub } from "./live/tail-hub.js";
@@ -15,13 +15,13 @@ import { registerReadRoute } from "./routes/read.js";
 export interface GatewayDeps {
   config: GatewayConfig;
   nats: Nats;
-  pauses: PauseIndex;
+  indexes: StreamIndexes;
   logger: Logger;
 }
 
 /** The HTTP face of the mesh. Testable without listening (`app.inject`) and with it. */
 export function buildApp(deps: GatewayDeps): FastifyInstance {
-  const { config, nats, pauses, logger } = deps;
+  const { config, nats, indexes, logger } = deps;
   const fastifyLogger: FastifyBaseLogger = logger;
   const app = Fastify({
     loggerInstance: fastifyLogger,
@@ -51,7 +51,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
 
   registerHealthRoutes(app, { nats });
   registerListRoute(app, { nats });
-  registerAppendRoute(app, { nats, pauses });
+  registerAppendRoute(app, { nats, indexes });
   registerReadRoute(app, { nats, hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
   return app;
 }

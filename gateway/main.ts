@@ -2,7 +2,7 @@ import { ConfigError } from "../shared/config.js";
 import { createLogger } from "../shared/logger.js";
 import { connectNats } from "../shared/nats.js";
 import { ensureEventsStream } from "../shared/streams.js";
-import { PauseIndex } from "../shared/pause-index.js";
+import { StreamIndexes } from "../shared/stream-indexes.js";
 import { buildApp } from "./app.js";
 import { loadGatewayConfig } from "./config.js";
 
@@ -21,8 +21,8 @@ async function main(): Promise<void> {
   const logger = createLogger("gateway", config.LOG_LEVEL);
   const nats = await connectNats({ url: config.NATS_URL, name: "agentmesh-gateway", streamName: config.EVENTS_STREAM, logger });
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
-  const pauses = await PauseIndex.open(nats, logger, config.EVENTS_REPLICAS);
-  const app = buildApp({ config, nats, pauses, logger });
+  const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
+  const app = buildApp({ config, nats, indexes, logger });
   const address = await app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
   logger.info({ address }, "gateway listening");
 
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "gateway stopping");
     await app.close();
-    pauses.close();
+    indexes.close();
     // Drain flushes what is in flight; bounded, because with NATS gone it would wait forever.
     await Promise.race([nats.nc.drain().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
     logger.info("gateway stopped");

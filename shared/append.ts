@@ -4,15 +4,14 @@ import { AgentmeshError } from "./errors.js";
 import { natsFailure, type Nats } from "./nats.js";
 import { getEvent, lastOffset } from "./read.js";
 import { eventsSubject, liveSubject, type StreamPath } from "./subjects.js";
-import type { PauseIndex } from "./pause-index.js";
-import { StreamPausedSchema } from "./system-events.js";
+import type { StreamIndexes } from "./stream-indexes.js";
 import { JetStreamErrorCodes, SystemEventTypes } from "./wire.js";
 
 export interface AppendOptions {
   /** Append only if the stream's last offset is this (0: the stream must be empty). */
   expectOffset?: number;
-  /** Refuse appends to paused streams (all but stream/resumed), and record pause changes this append makes. */
-  pauses?: PauseIndex;
+  /** Refuse appends to paused streams (all but stream/resumed), and record what this append changes in the indexes. */
+  indexes?: StreamIndexes;
 }
 
 export interface AppendResult {
@@ -42,7 +41,7 @@ interface Prepared {
  */
 export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonly ValidEventInput[], options: AppendOptions = {}): Promise<AppendResult> {
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
-  const pause = options.pauses?.status(path);
+  const pause = options.indexes?.pauseStatus(path);
   if (pause?.paused === true && inputs.some((input) => input.type !== SystemEventTypes.resumed)) {
     throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused (${pause.reason ?? "no reason given"}); only ${SystemEventTypes.resumed} is accepted until a person resumes it`, {
       details: { pausedAtOffset: pause.offset, reason: pause.reason },
@@ -77,20 +76,8 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
       return (await getEvent(nats, ack.seq)) ?? toEnvelope(path, ack.seq, createdAt, item.body);
     }),
   );
-  if (options.pauses !== undefined) await recordPauseChanges(options.pauses, path, events);
+  if (options.indexes !== undefined) await options.indexes.observe(path, events);
   return { events, stored };
-}
-
-/** Keep the pause index in step with stream/paused and stream/resumed events this append stored. */
-export async function recordPauseChanges(pauses: PauseIndex, path: StreamPath, events: readonly EventEnvelope[]): Promise<void> {
-  for (const event of events) {
-    if (event.type === SystemEventTypes.paused) {
-      const payload = StreamPausedSchema.safeParse(event.payload);
-      await pauses.record(path, { paused: true, offset: event.offset, ...(payload.success ? { reason: payload.data.reason } : {}) });
-    } else if (event.type === SystemEventTypes.resumed) {
-      await pauses.record(path, { paused: false, offset: event.offset });
-    }
-  }
 }
 
 function publishOne(nats: Nats, subject: string, item: Prepared, expectLast?: number): Promise<PubAck> {

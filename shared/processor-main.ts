@@ -3,7 +3,7 @@ import { baseConfigShape, ConfigError, configFields, parseConfig } from "./confi
 import { startHealthServer } from "./health-server.js";
 import { createLogger, type Logger } from "./logger.js";
 import { connectNats, type Nats } from "./nats.js";
-import { PauseIndex } from "./pause-index.js";
+import { StreamIndexes } from "./stream-indexes.js";
 import { ProcessorRuntime, type Processor } from "./processor-runtime.js";
 import { ensureEventsStream } from "./streams.js";
 
@@ -21,7 +21,7 @@ export type ProcessorConfig = Readonly<z.output<z.ZodObject<typeof processorConf
 
 export interface RunningProcessor {
   nats: Nats;
-  pauses: PauseIndex;
+  indexes: StreamIndexes;
   runtime: ProcessorRuntime<unknown>;
   healthPort: number;
   logger: Logger;
@@ -37,7 +37,7 @@ export interface ProcessorDeps {
   config: ProcessorConfig;
   nats: Nats;
   logger: Logger;
-  pauses: PauseIndex;
+  indexes: StreamIndexes;
   /** Register clean-up to run when the processor stops, before NATS is drained. */
   onStop: (cleanup: () => void | Promise<void>) => void;
 }
@@ -47,13 +47,13 @@ export async function startProcessor<S>(build: (deps: ProcessorDeps) => Processo
   const logger = createLogger(name, config.LOG_LEVEL);
   const nats = await connectNats({ url: config.NATS_URL, name: `agentmesh-${name}`, streamName: config.EVENTS_STREAM, logger });
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
-  const pauses = await PauseIndex.open(nats, logger, config.EVENTS_REPLICAS);
+  const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
   const cleanups: (() => void | Promise<void>)[] = [];
-  const processor = await build({ config, nats, logger, pauses, onStop: (cleanup) => cleanups.push(cleanup) });
+  const processor = await build({ config, nats, logger, indexes, onStop: (cleanup) => cleanups.push(cleanup) });
   const runtime = new ProcessorRuntime(processor, {
     nats,
     logger,
-    pauses,
+    indexes,
     maxDeliver: config.PROCESSOR_MAX_DELIVER,
     ackWaitMs: config.PROCESSOR_ACK_WAIT_MS,
     concurrency: config.PROCESSOR_CONCURRENCY,
@@ -67,14 +67,14 @@ export async function startProcessor<S>(build: (deps: ProcessorDeps) => Processo
       logger.info(`${name} processor stopping`);
       await runtime.stop();
       for (const cleanup of cleanups) await cleanup();
-      pauses.close();
+      indexes.close();
       await health.close();
       await Promise.race([nats.nc.drain().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
       logger.info(`${name} processor stopped`);
     })();
     return stopped;
   };
-  return { nats, pauses, runtime, healthPort: health.port, logger, stop };
+  return { nats, indexes, runtime, healthPort: health.port, logger, stop };
 }
 
 /** For `processors/<name>/main.ts`: start, exit 2 on bad config, drain on signals. */

@@ -5,7 +5,7 @@ import { EventInputSchema } from "./envelope.js";
 import { AgentmeshError, ensureError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { Nats } from "./nats.js";
-import type { PauseIndex } from "./pause-index.js";
+import type { StreamIndexes } from "./stream-indexes.js";
 import { RetryableError, TerminalError } from "./processor-errors.js";
 import { decodeJsMsg } from "./read.js";
 import { StreamStateCache, type StreamState } from "./stream-state-cache.js";
@@ -51,7 +51,7 @@ export interface Processor<S> {
 export interface RuntimeOptions {
   nats: Nats;
   logger: Logger;
-  pauses: PauseIndex;
+  indexes: StreamIndexes;
   /** Deliveries of one event before it is given up on (recorded as stream/error-occurred). */
   maxDeliver?: number;
   ackWaitMs?: number;
@@ -177,7 +177,7 @@ export class ProcessorRuntime<S> {
     const path = event.streamPath as StreamPath;
     for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
       const stream = await this.cache.latest(path);
-      if (stream.system.paused !== null || this.options.pauses.isPaused(path)) {
+      if (stream.system.paused !== null || this.options.indexes.isPaused(path)) {
         log.debug("stream paused; not reacting");
         return;
       }
@@ -189,7 +189,7 @@ export class ProcessorRuntime<S> {
       if (reactions.length === 0) return;
       try {
         const serialise = this.processor.serialiseDecisions ?? true;
-        await appendEvents(this.options.nats, path, reactions, { pauses: this.options.pauses, ...(serialise ? { expectOffset: stream.offset } : {}) });
+        await appendEvents(this.options.nats, path, reactions, { indexes: this.options.indexes, ...(serialise ? { expectOffset: stream.offset } : {}) });
         log.info({ reactions: reactions.map((r) => r.type) }, "reacted");
         return;
       } catch (err) {

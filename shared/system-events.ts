@@ -29,3 +29,19 @@ export type StreamPaused = z.infer<typeof StreamPausedSchema>;
 export type StreamResumed = z.infer<typeof StreamResumedSchema>;
 export type BreakerConfigured = z.infer<typeof BreakerConfiguredSchema>;
 export type ErrorOccurred = z.infer<typeof ErrorOccurredSchema>;
+
+export const InboundConfiguredSchema = z.object({
+  /** A Standard Webhooks secret (`whsec_` + base64); absent or null turns verification off. */
+  secret: z.string().startsWith("whsec_").nullable().optional(),
+});
+
+export const WebhookReceivedSchema = z.object({
+  contentType: z.string().nullable(),
+  headers: z.record(z.string(), z.string()),
+  /** JSON bodies as JSON, text as a string, anything else as base64. */
+  bodyEncoding: z.enum(["json", "text", "base64", "empty"]),
+  body: z.unknown(),
+});
+
+export type InboundConfigured = z.infer<typeof InboundConfiguredSchema>;
+export type WebhookReceived = z.infer<typeof WebhookReceivedSchema>;

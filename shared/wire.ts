@@ -39,11 +39,17 @@ export const SystemEventTypes = {
   breakerConfigured: "stream/circuit-breaker-configured",
   /** A processor gave up on an event (terminal error or delivery limit reached). */
   errorOccurred: "stream/error-occurred",
+  /** Sets (or clears, with no secret) the secret that signs the stream's inbound webhooks. */
+  inboundConfigured: "webhook/inbound-configured",
+  /** An inbound webhook, stored whatever its body. */
+  webhookReceived: "webhook/received",
 } as const;
 
 export const KvBuckets = {
   /** Which streams are paused: a cache of each stream's last stream/paused or stream/resumed, rebuildable from the log. */
   streamStatus: "agentmesh-stream-status",
+  /** Each stream's inbound webhook secret: a cache of its last webhook/inbound-configured. */
+  inboundWebhooks: "agentmesh-inbound-webhooks",
 } as const;
 
 export const ConsumerNames = {

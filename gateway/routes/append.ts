@@ -4,7 +4,7 @@ import { appendEvents, publishEphemeral } from "../../shared/append.js";
 import { EventInputSchema } from "../../shared/envelope.js";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Nats } from "../../shared/nats.js";
-import type { PauseIndex } from "../../shared/pause-index.js";
+import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import { StreamResumedSchema } from "../../shared/system-events.js";
 import { Defaults, SystemEventTypes } from "../../shared/wire.js";
 import { resumedPathFromUrl, streamPathFromUrl } from "../stream-url.js";
@@ -30,14 +30,14 @@ const BatchSchema = z.array(EventInputSchema).min(1, "a batch needs at least one
  * 201 when anything new was stored, 200 when every event was an idempotent
  * retry (the reply then shows what was stored the first time).
  */
-export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; pauses: PauseIndex }): void {
+export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes }): void {
   app.post("/streams/*", async (request, reply) => {
     const resumed = resumedPathFromUrl(request.url);
     if (resumed !== null) {
       // A person's act: appends stream/resumed, after which appends and reactions continue.
-      if (deps.pauses.status(resumed)?.paused !== true) throw new AgentmeshError("STREAM_NOT_PAUSED", `The stream ${resumed} is not paused`);
+      if (deps.indexes.pauseStatus(resumed)?.paused !== true) throw new AgentmeshError("STREAM_NOT_PAUSED", `The stream ${resumed} is not paused`);
       const payload = parseOr(StreamResumedSchema, request.body ?? {}, "INVALID_EVENT", "");
-      const result = await appendEvents(deps.nats, resumed, [{ type: SystemEventTypes.resumed, payload }], { pauses: deps.pauses });
+      const result = await appendEvents(deps.nats, resumed, [{ type: SystemEventTypes.resumed, payload }], { indexes: deps.indexes });
       return reply.code(201).send(result.events[0]);
     }
     const path = streamPathFromUrl(request.url);
@@ -58,14 +58,14 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; pa
     const inputs = isBatch ? parseOr(BatchSchema, body, "INVALID_EVENT", "events") : [parseOr(EventInputSchema, body, "INVALID_EVENT", "")];
 
     if (query.ephemeral === true) {
-      if (deps.pauses.isPaused(path)) throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused`);
+      if (deps.indexes.isPaused(path)) throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused`);
       if (isBatch || expectOffset !== undefined) throw new AgentmeshError("INVALID_QUERY", "An ephemeral event is one event, with no expected offset");
       const input = inputs[0] as (typeof inputs)[number];
       const { createdAt } = publishEphemeral(deps.nats, path, input);
       return reply.code(202).send({ streamPath: path, ephemeral: true, type: input.type, createdAt });
     }
 
-    const result = await appendEvents(deps.nats, path, inputs, { pauses: deps.pauses, ...(expectOffset === undefined ? {} : { expectOffset }) });
+    const result = await appendEvents(deps.nats, path, inputs, { indexes: deps.indexes, ...(expectOffset === undefined ? {} : { expectOffset }) });
     reply.code(result.stored > 0 ? 201 : 200);
     return isBatch ? result.events : result.events[0];
   });

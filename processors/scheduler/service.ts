@@ -6,10 +6,10 @@ import { ScheduleTimers } from "./timers.js";
 
 /** Wires the scheduler: the index, the timers fed by its watch, and the processor that fills it. */
 export async function buildScheduler(deps: ProcessorDeps, options: { name?: string; filterSubject?: string } = {}): Promise<Processor<null>> {
-  const { config, nats, logger, pauses, onStop } = deps;
+  const { config, nats, logger, indexes, onStop } = deps;
   const name = options.name ?? SCHEDULER_NAME;
   const index = await ScheduleIndex.open(nats, logger, config.EVENTS_REPLICAS);
-  const timers = new ScheduleTimers({ nats, index, pauses, logger, processor: name });
+  const timers = new ScheduleTimers({ nats, index, indexes, logger, processor: name });
   const stopWatching = await index.watch((key, indexed) => {
     timers.track(key, indexed);
   });

@@ -3,7 +3,7 @@ import { appendEvents } from "../../shared/append.js";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
-import type { PauseIndex } from "../../shared/pause-index.js";
+import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import { nextDue } from "./schedule.js";
 import type { IndexedSchedule, ScheduleIndex } from "./schedule-index.js";
 
@@ -32,7 +32,7 @@ export class ScheduleTimers {
   private stopped = false;
 
   constructor(
-    private readonly deps: { nats: Nats; index: ScheduleIndex; pauses: PauseIndex; logger: Logger; processor: string },
+    private readonly deps: { nats: Nats; index: ScheduleIndex; indexes: StreamIndexes; logger: Logger; processor: string },
   ) {}
 
   get pending(): number {
@@ -77,7 +77,7 @@ export class ScheduleTimers {
   }
 
   private async fire(item: HeapItem): Promise<void> {
-    const { index, nats, pauses, logger, processor } = this.deps;
+    const { index, nats, indexes, logger, processor } = this.deps;
     const current = await index.get(item.key).catch(() => null);
     const entry = current?.entry;
     const definition = entry?.definition;
@@ -98,7 +98,7 @@ export class ScheduleTimers {
             idempotencyKey: `${processor}:${entry.slug}:${dueMs}`,
           },
         ],
-        { pauses },
+        { indexes },
       );
       log.info({ delayMs: Date.now() - dueMs }, "schedule fired");
     } catch (err) {

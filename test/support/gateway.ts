@@ -6,7 +6,7 @@ import { loadGatewayConfig } from "../../gateway/config.js";
 import { createLogger } from "../../shared/logger.js";
 import { connectNats, type Nats } from "../../shared/nats.js";
 import { ensureEventsStream } from "../../shared/streams.js";
-import { PauseIndex } from "../../shared/pause-index.js";
+import { StreamIndexes } from "../../shared/stream-indexes.js";
 
 export interface TestGateway {
   url: string;
@@ -25,8 +25,8 @@ export async function startGateway(env: Record<string, string> = {}, port = 0): 
   const logger = createLogger("gateway-test", config.LOG_LEVEL);
   const nats = await connectNats({ url: config.NATS_URL, name: "gateway-test", streamName: config.EVENTS_STREAM, logger });
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
-  const pauses = await PauseIndex.open(nats, logger, config.EVENTS_REPLICAS);
-  const app = buildApp({ config, nats, pauses, logger });
+  const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
+  const app = buildApp({ config, nats, indexes, logger });
   await app.listen({ host: "127.0.0.1", port: config.GATEWAY_PORT });
   const address = app.server.address();
   const actualPort = typeof address === "object" && address !== null ? address.port : config.GATEWAY_PORT;
@@ -37,8 +37,8 @@ export async function startGateway(env: Record<string, string> = {}, port = 0): 
     nats,
     close: async () => {
       await app.close();
-      pauses.close();
-    pauses.close();
+      indexes.close();
+    indexes.close();
       await nats.nc.close();
     },
   };

@@ -1,0 +1,79 @@
+import { Kvm, type KV } from "@nats-io/kv";
+import type { Logger } from "./logger.js";
+import type { Nats } from "./nats.js";
+import { kvKeyOf, type StreamPath } from "./subjects.js";
+
+/**
+ * A per-stream fact read from the log, cached in a KV bucket that every
+ * service watches, so checking it is a map lookup. The log stays the truth:
+ * each value carries the offset of the event it reflects, and a write only
+ * replaces an older one (compare-and-set), so late writers never win.
+ */
+export class LogIndex<T extends { offset: number }> {
+  private readonly values = new Map<string, T>();
+  private stopWatching: (() => void) | undefined;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly logger: Logger,
+  ) {}
+
+  static async open<T extends { offset: number }>(nats: Nats, bucket: string, logger: Logger, replicas = 1): Promise<LogIndex<T>> {
+    const kv = await new Kvm(nats.js).create(bucket, { history: 1, replicas });
+    const index = new LogIndex<T>(kv, logger);
+    await index.watch();
+    return index;
+  }
+
+  private async watch(): Promise<void> {
+    const updates = await this.kv.watch();
+    this.stopWatching = () => {
+      updates.stop();
+    };
+    let ready: (() => void) | undefined;
+    const initialised = new Promise<void>((resolve) => (ready = resolve));
+    // The watcher first replays every key (the last with delta 0); an empty bucket replays none.
+    if ((await this.kv.status()).values === 0) ready?.();
+    void (async () => {
+      for await (const entry of updates) {
+        if (entry.operation === "PUT") this.values.set(entry.key, entry.json<T>());
+        else this.values.delete(entry.key);
+        if (entry.delta === 0 || entry.isUpdate) ready?.();
+      }
+    })().catch((err: unknown) => {
+      this.logger.error({ err }, "log index watch ended");
+    });
+    await initialised;
+  }
+
+  get(path: StreamPath): T | undefined {
+    return this.values.get(kvKeyOf(path));
+  }
+
+  /** Record a value seen in the log, unless a newer one is already recorded. */
+  async record(path: StreamPath, value: T): Promise<void> {
+    const key = kvKeyOf(path);
+    const text = JSON.stringify(value);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const current = await this.kv.get(key);
+      try {
+        if (current?.operation !== "PUT") {
+          await this.kv.create(key, text);
+        } else {
+          if (current.json<T>().offset >= value.offset) return;
+          await this.kv.update(key, text, current.revision);
+        }
+        // Apply locally at once, so this process's next check already sees it.
+        this.values.set(key, value);
+        return;
+      } catch {
+        // Another writer got there first: read again and compare offsets.
+      }
+    }
+    throw new Error(`could not record ${key} after 10 attempts`);
+  }
+
+  close(): void {
+    this.stopWatching?.();
+  }
+}

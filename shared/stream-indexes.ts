@@ -1,0 +1,72 @@
+import type { EventEnvelope } from "./envelope.js";
+import { LogIndex } from "./log-index.js";
+import type { Logger } from "./logger.js";
+import type { Nats } from "./nats.js";
+import type { StreamPath } from "./subjects.js";
+import { InboundConfiguredSchema, StreamPausedSchema } from "./system-events.js";
+import { KvBuckets, SystemEventTypes } from "./wire.js";
+
+/** Whether a stream is paused: its last stream/paused or stream/resumed. */
+export interface PauseStatus {
+  paused: boolean;
+  offset: number;
+  reason?: string;
+}
+
+/** The stream's inbound webhook secret: its last webhook/inbound-configured. */
+export interface InboundConfig {
+  secret: string | null;
+  offset: number;
+}
+
+/**
+ * The per-stream facts every append path must check at once (is it paused?
+ * what secret signs its inbound webhooks?), indexed from the log. Whoever
+ * appends the events that change them records them here (`observe`).
+ */
+export class StreamIndexes {
+  private constructor(
+    private readonly pauses: LogIndex<PauseStatus>,
+    private readonly inbound: LogIndex<InboundConfig>,
+  ) {}
+
+  static async open(nats: Nats, logger: Logger, replicas = 1): Promise<StreamIndexes> {
+    const [pauses, inbound] = await Promise.all([
+      LogIndex.open<PauseStatus>(nats, KvBuckets.streamStatus, logger, replicas),
+      LogIndex.open<InboundConfig>(nats, KvBuckets.inboundWebhooks, logger, replicas),
+    ]);
+    return new StreamIndexes(pauses, inbound);
+  }
+
+  isPaused(path: StreamPath): boolean {
+    return this.pauses.get(path)?.paused ?? false;
+  }
+
+  pauseStatus(path: StreamPath): PauseStatus | undefined {
+    return this.pauses.get(path);
+  }
+
+  inboundSecret(path: StreamPath): string | null {
+    return this.inbound.get(path)?.secret ?? null;
+  }
+
+  /** Record what stored events change. */
+  async observe(path: StreamPath, events: readonly EventEnvelope[]): Promise<void> {
+    for (const event of events) {
+      if (event.type === SystemEventTypes.paused) {
+        const payload = StreamPausedSchema.safeParse(event.payload);
+        await this.pauses.record(path, { paused: true, offset: event.offset, ...(payload.success ? { reason: payload.data.reason } : {}) });
+      } else if (event.type === SystemEventTypes.resumed) {
+        await this.pauses.record(path, { paused: false, offset: event.offset });
+      } else if (event.type === SystemEventTypes.inboundConfigured) {
+        const payload = InboundConfiguredSchema.safeParse(event.payload);
+        await this.inbound.record(path, { secret: payload.success ? (payload.data.secret ?? null) : null, offset: event.offset });
+      }
+    }
+  }
+
+  close(): void {
+    this.pauses.close();
+    this.inbound.close();
+  }
+}
