@@ -9,6 +9,7 @@ import { errorCodeOf, sendError } from "./http-errors.js";
 import { TailHub } from "./live/tail-hub.js";
 import { registerAppendRoute } from "./routes/append.js";
 import { registerHealthRoutes } from "./routes/health.js";
+import { registerHookRoutes } from "./routes/hooks.js";
 import { registerListRoute } from "./routes/list.js";
 import { registerReadRoute } from "./routes/read.js";
 
@@ -52,6 +53,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   registerHealthRoutes(app, { nats });
   registerListRoute(app, { nats });
   registerAppendRoute(app, { nats, indexes });
+  registerHookRoutes(app, { nats, indexes });
   registerReadRoute(app, { nats, hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
   return app;
 }

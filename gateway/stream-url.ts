@@ -2,16 +2,22 @@ import { AgentmeshError } from "../shared/errors.js";
 import { parseStreamPath, parseStreamSelector, type StreamPath, type StreamSelector } from "../shared/subjects.js";
 
 const PREFIX = "/streams";
+const HOOKS_PREFIX = "/hooks";
 
 /**
  * The stream part of a `/streams/...` URL, taken from the raw URL without
  * percent-decoding: paths are made of unreserved characters only, so an
  * encoded character is simply invalid (and `%2F` can never forge a segment).
  */
-function rawStreamPart(url: string): string {
+function rawStreamPart(url: string, prefix = PREFIX): string {
   const pathname = url.split("?", 1)[0] ?? "";
-  if (!pathname.startsWith(`${PREFIX}/`)) throw new AgentmeshError("INVALID_STREAM_PATH");
-  return pathname.slice(PREFIX.length);
+  if (!pathname.startsWith(`${prefix}/`)) throw new AgentmeshError("INVALID_STREAM_PATH");
+  return pathname.slice(prefix.length);
+}
+
+/** `POST /hooks/<path>`: the stream an inbound webhook is appended to. */
+export function hookPathFromUrl(url: string): StreamPath {
+  return parseStreamPath(rawStreamPart(url, HOOKS_PREFIX));
 }
 
 export function selectorFromUrl(url: string): StreamSelector {

@@ -10,6 +10,7 @@ export const ErrorCodes = {
   INVALID_QUERY: { status: 400, message: "A query parameter is not valid" },
   INVALID_HEADER: { status: 400, message: "A header is not valid" },
   BATCH_TOO_LARGE: { status: 400, message: "Too many events in one batch" },
+  INVALID_SIGNATURE: { status: 401, message: "The webhook signature does not verify" },
   NOT_FOUND: { status: 404, message: "No such route" },
   STREAM_NOT_FOUND: { status: 404, message: "The stream does not exist" },
   OFFSET_CONFLICT: { status: 409, message: "The stream's last offset is not the expected one" },
