@@ -1,10 +1,9 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "./logger.js";
 import type { Nats } from "./nats.js";
-import { kvKeyOf, type StreamPath } from "./subjects.js";
 
 /**
- * A per-stream fact read from the log, cached in a KV bucket that every
+ * A fact read from the log (per stream, or per stream and slug), cached in a KV bucket that every
  * service watches, so checking it is a map lookup. The log stays the truth:
  * each value carries the offset of the event it reflects, and a write only
  * replaces an older one (compare-and-set), so late writers never win.
@@ -16,11 +15,13 @@ export class LogIndex<T extends { offset: number }> {
   private constructor(
     private readonly kv: KV,
     private readonly logger: Logger,
+    private readonly onChange: ((key: string, value: T | undefined) => void) | undefined,
   ) {}
 
-  static async open<T extends { offset: number }>(nats: Nats, bucket: string, logger: Logger, replicas = 1): Promise<LogIndex<T>> {
+  /** `onChange` hears every key at start and every change after, in order. */
+  static async open<T extends { offset: number }>(nats: Nats, bucket: string, logger: Logger, replicas = 1, onChange?: (key: string, value: T | undefined) => void): Promise<LogIndex<T>> {
     const kv = await new Kvm(nats.js).create(bucket, { history: 1, replicas });
-    const index = new LogIndex<T>(kv, logger);
+    const index = new LogIndex<T>(kv, logger, onChange);
     await index.watch();
     return index;
   }
@@ -38,6 +39,7 @@ export class LogIndex<T extends { offset: number }> {
       for await (const entry of updates) {
         if (entry.operation === "PUT") this.values.set(entry.key, entry.json<T>());
         else this.values.delete(entry.key);
+        this.onChange?.(entry.key, this.values.get(entry.key));
         if (entry.delta === 0 || entry.isUpdate) ready?.();
       }
     })().catch((err: unknown) => {
@@ -46,13 +48,12 @@ export class LogIndex<T extends { offset: number }> {
     await initialised;
   }
 
-  get(path: StreamPath): T | undefined {
-    return this.values.get(kvKeyOf(path));
+  get(key: string): T | undefined {
+    return this.values.get(key);
   }
 
   /** Record a value seen in the log, unless a newer one is already recorded. */
-  async record(path: StreamPath, value: T): Promise<void> {
-    const key = kvKeyOf(path);
+  async record(key: string, value: T): Promise<void> {
     const text = JSON.stringify(value);
     for (let attempt = 0; attempt < 10; attempt++) {
       const current = await this.kv.get(key);

@@ -2,7 +2,7 @@ import type { EventEnvelope } from "./envelope.js";
 import { LogIndex } from "./log-index.js";
 import type { Logger } from "./logger.js";
 import type { Nats } from "./nats.js";
-import type { StreamPath } from "./subjects.js";
+import { kvKeyOf, type StreamPath } from "./subjects.js";
 import { InboundConfiguredSchema, StreamPausedSchema } from "./system-events.js";
 import { KvBuckets, SystemEventTypes } from "./wire.js";
 
@@ -39,15 +39,15 @@ export class StreamIndexes {
   }
 
   isPaused(path: StreamPath): boolean {
-    return this.pauses.get(path)?.paused ?? false;
+    return this.pauses.get(kvKeyOf(path))?.paused ?? false;
   }
 
   pauseStatus(path: StreamPath): PauseStatus | undefined {
-    return this.pauses.get(path);
+    return this.pauses.get(kvKeyOf(path));
   }
 
   inboundSecret(path: StreamPath): string | null {
-    return this.inbound.get(path)?.secret ?? null;
+    return this.inbound.get(kvKeyOf(path))?.secret ?? null;
   }
 
   /** Record what stored events change. */
@@ -55,12 +55,12 @@ export class StreamIndexes {
     for (const event of events) {
       if (event.type === SystemEventTypes.paused) {
         const payload = StreamPausedSchema.safeParse(event.payload);
-        await this.pauses.record(path, { paused: true, offset: event.offset, ...(payload.success ? { reason: payload.data.reason } : {}) });
+        await this.pauses.record(kvKeyOf(path), { paused: true, offset: event.offset, ...(payload.success ? { reason: payload.data.reason } : {}) });
       } else if (event.type === SystemEventTypes.resumed) {
-        await this.pauses.record(path, { paused: false, offset: event.offset });
+        await this.pauses.record(kvKeyOf(path), { paused: false, offset: event.offset });
       } else if (event.type === SystemEventTypes.inboundConfigured) {
         const payload = InboundConfiguredSchema.safeParse(event.payload);
-        await this.inbound.record(path, { secret: payload.success ? (payload.data.secret ?? null) : null, offset: event.offset });
+        await this.inbound.record(kvKeyOf(path), { secret: payload.success ? (payload.data.secret ?? null) : null, offset: event.offset });
       }
     }
   }

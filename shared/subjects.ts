@@ -108,3 +108,8 @@ export function kvKeyOf(path: StreamPath): string {
 export function pathOfKvKey(key: string): StreamPath | null {
   return pathOfSubject(`${SubjectRoots.events}.${key.replaceAll("=", "~")}`);
 }
+
+/** A KV key for something named by a slug within a stream; a slug has no `.`, so the last token is the slug. */
+export function slugKeyOf(path: StreamPath, slug: string): string {
+  return `${kvKeyOf(path)}.${slug}`;
+}

@@ -20,6 +20,7 @@ const SERVICES = [
   { name: "gateway", entry: "gateway/main.ts" },
   { name: "breaker", entry: "processors/breaker/main.ts" },
   { name: "scheduler", entry: "processors/scheduler/main.ts" },
+  { name: "webhook-pusher", entry: "processors/webhook-pusher/main.ts" },
 ] as const;
 
 const launcherShape = {
@@ -83,7 +84,8 @@ async function main(): Promise<void> {
 function startService(name: string, entry: string, natsUrl: string): void {
   const child = spawn(process.execPath, ["--import", "tsx", join(root, entry)], {
     cwd: root,
-    env: { ...process.env, NATS_URL: natsUrl },
+    // On a laptop, webhooks to local receivers are the point; production allows no private network by default.
+    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", ...process.env, NATS_URL: natsUrl },
     stdio: ["ignore", "pipe", "pipe"],
     // Its own process group: Ctrl-C reaches only the launcher, which stops services before NATS.
     detached: true,

@@ -1,7 +1,7 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
-import { kvKeyOf, type StreamPath } from "../../shared/subjects.js";
+import { slugKeyOf, type StreamPath } from "../../shared/subjects.js";
 import type { Schedule } from "./events.js";
 
 export const SCHEDULE_BUCKET = "agentmesh-schedules";
@@ -24,8 +24,7 @@ export interface IndexedSchedule {
 }
 
 export function scheduleKey(path: StreamPath, slug: string): string {
-  // A slug has no `.`, so the last key token is the slug and the rest the path.
-  return `${kvKeyOf(path)}.${slug}`;
+  return slugKeyOf(path, slug);
 }
 
 /**

@@ -1,0 +1,27 @@
+import { z } from "zod";
+import { SlugSchema } from "../scheduler/events.js";
+
+/** The webhook pusher's events (docs/EVENTS.md, "Webhooks out"). */
+
+export const SubscriptionEventTypes = {
+  configured: "subscription/configured",
+  removed: "subscription/removed",
+  deliveryFailed: "subscription/delivery-failed",
+  disabled: "subscription/disabled",
+} as const;
+
+/** By default every event is pushed except the pusher's own, which would otherwise loop. */
+export const DEFAULT_EXCLUDED_TYPES = ["subscription/*"] as const;
+
+export const SubscriptionConfiguredSchema = z.object({
+  slug: SlugSchema,
+  url: z.url({ protocol: /^https?$/, message: "an http or https URL" }),
+  /** Glob patterns over event types (`agent/*`); default: all but subscription/*. */
+  types: z.array(z.string().min(1)).min(1).optional(),
+  /** Standard Webhooks secret (`whsec_` + base64): deliveries are signed when set. */
+  secret: z.string().startsWith("whsec_").optional(),
+});
+
+export const SubscriptionRemovedSchema = z.object({ slug: SlugSchema });
+
+export type SubscriptionConfigured = z.infer<typeof SubscriptionConfiguredSchema>;

@@ -1,0 +1,5 @@
+import { runProcessorMain } from "../../shared/processor-main.js";
+import { WEBHOOK_PUSHER_NAME } from "./processor.js";
+import { buildWebhookPusher } from "./service.js";
+
+runProcessorMain(WEBHOOK_PUSHER_NAME, (deps) => buildWebhookPusher(deps, process.env));

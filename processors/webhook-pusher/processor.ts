@@ -1,0 +1,99 @@
+import { lookup } from "node:dns/promises";
+import { AckPolicy, DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
+import type { EventInput } from "../../shared/envelope.js";
+import type { LogIndex } from "../../shared/log-index.js";
+import type { Nats } from "../../shared/nats.js";
+import { TerminalError } from "../../shared/processor-errors.js";
+import type { Processor } from "../../shared/processor-runtime.js";
+import { eventsSubject, slugKeyOf, type StreamPath } from "../../shared/subjects.js";
+import type { AddressGuard } from "./address-guard.js";
+import { SubscriptionConfiguredSchema, SubscriptionEventTypes, SubscriptionRemovedSchema } from "./events.js";
+import { subscriptionConsumerName, type SubscriptionEntry } from "./subscriptions.js";
+
+export const WEBHOOK_PUSHER_NAME = "webhook-pusher";
+
+export interface PusherDeps {
+  nats: Nats;
+  index: LogIndex<SubscriptionEntry>;
+  guard: AddressGuard;
+  /** How long a delivery may take; the consumer's ack wait must exceed it. */
+  timeoutMs: number;
+}
+
+/** Why a URL may not be used, checking its host's addresses now; null when it may. */
+async function urlRefusal(guard: AddressGuard, url: string): Promise<string | null> {
+  const literal = guard.urlRefusal(url);
+  if (literal !== null) return literal;
+  const host = new URL(url).hostname;
+  const addresses = await lookup(host, { all: true }).catch(() => []);
+  for (const { address } of addresses) {
+    const refusal = guard.refusal(address);
+    if (refusal !== null) return `${host} resolves to ${refusal}`;
+  }
+  return null;
+}
+
+async function ensureConsumer(nats: Nats, name: string, path: StreamPath, fromOffset: number, ackWaitMs: number): Promise<void> {
+  try {
+    await nats.jsm.consumers.info(nats.streamName, name);
+    return;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+  }
+  await nats.jsm.consumers.add(nats.streamName, {
+    durable_name: name,
+    filter_subject: eventsSubject(path),
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: fromOffset,
+    ack_policy: AckPolicy.Explicit,
+    // One delivery in flight across every replica: that is what keeps each subscription in order.
+    max_ack_pending: 1,
+    ack_wait: ackWaitMs * 1_000_000,
+    max_deliver: -1,
+  });
+}
+
+/**
+ * Turns subscription/configured and subscription/removed into index entries
+ * and durable consumers; SubscriptionWorkers deliver. Starts from the
+ * beginning of the log so no subscription is missed, whenever it started.
+ */
+export function webhookPusherProcessor(deps: PusherDeps): Processor<null> {
+  const { nats, index, guard } = deps;
+  return {
+    name: WEBHOOK_PUSHER_NAME,
+    triggers: [SubscriptionEventTypes.configured, SubscriptionEventTypes.removed],
+    startFrom: "all",
+    initialState: () => null,
+    reduce: () => null,
+    react: async ({ event, log }): Promise<EventInput[]> => {
+      const path = event.streamPath as StreamPath;
+      if (event.type === SubscriptionEventTypes.removed) {
+        const removed = SubscriptionRemovedSchema.safeParse(event.payload);
+        if (!removed.success) throw new TerminalError(`invalid ${event.type}: ${removed.error.issues[0]?.message ?? ""}`);
+        const key = slugKeyOf(path, removed.data.slug);
+        const existing = index.get(key);
+        if (existing !== undefined) await index.record(key, { ...existing, active: false, offset: event.offset });
+        const consumer = subscriptionConsumerName(path, removed.data.slug);
+        await nats.jsm.consumers.delete(nats.streamName, consumer).catch(() => false);
+        log.info({ slug: removed.data.slug }, "subscription removed");
+        return [];
+      }
+      const configured = SubscriptionConfiguredSchema.safeParse(event.payload);
+      if (!configured.success) throw new TerminalError(`invalid ${event.type}: ${configured.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      const { slug, url, types, secret } = configured.data;
+      const consumer = subscriptionConsumerName(path, slug);
+      const entry: SubscriptionEntry = { path, slug, url, types: types ?? null, secret: secret ?? null, offset: event.offset, active: true, consumer };
+      const refusal = await urlRefusal(guard, url);
+      if (refusal !== null) {
+        await index.record(slugKeyOf(path, slug), { ...entry, active: false });
+        log.warn({ slug, refusal }, "subscription refused");
+        return [{ type: SubscriptionEventTypes.disabled, payload: { slug, reason: `refused URL: ${refusal}` } }];
+      }
+      await ensureConsumer(nats, consumer, path, event.offset + 1, deps.timeoutMs + 15_000);
+      await index.record(slugKeyOf(path, slug), entry);
+      log.info({ slug, url }, "subscription configured");
+      return [];
+    },
+  };
+}
