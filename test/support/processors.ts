@@ -7,12 +7,12 @@ import { request } from "./gateway.js";
 
 /** Run a processor in this process against the test run's nats-server, as its main.ts would. */
 export function runProcessor<S>(processor: Processor<S>, env: Record<string, string> = {}): Promise<RunningProcessor> {
-  return startProcessor(() => processor, processor.name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: "warn", HEALTH_PORT: "0", ...env });
+  return startProcessor(() => processor, processor.name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", HEALTH_PORT: "0", ...env });
 }
 
 /** Run a processor whose wiring needs the runtime's dependencies (the scheduler, the webhook pusher). */
 export function runBuiltProcessor<S>(name: string, build: (deps: ProcessorDeps) => Promise<Processor<S>>, env: Record<string, string> = {}): Promise<RunningProcessor> {
-  return startProcessor(build, name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: "warn", HEALTH_PORT: "0", ...env });
+  return startProcessor(build, name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", HEALTH_PORT: "0", ...env });
 }
 
 /** A processor name no other test uses (durable consumers are per name). */
