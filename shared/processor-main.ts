@@ -15,6 +15,10 @@ export const processorConfigShape = {
   PROCESSOR_MAX_DELIVER: configFields.positiveInt.default(10),
   PROCESSOR_ACK_WAIT_MS: configFields.positiveInt.default(30_000),
   PROCESSOR_CONCURRENCY: configFields.positiveInt.default(64),
+  /** Run an independent instance under another name (its own durable consumer), e.g. one per shard. */
+  PROCESSOR_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  /** Only streams under this subject filter (e.g. `events.tenant-a.>`); default every stream. */
+  PROCESSOR_SUBJECT_FILTER: z.string().regex(/^events(\.[^.\s]+)*(\.>)?$/, "an events.* subject filter").optional(),
 } as const;
 
 export type ProcessorConfig = Readonly<z.output<z.ZodObject<typeof processorConfigShape>>>;
@@ -49,7 +53,12 @@ export async function startProcessor<S>(build: (deps: ProcessorDeps) => Processo
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
   const cleanups: (() => void | Promise<void>)[] = [];
-  const processor = await build({ config, nats, logger, indexes, onStop: (cleanup) => cleanups.push(cleanup) });
+  const built = await build({ config, nats, logger, indexes, onStop: (cleanup) => cleanups.push(cleanup) });
+  const processor: Processor<S> = {
+    ...built,
+    ...(config.PROCESSOR_NAME === undefined ? {} : { name: config.PROCESSOR_NAME }),
+    ...(config.PROCESSOR_SUBJECT_FILTER === undefined ? {} : { filterSubject: config.PROCESSOR_SUBJECT_FILTER }),
+  };
   const runtime = new ProcessorRuntime(processor, {
     nats,
     logger,

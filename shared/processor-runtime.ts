@@ -39,7 +39,7 @@ export interface Processor<S> {
    * and decide again on conflict (default). Turn off only for reactions whose
    * idempotency keys are deterministic across replicas (the breaker's).
    */
-  serialiseDecisions?: boolean;
+  serialiseDecisions?: boolean | ((event: EventEnvelope) => boolean);
   /**
    * Where a new durable consumer starts: `new` events only (default: history is
    * never reacted to), or `all` for processors that index the log and append
@@ -188,7 +188,8 @@ export class ProcessorRuntime<S> {
       const reactions = (await this.processor.react({ event, stream, log })).map((input, index) => this.prepare(input, event, index));
       if (reactions.length === 0) return;
       try {
-        const serialise = this.processor.serialiseDecisions ?? true;
+        const setting = this.processor.serialiseDecisions ?? true;
+        const serialise = typeof setting === "function" ? setting(event) : setting;
         await appendEvents(this.options.nats, path, reactions, { indexes: this.options.indexes, ...(serialise ? { expectOffset: stream.offset } : {}) });
         log.info({ reactions: reactions.map((r) => r.type) }, "reacted");
         return;

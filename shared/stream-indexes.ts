@@ -53,7 +53,7 @@ export class StreamIndexes {
   /** Record what stored events change. */
   async observe(path: StreamPath, events: readonly EventEnvelope[]): Promise<void> {
     for (const event of events) {
-      if (event.type === SystemEventTypes.paused) {
+      if (event.type === SystemEventTypes.paused || event.type === SystemEventTypes.agentPaused) {
         const payload = StreamPausedSchema.safeParse(event.payload);
         await this.pauses.record(kvKeyOf(path), { paused: true, offset: event.offset, ...(payload.success ? { reason: payload.data.reason } : {}) });
       } else if (event.type === SystemEventTypes.resumed) {

@@ -21,7 +21,7 @@ export function initialSystemState(): SystemState {
 
 export function reduceSystemState(state: SystemState, event: EventEnvelope, processor: string): SystemState {
   let next = state;
-  if (event.type === SystemEventTypes.paused) {
+  if (event.type === SystemEventTypes.paused || event.type === SystemEventTypes.agentPaused) {
     const payload = StreamPausedSchema.safeParse(event.payload);
     next = { ...next, paused: { reason: payload.success ? payload.data.reason : "paused", offset: event.offset } };
   } else if (event.type === SystemEventTypes.resumed) {

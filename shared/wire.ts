@@ -33,6 +33,8 @@ export const SystemEventTypes = {
   invalidEvent: "stream/invalid-event",
   /** The stream is paused (circuit breaker or a person): appends and reactions are refused until resumed. */
   paused: "stream/paused",
+  /** The agent loop hit its turn limit: pauses the stream like stream/paused. */
+  agentPaused: "agent/paused",
   /** A person resumed the stream; the only event accepted while it is paused. */
   resumed: "stream/resumed",
   /** Per-stream circuit-breaker limits, replacing the defaults. */

@@ -1,0 +1,79 @@
+import { describe, expect, it } from "vitest";
+import type { EventEnvelope } from "../../shared/envelope.js";
+import { decide, initialConversation, reduceConversation, type ConversationState } from "./conversation.js";
+
+let offset = 0;
+const at = (type: string, payload: unknown = {}): EventEnvelope => ({ streamPath: "/a", offset: ++offset, type, payload, createdAt: "2026-01-01T00:00:00.000Z" });
+const run = (events: EventEnvelope[], from: ConversationState = initialConversation()) => events.reduce(reduceConversation, from);
+const input = (content: string, trigger?: string) => at("agent/input-added", { role: "user", content, ...(trigger === undefined ? {} : { trigger }) });
+const started = () => at("agent/llm-request-started", { model: "m" });
+const succeeded = (requestOffset: number, text: string, toolCalls: { callId: string; name: string; arguments: string }[] = []) =>
+  at("agent/llm-request-settled", { requestOffset, result: { status: "succeeded", text, toolCalls, usage: null } });
+
+describe("conversation reducer", () => {
+  it("asks for a request on input, not while one runs, and not for trigger none", () => {
+    expect(decide(run([input("note", "none")]))).toEqual({ kind: "none" });
+    const asked = run([input("hi")]);
+    expect(decide(asked)).toEqual({ kind: "start-request" });
+    const start = started();
+    const runningState = run([start], asked);
+    expect(runningState.running).toMatchObject({ offset: start.offset, messageCount: 1 });
+    expect(decide(run([input("more")], runningState))).toEqual({ kind: "none" });
+  });
+
+  it("queues input that arrives mid-request after the answer, and starts one more request for it", () => {
+    const start = started();
+    const state = run([input("first"), start, input("second"), succeeded(start.offset, "answer")]);
+    expect(state.messages).toEqual([
+      { role: "user", content: "first" },
+      { role: "assistant", content: "answer", toolCalls: [] },
+      { role: "user", content: "second" },
+    ]);
+    expect(decide(state)).toEqual({ kind: "start-request" });
+  });
+
+  it("waits for every tool call, keeps results right after the call, and ignores a second settlement", () => {
+    const start = started();
+    const calls = [
+      { callId: "c1", name: "a", arguments: "{}" },
+      { callId: "c2", name: "b", arguments: "{}" },
+    ];
+    let state = run([input("go"), start, succeeded(start.offset, "", calls), ...calls.map((c) => at("agent/tool-call-requested", { requestOffset: start.offset, ...c }))]);
+    expect(decide(state)).toEqual({ kind: "none" });
+    state = run([at("agent/tool-call-settled", { callId: "c1", result: 1 }), input("meanwhile")], state);
+    expect(decide(state)).toEqual({ kind: "none" });
+    state = run([at("agent/tool-call-settled", { callId: "c2", error: "boom" }), at("agent/tool-call-settled", { callId: "c2", result: "late" })], state);
+    expect(state.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "tool", "user"]);
+    expect(state.messages[3]).toEqual({ role: "tool", toolCallId: "c2", content: "error: boom" });
+    expect(decide(state)).toEqual({ kind: "start-request" });
+  });
+
+  it("cancels pending tool calls on an interrupt", () => {
+    const start = started();
+    const state = run([input("go"), start, succeeded(start.offset, "", [{ callId: "c1", name: "a", arguments: "{}" }]), at("agent/tool-call-requested", { requestOffset: start.offset, callId: "c1", name: "a", arguments: "{}" }), input("stop", "interrupt")]);
+    expect(decide(state)).toEqual({ kind: "cancel-tool-calls", callIds: ["c1"] });
+  });
+
+  it("pauses after maxAutonomousTurns requests without outside input; outside input and resume reset the budget", () => {
+    let state = run([at("agent/configured", { maxAutonomousTurns: 2 }), input("go")]);
+    for (let turn = 0; turn < 2; turn++) {
+      const start = started();
+      state = run([start, succeeded(start.offset, "", [{ callId: `c${turn}`, name: "t", arguments: "{}" }]), at("agent/tool-call-requested", { requestOffset: start.offset, callId: `c${turn}`, name: "t", arguments: "{}" }), at("agent/tool-call-settled", { callId: `c${turn}`, result: null })], state);
+    }
+    expect(decide(state)).toMatchObject({ kind: "pause" });
+    expect(decide(run([at("stream/resumed")], state))).toEqual({ kind: "start-request" });
+    expect(decide(run([input("hi")], state))).toEqual({ kind: "start-request" });
+  });
+
+  it("keeps a cancelled request's partial text and remembers settled requests", () => {
+    const start = started();
+    const state = run([input("story"), start, input("stop", "interrupt"), at("agent/llm-request-settled", { requestOffset: start.offset, result: { status: "cancelled", reason: "interrupted", partialText: "Once" } })]);
+    expect(state.messages).toEqual([
+      { role: "user", content: "story" },
+      { role: "assistant", content: "Once", toolCalls: [] },
+      { role: "user", content: "stop" },
+    ]);
+    expect(state.settledRequests).toContain(start.offset);
+    expect(decide(state)).toEqual({ kind: "start-request" });
+  });
+});

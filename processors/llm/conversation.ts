@@ -1,0 +1,155 @@
+import type { EventEnvelope } from "../../shared/envelope.js";
+import { SystemEventTypes } from "../../shared/wire.js";
+import {
+  AgentConfiguredSchema,
+  AgentEventTypes,
+  InputAddedSchema,
+  RequestSettledSchema,
+  RequestStartedSchema,
+  ToolCallRequestedSchema,
+  ToolCallSettledSchema,
+  type AgentConfig,
+  type ToolCall,
+} from "./events.js";
+
+/**
+ * The conversation, rebuilt from the stream by a pure reducer. It holds what
+ * the model must be sent (messages in order) and what the loop must decide
+ * next; no event carries the history, so storage stays linear.
+ */
+
+export type ChatMessage =
+  | { role: "user" | "system" | "developer"; content: string }
+  | { role: "assistant"; content: string; toolCalls: ToolCall[] }
+  | { role: "tool"; toolCallId: string; content: string };
+
+export interface PendingToolCall {
+  name: string;
+  requestOffset: number;
+}
+
+export interface ConversationState {
+  config: AgentConfig;
+  messages: ChatMessage[];
+  /** The request started and not yet settled, with how many messages it was asked about. */
+  running: { offset: number; model: string; messageCount: number } | null;
+  /** Requests that have settled: a redelivered start must not run again. */
+  settledRequests: number[];
+  pendingToolCalls: Record<string, PendingToolCall>;
+  /** Outside input (or finished tool calls) asks for a model request once nothing is running. */
+  wantsRequest: boolean;
+  /** Model requests since the last outside input. */
+  autonomousTurns: number;
+  /** The offset of an interrupting input not yet acted on, if any. */
+  interruptAt: number | null;
+  /**
+   * Inputs that arrived while a request or its tool calls were open. They join
+   * `messages` once those close, so the model always sees an answer right after
+   * what it answered, and tool results right after the call (as the API requires).
+   */
+  deferred: ChatMessage[];
+}
+
+const SETTLED_MEMORY = 256;
+
+export function initialConversation(): ConversationState {
+  return {
+    config: AgentConfiguredSchema.parse({}),
+    messages: [],
+    running: null,
+    settledRequests: [],
+    pendingToolCalls: {},
+    wantsRequest: false,
+    autonomousTurns: 0,
+    interruptAt: null,
+    deferred: [],
+  };
+}
+
+export function reduceConversation(state: ConversationState, event: EventEnvelope): ConversationState {
+  switch (event.type) {
+    case AgentEventTypes.configured: {
+      const config = AgentConfiguredSchema.safeParse(event.payload);
+      return config.success ? { ...state, config: config.data } : state;
+    }
+    case AgentEventTypes.inputAdded: {
+      const input = InputAddedSchema.safeParse(event.payload);
+      if (!input.success) return state;
+      const { role, content, trigger } = input.data;
+      const open = state.running !== null || Object.keys(state.pendingToolCalls).length > 0;
+      const next = open ? { ...state, deferred: [...state.deferred, { role, content }] } : { ...state, messages: [...state.messages, { role, content }] };
+      if (trigger === "none") return next;
+      return { ...next, wantsRequest: true, autonomousTurns: 0, interruptAt: trigger === "interrupt" ? event.offset : state.interruptAt };
+    }
+    case AgentEventTypes.requestStarted: {
+      const started = RequestStartedSchema.safeParse(event.payload);
+      if (!started.success) return state;
+      return {
+        ...state,
+        running: { offset: event.offset, model: started.data.model, messageCount: state.messages.length },
+        wantsRequest: false,
+        interruptAt: null,
+        autonomousTurns: state.autonomousTurns + 1,
+      };
+    }
+    case AgentEventTypes.requestSettled: {
+      const settled = RequestSettledSchema.safeParse(event.payload);
+      if (!settled.success) return state;
+      const { requestOffset, result } = settled.data;
+      if (state.settledRequests.includes(requestOffset)) return state;
+      const settledRequests = [...state.settledRequests, requestOffset].slice(-SETTLED_MEMORY);
+      const running = state.running?.offset === requestOffset ? null : state.running;
+      let messages = state.messages;
+      if (result.status === "succeeded") messages = [...messages, { role: "assistant", content: result.text, toolCalls: result.toolCalls }];
+      if (result.status === "cancelled" && result.partialText !== "") messages = [...messages, { role: "assistant", content: result.partialText, toolCalls: [] }];
+      return flushDeferred({ ...state, messages, running, settledRequests });
+    }
+    case AgentEventTypes.toolCallRequested: {
+      const requested = ToolCallRequestedSchema.safeParse(event.payload);
+      if (!requested.success) return state;
+      return { ...state, pendingToolCalls: { ...state.pendingToolCalls, [requested.data.callId]: { name: requested.data.name, requestOffset: requested.data.requestOffset } } };
+    }
+    case AgentEventTypes.toolCallSettled: {
+      const settled = ToolCallSettledSchema.safeParse(event.payload);
+      // The first settlement wins (a tool's late answer after a timeout is ignored): one result per call keeps the history valid.
+      if (!settled.success || !(settled.data.callId in state.pendingToolCalls)) return state;
+      const settledId = settled.data.callId;
+      const pendingToolCalls = Object.fromEntries(Object.entries(state.pendingToolCalls).filter(([callId]) => callId !== settledId));
+      const content = "error" in settled.data ? `error: ${settled.data.error}` : JSON.stringify(settled.data.result ?? null);
+      const messages: ChatMessage[] = [...state.messages, { role: "tool", toolCallId: settled.data.callId, content }];
+      const allSettled = Object.keys(pendingToolCalls).length === 0;
+      return flushDeferred({ ...state, messages, pendingToolCalls, wantsRequest: state.wantsRequest || allSettled });
+    }
+    // Pausing itself is the runtime's business (agent/paused pauses the stream); resuming starts a fresh turn budget.
+    case SystemEventTypes.resumed:
+      return { ...state, autonomousTurns: 0 };
+    default:
+      return state;
+  }
+}
+
+function flushDeferred(state: ConversationState): ConversationState {
+  if (state.deferred.length === 0 || state.running !== null || Object.keys(state.pendingToolCalls).length > 0) return state;
+  return { ...state, messages: [...state.messages, ...state.deferred], deferred: [] };
+}
+
+/** What the loop should do now, given the state; the processor turns it into events. */
+export type Decision =
+  | { kind: "none" }
+  | { kind: "start-request" }
+  | { kind: "pause"; reason: string }
+  | { kind: "cancel-tool-calls"; callIds: string[] };
+
+export function decide(state: ConversationState): Decision {
+  if (state.running !== null) return { kind: "none" };
+  const pending = Object.keys(state.pendingToolCalls);
+  if (pending.length > 0) {
+    // An interrupt does not wait for tools: their calls are settled as cancelled so the history stays valid.
+    return state.interruptAt !== null ? { kind: "cancel-tool-calls", callIds: pending } : { kind: "none" };
+  }
+  if (!state.wantsRequest) return { kind: "none" };
+  if (state.autonomousTurns >= state.config.maxAutonomousTurns) {
+    return { kind: "pause", reason: `${state.autonomousTurns} model requests ran without new outside input (maxAutonomousTurns ${state.config.maxAutonomousTurns})` };
+  }
+  return { kind: "start-request" };
+}

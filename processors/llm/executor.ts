@@ -1,0 +1,106 @@
+import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
+import { publishEphemeral } from "../../shared/append.js";
+import type { Logger } from "../../shared/logger.js";
+import type { Nats } from "../../shared/nats.js";
+import { decodeJsMsg } from "../../shared/read.js";
+import { eventsSubject, type StreamPath } from "../../shared/subjects.js";
+import { SystemEventTypes } from "../../shared/wire.js";
+import type { ConversationState } from "./conversation.js";
+import { AgentEventTypes, InputAddedSchema, type RequestResult } from "./events.js";
+import type { ModelClient } from "./model-client.js";
+
+/** Token streaming is coalesced to at most one ephemeral chunk per this period, so it never floods SSE or the breaker. */
+const CHUNK_PERIOD_MS = 50;
+
+export interface ExecutionContext {
+  nats: Nats;
+  client: ModelClient;
+  defaultModel: string;
+  path: StreamPath;
+  requestOffset: number;
+  /** The conversation with the request running (`state.running.offset === requestOffset`). */
+  state: ConversationState;
+  log: Logger;
+}
+
+/**
+ * Watches the stream from just after the request for what must stop it: an
+ * interrupting input, or the stream being paused. Calls `stop` with the reason.
+ */
+async function watchForInterrupts(nats: Nats, path: StreamPath, fromOffset: number, stop: (reason: string) => void): Promise<() => void> {
+  const consumer = await nats.js.consumers.get(nats.streamName, { filter_subjects: eventsSubject(path), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromOffset });
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 100 });
+  void (async () => {
+    for await (const m of messages) {
+      const event = decodeJsMsg(m).envelope;
+      if (event.type === AgentEventTypes.inputAdded && InputAddedSchema.safeParse(event.payload).data?.trigger === "interrupt") stop(`interrupted by input at offset ${event.offset}`);
+      if (event.type === SystemEventTypes.paused || event.type === SystemEventTypes.agentPaused) stop(`stream paused at offset ${event.offset}`);
+    }
+  })().catch(() => undefined);
+  return () => {
+    messages.stop();
+    void consumer.delete().catch(() => false);
+  };
+}
+
+/**
+ * Runs one model request: the conversation as it stood when the request
+ * started, streamed back as coalesced ephemeral chunks, cancelled by an
+ * interrupting input. Always resolves to a result; never throws for the model's sake.
+ */
+export async function executeRequest(context: ExecutionContext): Promise<RequestResult> {
+  const { nats, client, path, requestOffset, state, log } = context;
+  const running = state.running;
+  const messages = running === null ? state.messages : state.messages.slice(0, running.messageCount);
+  const controller = new AbortController();
+  // Set from the watcher's callback; read through a function so the compiler does not assume it stays null.
+  const cancel = { reason: null as string | null };
+  const cancelReason = (): string | null => cancel.reason;
+  const stopWatching = await watchForInterrupts(nats, path, requestOffset + 1, (reason) => {
+    cancel.reason ??= reason;
+    controller.abort(new Error(reason));
+  });
+
+  let partialText = "";
+  let buffered = "";
+  let sequence = 0;
+  const flush = (): void => {
+    if (buffered === "") return;
+    const text = buffered;
+    buffered = "";
+    try {
+      publishEphemeral(nats, path, { type: AgentEventTypes.responseChunk, payload: { requestOffset, sequence: sequence++, text } });
+    } catch (err) {
+      log.debug({ err }, "could not publish a response chunk");
+    }
+  };
+  const ticker = setInterval(flush, CHUNK_PERIOD_MS);
+
+  try {
+    const answer = await client.complete(
+      { model: running?.model ?? context.defaultModel, systemPrompt: state.config.systemPrompt, messages, tools: state.config.tools ?? [] },
+      {
+        signal: controller.signal,
+        onText: (delta) => {
+          partialText += delta;
+          buffered += delta;
+        },
+      },
+    );
+    flush();
+    // An aborted stream can end quietly instead of throwing: the abort, not the ending, decides.
+    const reason = cancelReason();
+    if (reason !== null) return { status: "cancelled", reason, partialText };
+    return { status: "succeeded", text: answer.text, toolCalls: answer.toolCalls, usage: answer.usage };
+  } catch (err) {
+    flush();
+    const reason = cancelReason();
+    if (reason !== null) return { status: "cancelled", reason, partialText };
+    const message = err instanceof Error ? err.message : String(err);
+    log.warn({ err }, "model request failed");
+    return { status: "failed", error: message };
+  } finally {
+    clearInterval(ticker);
+    stopWatching();
+  }
+}

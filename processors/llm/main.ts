@@ -1,0 +1,5 @@
+import { runProcessorMain } from "../../shared/processor-main.js";
+import { LLM_NAME } from "./processor.js";
+import { buildLlm } from "./service.js";
+
+runProcessorMain(LLM_NAME, (deps) => buildLlm(deps, process.env));

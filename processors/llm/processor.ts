@@ -1,0 +1,97 @@
+import { createHash } from "node:crypto";
+import type { EventEnvelope, EventInput } from "../../shared/envelope.js";
+import type { Nats } from "../../shared/nats.js";
+import type { Processor, ReactionContext } from "../../shared/processor-runtime.js";
+import type { StreamPath } from "../../shared/subjects.js";
+import { SystemEventTypes } from "../../shared/wire.js";
+import { decide, initialConversation, reduceConversation, type ConversationState } from "./conversation.js";
+import { AgentEventTypes, ToolCallTimedOutSchema } from "./events.js";
+import { executeRequest } from "./executor.js";
+import type { ModelClient } from "./model-client.js";
+
+export const LLM_NAME = "llm";
+
+export interface LlmDeps {
+  nats: Nats;
+  client: ModelClient;
+  defaultModel: string;
+}
+
+/** A schedule slug for a tool call's timeout: call ids are the model's, so unsafe ones are hashed. */
+function timeoutSlug(callId: string): string {
+  const slug = `tool-timeout-${callId}`;
+  return /^[A-Za-z0-9_-]{1,128}$/.test(slug) ? slug : `tool-timeout-${createHash("sha256").update(callId).digest("hex").slice(0, 32)}`;
+}
+
+/** Turn the loop's decision into events; serialised on the log by the runtime, so replicas never decide twice. */
+function decisionEvents(state: ConversationState, defaultModel: string): EventInput[] {
+  const decision = decide(state);
+  switch (decision.kind) {
+    case "none":
+      return [];
+    case "start-request":
+      return [{ type: AgentEventTypes.requestStarted, payload: { model: state.config.model ?? defaultModel } }];
+    case "pause":
+      return [{ type: AgentEventTypes.paused, payload: { reason: decision.reason } }];
+    case "cancel-tool-calls":
+      return decision.callIds.map((callId) => ({ type: AgentEventTypes.toolCallSettled, payload: { callId, error: "cancelled: the agent was interrupted by new input" } }));
+  }
+}
+
+async function runRequest(deps: LlmDeps, { event, stream, log }: ReactionContext<ConversationState>): Promise<EventInput[]> {
+  const state = stream.state;
+  // A redelivered start whose request already settled (the crash came after the append) runs nothing.
+  if (state.settledRequests.includes(event.offset)) return [];
+  const result = await executeRequest({ nats: deps.nats, client: deps.client, defaultModel: deps.defaultModel, path: event.streamPath as StreamPath, requestOffset: event.offset, state, log });
+  log.info({ status: result.status }, "model request settled");
+  const settled: EventInput = { type: AgentEventTypes.requestSettled, payload: { requestOffset: event.offset, result } };
+  if (result.status !== "succeeded") return [settled];
+  return [
+    settled,
+    ...result.toolCalls.map((call) => ({ type: AgentEventTypes.toolCallRequested, payload: { requestOffset: event.offset, ...call } })),
+    // Nobody may leave a call dangling: if no tool settles it in time, the timeout does (via the scheduler).
+    ...result.toolCalls.map((call) => ({
+      type: "schedule/added",
+      payload: { slug: timeoutSlug(call.callId), append: { type: AgentEventTypes.toolCallTimedOut, payload: { callId: call.callId } }, schedule: { kind: "in", seconds: state.config.toolTimeoutSeconds } },
+    })),
+  ];
+}
+
+function timeOut(state: ConversationState, event: EventEnvelope): EventInput[] {
+  const timedOut = ToolCallTimedOutSchema.safeParse(event.payload);
+  if (!timedOut.success || !(timedOut.data.callId in state.pendingToolCalls)) return [];
+  return [{ type: AgentEventTypes.toolCallSettled, payload: { callId: timedOut.data.callId, error: `no result within ${state.config.toolTimeoutSeconds} s` } }];
+}
+
+/**
+ * The agent loop: input → request → settled; tool calls → requested → all
+ * settled → next request → … until an answer without tool calls, or the turn
+ * limit pauses the agent. Running a request is the reaction to its own
+ * `agent/llm-request-started`, so a crash mid-request is redelivered and run again.
+ */
+export function llmProcessor(deps: LlmDeps): Processor<ConversationState> {
+  return {
+    name: LLM_NAME,
+    triggers: [
+      AgentEventTypes.inputAdded,
+      AgentEventTypes.requestStarted,
+      AgentEventTypes.requestSettled,
+      AgentEventTypes.toolCallSettled,
+      AgentEventTypes.toolCallTimedOut,
+      SystemEventTypes.resumed,
+    ],
+    initialState: initialConversation,
+    reduce: reduceConversation,
+    // A request's settlement is a fact about that request, keyed by its offset; only decisions wait for a quiet stream.
+    serialiseDecisions: (event) => event.type !== AgentEventTypes.requestStarted,
+    react: async (context) => {
+      const { event, stream } = context;
+      if (event.type === AgentEventTypes.requestStarted) return runRequest(deps, context);
+      if (event.type === AgentEventTypes.toolCallTimedOut) {
+        const settled = timeOut(stream.state, event);
+        if (settled.length > 0) return settled;
+      }
+      return decisionEvents(stream.state, deps.defaultModel);
+    },
+  };
+}
