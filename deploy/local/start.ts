@@ -3,40 +3,34 @@
  * (unless NATS_URL is set), then every service as its own process, prints their
  * logs readably, and stops everything cleanly on Ctrl-C.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { z } from "zod";
-import { configFields, parseConfig, ConfigError } from "../../shared/config.js";
-import { findNatsServer, NATS_INSTALL_HELP, startNatsServer, type NatsServer } from "./nats-server.js";
+import { ConfigError, configFields, parseConfig } from "../../shared/config.js";
 import { createLineFormatter } from "./log-format.js";
-
-const root = resolve(fileURLToPath(import.meta.url), "../../..");
-
-/** The services `npm start` runs, each as its own process (processors join this list as they land). */
-const SERVICES = [
-  { name: "gateway", entry: "gateway/main.ts" },
-  { name: "breaker", entry: "processors/breaker/main.ts" },
-  { name: "scheduler", entry: "processors/scheduler/main.ts" },
-  { name: "webhook-pusher", entry: "processors/webhook-pusher/main.ts" },
-] as const;
+import { DEFAULT_SERVICES, projectRoot, startMesh, type Mesh } from "./mesh.js";
 
 const launcherShape = {
   NATS_URL: z.string().optional(),
   LOCAL_NATS_PORT: configFields.port.default(4223),
-  AGENTMESH_DATA_DIR: z.string().default(join(root, ".data")),
+  AGENTMESH_DATA_DIR: z.string().default(join(projectRoot, ".data")),
   LOG_FORMAT: z.enum(["pretty", "json"]).default(process.stdout.isTTY ? "pretty" : "json"),
 };
 
-const children = new Map<string, ChildProcess>();
-let nats: NatsServer | undefined;
-let stopping = false;
 const format = createLineFormatter();
+let mesh: Mesh | undefined;
+let stopping = false;
 
 function say(message: string): void {
   process.stdout.write(format("launcher", JSON.stringify({ level: "info", time: new Date().toISOString(), service: "launcher", msg: message })) + "\n");
+}
+
+async function shutdown(exitCode: number, why: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  say(`stopping (${why})`);
+  await mesh?.stop();
+  say("stopped");
+  process.exit(exitCode);
 }
 
 async function main(): Promise<void> {
@@ -51,84 +45,28 @@ async function main(): Promise<void> {
     throw err;
   }
   format.mode = config.LOG_FORMAT;
-
-  let natsUrl = config.NATS_URL;
-  if (natsUrl === undefined || natsUrl === "") {
-    const bin = findNatsServer();
-    if (bin === null) {
-      process.stderr.write(`${NATS_INSTALL_HELP}\n`);
-      process.exit(1);
-    }
-    const storeDir = join(config.AGENTMESH_DATA_DIR, "nats");
-    mkdirSync(storeDir, { recursive: true });
-    nats = await startNatsServer({
-      bin,
-      port: config.LOCAL_NATS_PORT,
-      storeDir,
-      // The banner and routine [INF] lines would drown the services' logs; warnings and errors still show.
-      onLog: (line) => {
-        if (!line.includes("[INF]")) process.stdout.write(`${format.plain("nats", line)}\n`);
-      },
-      ownProcessGroup: true,
-    });
-    natsUrl = nats.url;
-    say(`embedded nats-server ${bin} listening on ${natsUrl} (store ${storeDir})`);
-  } else {
-    say(`using NATS at ${natsUrl}`);
-  }
-
-  for (const service of SERVICES) startService(service.name, service.entry, natsUrl);
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void shutdown(0, signal));
-}
-
-function startService(name: string, entry: string, natsUrl: string): void {
-  const child = spawn(process.execPath, ["--import", "tsx", join(root, entry)], {
-    cwd: root,
+  mesh = await startMesh({
+    ...(config.NATS_URL === undefined || config.NATS_URL === "" ? {} : { natsUrl: config.NATS_URL }),
+    natsPort: config.LOCAL_NATS_PORT,
+    dataDir: config.AGENTMESH_DATA_DIR,
+    services: DEFAULT_SERVICES,
     // On a laptop, webhooks to local receivers are the point; production allows no private network by default.
-    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", ...process.env, NATS_URL: natsUrl },
-    stdio: ["ignore", "pipe", "pipe"],
-    // Its own process group: Ctrl-C reaches only the launcher, which stops services before NATS.
-    detached: true,
+    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", ...process.env },
+    onLine: (service, line) => process.stdout.write(`${format(service, line)}\n`),
+    // The banner and routine [INF] lines would drown the services' logs; warnings and errors still show.
+    onNatsLine: (line) => {
+      if (!line.includes("[INF]")) process.stdout.write(`${format.plain("nats", line)}\n`);
+    },
+    onUnexpectedExit: (service, code, signal) => {
+      say(`${service} exited unexpectedly (${String(code ?? signal)}); stopping the mesh`);
+      void shutdown(1, `${service} exited`);
+    },
   });
-  children.set(name, child);
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on("line", (line) => process.stdout.write(`${format(name, line)}\n`));
-  }
-  child.on("exit", (code, signal) => {
-    children.delete(name);
-    if (!stopping) {
-      say(`${name} exited unexpectedly (${String(code ?? signal)}); stopping the mesh`);
-      void shutdown(1, `${name} exited`);
-    }
-  });
+  say(config.NATS_URL === undefined || config.NATS_URL === "" ? `embedded nats-server listening on ${mesh.natsUrl} (store ${join(config.AGENTMESH_DATA_DIR, "nats")})` : `using NATS at ${mesh.natsUrl}`);
 }
 
-async function shutdown(exitCode: number, why: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  say(`stopping (${why})`);
-  await Promise.all(
-    [...children.entries()].map(
-      ([name, child]) =>
-        new Promise<void>((done) => {
-          const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-          child.once("exit", () => {
-            clearTimeout(timer);
-            say(`${name} stopped`);
-            done();
-          });
-          child.kill("SIGTERM");
-        }),
-    ),
-  );
-  if (nats !== undefined) {
-    await nats.stop();
-    say("nats-server stopped");
-  }
-  process.exit(exitCode);
-}
-
-main().catch(async (err: unknown) => {
+main().catch((err: unknown) => {
   process.stderr.write(`npm start: ${err instanceof Error ? err.message : String(err)}\n`);
-  await shutdown(1, "start-up failed");
+  process.exit(1);
 });

@@ -64,12 +64,12 @@ describe("npm start", () => {
       const history = (await (await fetch(`${base}/streams/agents/bot-1`)).json()) as { events: { type: string }[] };
       expect(history.events.map((e) => e.type)).toEqual(["agent/input-added"]);
       expect(await portOpen(natsPort)).toBe(true);
-      for (const name of ["breaker", "scheduler", "webhook-pusher"]) await waitForOutput(mesh.output, `${name} processor running`, 20_000);
+      for (const name of ["breaker", "scheduler", "webhook-pusher", "llm"]) await waitForOutput(mesh.output, `${name} processor running`, 20_000);
 
       mesh.child.kill("SIGINT");
       expect(await mesh.exited).toBe(0);
       expect(mesh.output()).toContain("gateway stopped");
-      for (const name of ["breaker", "scheduler", "webhook-pusher"]) expect(mesh.output()).toContain(`${name} processor stopped`);
+      for (const name of ["breaker", "scheduler", "webhook-pusher", "llm"]) expect(mesh.output()).toContain(`${name} processor stopped`);
       expect(await portOpen(natsPort)).toBe(false);
       expect(await portOpen(gatewayPort)).toBe(false);
     } finally {

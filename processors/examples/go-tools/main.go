@@ -1,0 +1,188 @@
+// Command go-tools is an agentmesh processor written in Go with nothing but
+// the official NATS client, following docs/EVENTS.md: it owns two tools,
+// get_time and calculate, reads agent/tool-call-requested from a durable
+// JetStream consumer and writes agent/tool-call-settled.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"log"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+const processorName = "go-tools"
+
+// storedBody is the JSON body of a stored event (docs/EVENTS.md, "A stored event on the wire").
+type storedBody struct {
+	Type           string          `json:"type"`
+	Payload        json.RawMessage `json:"payload,omitempty"`
+	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+	Source         *source         `json:"source,omitempty"`
+	CreatedAt      string          `json:"createdAt,omitempty"`
+}
+
+type source struct {
+	Processor       string `json:"processor"`
+	CausationOffset uint64 `json:"causationOffset"`
+}
+
+type toolCallRequested struct {
+	CallID    string `json:"callId"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+type pauseStatus struct {
+	Paused bool `json:"paused"`
+}
+
+func env(name, fallback string) string {
+	if value := os.Getenv(name); value != "" {
+		return value
+	}
+	return fallback
+}
+
+func main() {
+	natsURL := env("NATS_URL", nats.DefaultURL)
+	streamName := env("EVENTS_STREAM", "EVENTS")
+	filter := env("PROCESSOR_SUBJECT_FILTER", "events.>")
+	name := env("PROCESSOR_NAME", processorName)
+
+	nc, err := nats.Connect(natsURL, nats.Name("agentmesh-"+name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		log.Fatalf("%s: connect: %v", name, err)
+	}
+	defer nc.Drain()
+	js, err := nc.JetStream()
+	if err != nil {
+		log.Fatalf("%s: jetstream: %v", name, err)
+	}
+	// A durable pull consumer shared by every replica, starting at new events.
+	sub, err := js.PullSubscribe(filter, "processor-"+name, nats.BindStream(streamName), nats.DeliverNew(), nats.AckExplicit(), nats.MaxDeliver(10))
+	if err != nil {
+		log.Fatalf("%s: consumer: %v", name, err)
+	}
+	status, _ := js.KeyValue("agentmesh-stream-status")
+	log.Printf("%s processor running (consumer processor-%s on %s)", name, name, filter)
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	for {
+		select {
+		case <-stop:
+			log.Printf("%s processor stopped", name)
+			return
+		default:
+		}
+		msgs, err := sub.Fetch(32, nats.MaxWait(time.Second))
+		if err != nil && !errors.Is(err, nats.ErrTimeout) {
+			log.Printf("%s: fetch: %v", name, err)
+			continue
+		}
+		for _, msg := range msgs {
+			if err := handle(js, status, name, msg); err != nil {
+				log.Printf("%s: %v (will retry)", name, err)
+				_ = msg.NakWithDelay(time.Second)
+				continue
+			}
+			_ = msg.Ack()
+		}
+	}
+}
+
+func handle(js nats.JetStreamContext, status nats.KeyValue, name string, msg *nats.Msg) error {
+	var body storedBody
+	if err := json.Unmarshal(msg.Data, &body); err != nil || body.Type != "agent/tool-call-requested" {
+		return nil
+	}
+	var call toolCallRequested
+	if err := json.Unmarshal(body.Payload, &call); err != nil {
+		return nil
+	}
+	result, toolErr, owned := runTool(call)
+	if !owned {
+		return nil
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return err
+	}
+	path := streamPath(msg.Subject)
+	if paused(status, msg.Subject) {
+		log.Printf("%s: %s is paused; not reacting", name, path)
+		return nil
+	}
+	payload := map[string]any{"callId": call.CallID}
+	if toolErr != nil {
+		payload["error"] = toolErr.Error()
+	} else {
+		payload["result"] = result
+	}
+	encoded, _ := json.Marshal(payload)
+	offset := meta.Sequence.Stream
+	key := name + ":" + strconv.FormatUint(offset, 10) + ":0"
+	reaction, _ := json.Marshal(storedBody{
+		Type:           "agent/tool-call-settled",
+		Payload:        encoded,
+		IdempotencyKey: key,
+		Source:         &source{Processor: name, CausationOffset: offset},
+		CreatedAt:      time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+	})
+	// The dedupe id is namespaced by stream path, so a redelivery stores nothing twice.
+	if _, err := js.Publish(msg.Subject, reaction, nats.MsgId(path+"|"+key)); err != nil {
+		return err
+	}
+	log.Printf("%s: settled %s (%s) for %s at offset %d", name, call.CallID, call.Name, path, offset)
+	return nil
+}
+
+// streamPath decodes a subject `events.<tokens>` into `/a/b` (docs/EVENTS.md: `~2E` is `.`, `~7E` is `~`).
+func streamPath(subject string) string {
+	tokens := strings.Split(subject, ".")[1:]
+	for i, token := range tokens {
+		tokens[i] = strings.NewReplacer("~2E", ".", "~7E", "~").Replace(token)
+	}
+	return "/" + strings.Join(tokens, "/")
+}
+
+func paused(status nats.KeyValue, subject string) bool {
+	if status == nil {
+		return false
+	}
+	key := strings.ReplaceAll(strings.TrimPrefix(subject, "events."), "~", "=")
+	entry, err := status.Get(key)
+	if err != nil {
+		return false
+	}
+	var value pauseStatus
+	return json.Unmarshal(entry.Value(), &value) == nil && value.Paused
+}
+
+func runTool(call toolCallRequested) (any, error, bool) {
+	switch call.Name {
+	case "get_time":
+		return map[string]string{"utc": time.Now().UTC().Format(time.RFC3339)}, nil, true
+	case "calculate":
+		var args struct {
+			Expression string `json:"expression"`
+		}
+		if err := json.Unmarshal([]byte(call.Arguments), &args); err != nil {
+			return nil, errors.New("arguments must be {\"expression\": \"...\"}"), true
+		}
+		value, err := evaluate(args.Expression)
+		if err != nil {
+			return nil, err, true
+		}
+		return map[string]float64{"value": value}, nil, true
+	}
+	return nil, nil, false
+}
