@@ -67,9 +67,15 @@ func main() {
 		log.Fatalf("%s: jetstream: %v", name, err)
 	}
 	// A durable pull consumer shared by every replica, starting at new events.
-	sub, err := js.PullSubscribe(filter, "processor-"+name, nats.BindStream(streamName), nats.DeliverNew(), nats.AckExplicit(), nats.MaxDeliver(10))
-	if err != nil {
-		log.Fatalf("%s: consumer: %v", name, err)
+	// The events stream may not exist yet (the gateway creates it): wait for it.
+	var sub *nats.Subscription
+	for {
+		sub, err = js.PullSubscribe(filter, "processor-"+name, nats.BindStream(streamName), nats.DeliverNew(), nats.AckExplicit(), nats.MaxDeliver(10))
+		if err == nil {
+			break
+		}
+		log.Printf("%s: waiting for the %s stream: %v", name, streamName, err)
+		time.Sleep(500 * time.Millisecond)
 	}
 	status, _ := js.KeyValue("agentmesh-stream-status")
 	log.Printf("%s processor running (consumer processor-%s on %s)", name, name, filter)

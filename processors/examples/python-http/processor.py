@@ -124,7 +124,7 @@ def tail(last_event_id):
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     last = None
-    log(f"{NAME} processor running against {BASE_URL}")
+    log(f"{NAME} starting against {BASE_URL}")
     while True:
         try:
             if last is None:
