@@ -4,7 +4,9 @@ import { AgentmeshError, ensureError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { Nats } from "../shared/nats.js";
 import type { StreamIndexes } from "../shared/stream-indexes.js";
-import type { GatewayConfig } from "./config.js";
+import { AccessControl } from "./auth/access.js";
+import { TokenVerifier } from "./auth/verifier.js";
+import { authEnabled, type GatewayConfig } from "./config.js";
 import { errorCodeOf, sendError } from "./http-errors.js";
 import { TailHub } from "./live/tail-hub.js";
 import { registerAppendRoute } from "./routes/append.js";
@@ -43,6 +45,16 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   app.setErrorHandler((err, request, reply) => sendError(request, reply, ensureError(err)));
   app.setNotFoundHandler((request, reply) => sendError(request, reply, new AgentmeshError("NOT_FOUND", `No route for ${request.method} ${request.url.split("?", 1)[0] ?? ""}`)));
 
+  const verifier = authEnabled(config)
+    ? new TokenVerifier({
+        ...(config.AUTH_JWT_SECRET === undefined ? {} : { secret: config.AUTH_JWT_SECRET }),
+        ...(config.AUTH_JWKS_URL === undefined ? {} : { jwksUrl: config.AUTH_JWKS_URL }),
+        ...(config.AUTH_ISSUER === undefined ? {} : { issuer: config.AUTH_ISSUER }),
+        ...(config.AUTH_AUDIENCE === undefined ? {} : { audience: config.AUTH_AUDIENCE }),
+      })
+    : null;
+  const access = new AccessControl(verifier);
+
   const hub = new TailHub(nats, { replayBufferEvents: config.SSE_REPLAY_BUFFER_EVENTS, lingerMs: config.SSE_TAIL_LINGER_MS }, logger);
   // Ending the SSE sessions first lets the server's close complete.
   app.addHook("preClose", (done) => {
@@ -51,9 +63,9 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   });
 
   registerHealthRoutes(app, { nats });
-  registerListRoute(app, { nats });
-  registerAppendRoute(app, { nats, indexes });
+  registerListRoute(app, { nats, access });
+  registerAppendRoute(app, { nats, indexes, access, maxBatchEvents: config.GATEWAY_MAX_BATCH_EVENTS });
   registerHookRoutes(app, { nats, indexes });
-  registerReadRoute(app, { nats, hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
+  registerReadRoute(app, { nats, access, hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
   return app;
 }

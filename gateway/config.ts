@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { baseConfigShape, configFields, parseConfig } from "../shared/config.js";
+import { baseConfigShape, ConfigError, configFields, parseConfig } from "../shared/config.js";
 
 export const gatewayConfigShape = {
   ...baseConfigShape,
@@ -15,10 +15,33 @@ export const gatewayConfigShape = {
   SSE_MAX_BUFFERED_BYTES: configFields.positiveInt.default(8 * 1024 * 1024),
   /** How long a live tail with no subscribers lingers before its consumer is stopped. */
   SSE_TAIL_LINGER_MS: z.coerce.number().int().nonnegative().default(30_000),
+  /** Events in one append request (400 BATCH_TOO_LARGE above). */
+  GATEWAY_MAX_BATCH_EVENTS: configFields.positiveInt.default(1000),
+  /** Requests per second per client (token subject, else IP); 0 turns the limit off. */
+  RATE_LIMIT_PER_SECOND: z.coerce.number().int().nonnegative().default(0),
+  /** Live SSE connections per client (token subject, else IP); 0 turns the limit off. */
+  SSE_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().nonnegative().default(0),
+  /** `jwt` (bearer tokens required) or `off` (local use only). Required unless a secret or JWKS URL is set. */
+  AUTH: z.enum(["jwt", "off"]).optional(),
+  AUTH_JWT_SECRET: z.string().min(32, "at least 32 characters").optional(),
+  AUTH_JWKS_URL: z.url().optional(),
+  AUTH_ISSUER: z.string().optional(),
+  AUTH_AUDIENCE: z.string().optional(),
 } as const;
 
 export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
 
 export function loadGatewayConfig(env: NodeJS.ProcessEnv) {
-  return parseConfig(gatewayConfigShape, env);
+  const config = parseConfig(gatewayConfigShape, env);
+  const keyed = config.AUTH_JWT_SECRET !== undefined || config.AUTH_JWKS_URL !== undefined;
+  if (config.AUTH === undefined && !keyed) {
+    throw new ConfigError("Invalid configuration:\n  AUTH: set AUTH_JWT_SECRET or AUTH_JWKS_URL for bearer tokens, or AUTH=off explicitly for local use");
+  }
+  if (config.AUTH === "jwt" && !keyed) throw new ConfigError("Invalid configuration:\n  AUTH=jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL");
+  return config;
+}
+
+/** Whether bearer tokens are checked. */
+export function authEnabled(config: GatewayConfig): boolean {
+  return config.AUTH !== "off";
 }

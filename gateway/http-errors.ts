@@ -31,5 +31,6 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: Fas
   errorCodes.set(request, error.code);
   // Only bugs get a log line of their own, with the cause; refusals and outages show in the access line.
   if (error.code === "INTERNAL") request.log.error({ err: error.cause ?? error, code: error.code }, "request failed");
+  if (error.code === "UNAUTHENTICATED") void reply.header("www-authenticate", 'Bearer realm="agentmesh"');
   return reply.code(error.status).type("application/json").send(error.toJSON());
 }

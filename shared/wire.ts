@@ -47,6 +47,18 @@ export const SystemEventTypes = {
   webhookReceived: "webhook/received",
 } as const;
 
+/** Appending these changes how a stream is run (pause, limits, schedules, webhooks): the `admin` right is needed. */
+export const AdminEventTypes: ReadonlySet<string> = new Set([
+  SystemEventTypes.paused,
+  SystemEventTypes.resumed,
+  SystemEventTypes.breakerConfigured,
+  SystemEventTypes.inboundConfigured,
+  "schedule/added",
+  "schedule/cancelled",
+  "subscription/configured",
+  "subscription/removed",
+]);
+
 export const KvBuckets = {
   /** Which streams are paused: a cache of each stream's last stream/paused or stream/resumed, rebuildable from the log. */
   streamStatus: "agentmesh-stream-status",

@@ -75,7 +75,7 @@ export async function runDemo(options: DemoOptions): Promise<{ events: EventEnve
     ...(options.natsPort === undefined ? {} : { natsPort: options.natsPort }),
     dataDir,
     services,
-    env: { ...process.env, GATEWAY_PORT: String(options.gatewayPort), LLM_BASE_URL: model.baseURL, LLM_MODEL: "scripted-demo-model", LOG_LEVEL: process.env.LOG_LEVEL ?? "info" },
+    env: { AUTH: "off", ...process.env, GATEWAY_PORT: String(options.gatewayPort), LLM_BASE_URL: model.baseURL, LLM_MODEL: "scripted-demo-model", LOG_LEVEL: process.env.LOG_LEVEL ?? "info" },
     onLine: (service, line) => {
       if (line.includes("processor running") || line.includes("tailing")) ready.add(service);
       options.onLine?.(service, line);

@@ -52,7 +52,8 @@ async function main(): Promise<void> {
     dataDir: config.AGENTMESH_DATA_DIR,
     services: DEFAULT_SERVICES,
     // On a laptop, webhooks to local receivers are the point; production allows no private network by default.
-    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", ...process.env },
+    // AUTH=off unless configured: a laptop default the gateway warns about loudly.
+    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", AUTH: "off", ...process.env },
     onLine: (service, line) => process.stdout.write(`${format(service, line)}\n`),
     // The banner and routine [INF] lines would drown the services' logs; warnings and errors still show.
     onNatsLine: (line) => {

@@ -6,7 +6,8 @@ import { AgentmeshError } from "../../shared/errors.js";
 import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import { StreamResumedSchema } from "../../shared/system-events.js";
-import { Defaults, SystemEventTypes } from "../../shared/wire.js";
+import { AdminEventTypes, SystemEventTypes } from "../../shared/wire.js";
+import type { AccessControl } from "../auth/access.js";
 import { resumedPathFromUrl, streamPathFromUrl } from "../stream-url.js";
 import { parseOr } from "../validation.js";
 
@@ -30,10 +31,11 @@ const BatchSchema = z.array(EventInputSchema).min(1, "a batch needs at least one
  * 201 when anything new was stored, 200 when every event was an idempotent
  * retry (the reply then shows what was stored the first time).
  */
-export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes }): void {
+export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; maxBatchEvents: number }): void {
   app.post("/streams/*", async (request, reply) => {
     const resumed = resumedPathFromUrl(request.url);
     if (resumed !== null) {
+      await deps.access.require(request, "admin", { kind: "stream", path: resumed });
       // A person's act: appends stream/resumed, after which appends and reactions continue.
       if (deps.indexes.pauseStatus(resumed)?.paused !== true) throw new AgentmeshError("STREAM_NOT_PAUSED", `The stream ${resumed} is not paused`);
       const payload = parseOr(StreamResumedSchema, request.body ?? {}, "INVALID_EVENT", "");
@@ -41,6 +43,7 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
       return reply.code(201).send(result.events[0]);
     }
     const path = streamPathFromUrl(request.url);
+    await deps.access.require(request, "append", { kind: "stream", path });
     const query = parseOr(AppendQuerySchema, request.query, "INVALID_QUERY", "");
     const ifMatch = request.headers["if-match"];
     const headerOffset = ifMatch === undefined ? undefined : parseOr(IfMatchSchema, ifMatch, "INVALID_HEADER", "If-Match");
@@ -52,10 +55,11 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
     const body: unknown = request.body;
     if (body === undefined || body === null) throw new AgentmeshError("INVALID_EVENT", "The body must be an event object or an array of events");
     const isBatch = Array.isArray(body);
-    if (isBatch && body.length > Defaults.maxBatchEvents) {
-      throw new AgentmeshError("BATCH_TOO_LARGE", `A batch holds at most ${Defaults.maxBatchEvents} events; got ${body.length}`);
+    if (isBatch && body.length > deps.maxBatchEvents) {
+      throw new AgentmeshError("BATCH_TOO_LARGE", `A batch holds at most ${deps.maxBatchEvents} events; got ${body.length}`);
     }
     const inputs = isBatch ? parseOr(BatchSchema, body, "INVALID_EVENT", "events") : [parseOr(EventInputSchema, body, "INVALID_EVENT", "")];
+    if (inputs.some((input) => AdminEventTypes.has(input.type))) await deps.access.require(request, "admin", { kind: "stream", path });
 
     if (query.ephemeral === true) {
       if (deps.indexes.isPaused(path)) throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused`);

@@ -3,19 +3,25 @@ import { z } from "zod";
 import type { Nats } from "../../shared/nats.js";
 import { listStreams } from "../../shared/stream-list.js";
 import { parseStreamPath } from "../../shared/subjects.js";
+import type { AccessControl } from "../auth/access.js";
 import { parseOr } from "../validation.js";
 
 const ListQuerySchema = z.object({
+  access_token: z.string().optional(),
   prefix: z.string().optional(),
   cursor: z.string().optional(),
   limit: z.string().regex(/^\d{1,4}$/, "must be an integer").transform(Number).pipe(z.number().int().min(1).max(1000)).optional(),
 });
 
 /** `GET /streams?prefix=/agents`: the streams that exist, with last offset and event count. */
-export function registerListRoute(app: FastifyInstance, deps: { nats: Nats }): void {
+export function registerListRoute(app: FastifyInstance, deps: { nats: Nats; access: AccessControl }): void {
   app.get("/streams", async (request) => {
     const query = parseOr(ListQuerySchema, request.query, "INVALID_QUERY", "");
     const prefix = query.prefix === undefined || query.prefix === "" || query.prefix === "/" ? null : parseStreamPath(query.prefix);
-    return listStreams(deps.nats, { prefix, limit: query.limit ?? 1000, ...(query.cursor === undefined ? {} : { cursor: query.cursor }) });
+    // Authenticate first (401 without a token); then list only what the token may read.
+    await deps.access.principal(request);
+    const page = await listStreams(deps.nats, { prefix, limit: query.limit ?? 1000, ...(query.cursor === undefined ? {} : { cursor: query.cursor }) });
+    const readable = await Promise.all(page.streams.map((stream) => deps.access.mayRead(request, { kind: "stream", path: stream.path })));
+    return { ...page, streams: page.streams.filter((_, i) => readable[i]) };
   });
 }

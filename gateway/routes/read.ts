@@ -7,6 +7,7 @@ import { readPage, type ReadStart } from "../../shared/read.js";
 import { Defaults } from "../../shared/wire.js";
 import { SseSession } from "../live/sse-session.js";
 import type { TailHub } from "../live/tail-hub.js";
+import type { AccessControl } from "../auth/access.js";
 import { selectorFromUrl } from "../stream-url.js";
 import { parseOr } from "../validation.js";
 
@@ -23,6 +24,8 @@ const ReadQuerySchema = z
       .pipe(z.number().int().min(1).max(Defaults.maxReadLimit))
       .optional(),
     live: z.enum(["sse"], { message: 'the only live mode here is "sse"' }).optional(),
+    /** For EventSource clients, which cannot send an Authorization header. */
+    access_token: z.string().optional(),
   })
   .refine((q) => q.after === undefined || q.at === undefined, { message: "use either after or at, not both", path: ["at"] });
 
@@ -30,6 +33,7 @@ const LastEventIdSchema = z.string().regex(/^\d{1,16}$/, "must be an offset").tr
 
 export interface ReadDeps {
   nats: Nats;
+  access: AccessControl;
   hub: TailHub;
   logger: Logger;
   heartbeatMs: number;
@@ -47,6 +51,7 @@ function wantsSse(request: FastifyRequest, live: string | undefined): boolean {
 export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
   app.get("/streams/*", async (request, reply) => {
     const selector = selectorFromUrl(request.url);
+    await deps.access.require(request, "read", selector);
     const query = parseOr(ReadQuerySchema, request.query, "INVALID_QUERY", "");
 
     if (wantsSse(request, query.live)) {

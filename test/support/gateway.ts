@@ -21,7 +21,7 @@ export interface TestGateway {
  * nats-server. `env` overrides configuration as the environment would.
  */
 export async function startGateway(env: Record<string, string> = {}, port = 0): Promise<TestGateway> {
-  const config = loadGatewayConfig({ NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", GATEWAY_PORT: String(port), ...env });
+  const config = loadGatewayConfig({ NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", GATEWAY_PORT: String(port), AUTH: "off", ...env });
   const logger = createLogger("gateway-test", config.LOG_LEVEL);
   const nats = await connectNats({ url: config.NATS_URL, name: "gateway-test", streamName: config.EVENTS_STREAM, logger });
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);

@@ -41,7 +41,7 @@ export async function startGatewayProcess(options: GatewayProcessOptions): Promi
   const port = await freePort();
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", "gateway/main.ts"], {
     cwd: REPO_ROOT,
-    env: { ...process.env, NATS_URL: options.natsUrl, GATEWAY_PORT: String(port), LOG_LEVEL: "warn", ...options.env },
+    env: { ...process.env, NATS_URL: options.natsUrl, GATEWAY_PORT: String(port), LOG_LEVEL: "warn", AUTH: "off", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const forward = (chunk: Buffer): void => {

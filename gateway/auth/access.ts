@@ -1,0 +1,67 @@
+import type { FastifyRequest } from "fastify";
+import { AgentmeshError } from "../../shared/errors.js";
+import type { StreamSelector } from "../../shared/subjects.js";
+import { allows, type Right } from "./grants.js";
+import type { Principal, TokenVerifier } from "./verifier.js";
+
+function describe(selector: StreamSelector): string {
+  if (selector.kind === "stream") return selector.path;
+  return selector.prefix === null ? "/**" : `${selector.prefix}/**`;
+}
+
+/**
+ * The gateway's access control: a bearer token (header, or `access_token` on
+ * GET for EventSource clients, which cannot set headers) whose grants must
+ * cover what a request touches. With no verifier (AUTH=off) everything is allowed.
+ */
+export class AccessControl {
+  private readonly principals = new WeakMap<FastifyRequest, Promise<Principal>>();
+
+  constructor(private readonly verifier: TokenVerifier | null) {}
+
+  get enabled(): boolean {
+    return this.verifier !== null;
+  }
+
+  private token(request: FastifyRequest): string | null {
+    const header = request.headers.authorization;
+    if (header !== undefined) {
+      const match = /^Bearer\s+(\S+)$/i.exec(header);
+      if (match?.[1] === undefined) throw new AgentmeshError("UNAUTHENTICATED", "The Authorization header must be `Bearer <token>`");
+      return match[1];
+    }
+    if (request.method === "GET") {
+      const query = request.query as Record<string, unknown> | undefined;
+      const token = query?.access_token;
+      if (typeof token === "string" && token !== "") return token;
+    }
+    return null;
+  }
+
+  /** Who is asking; one verification per request however many checks it needs. */
+  principal(request: FastifyRequest): Promise<Principal> {
+    const verifier = this.verifier;
+    if (verifier === null) return Promise.resolve({ subject: "anonymous", grants: [{ path: "/**", rights: ["read", "append", "admin"] }] });
+    let principal = this.principals.get(request);
+    if (principal === undefined) {
+      const token = this.token(request);
+      principal = token === null ? Promise.reject(new AgentmeshError("UNAUTHENTICATED", "A bearer token is required")) : verifier.verify(token);
+      this.principals.set(request, principal);
+    }
+    return principal;
+  }
+
+  async require(request: FastifyRequest, right: Right, selector: StreamSelector): Promise<void> {
+    if (this.verifier === null) return;
+    const principal = await this.principal(request);
+    if (!allows(principal.grants, right, selector)) {
+      throw new AgentmeshError("FORBIDDEN", `The token does not grant ${right} on ${describe(selector)}`);
+    }
+  }
+
+  /** For filtering listings: may this request read that? */
+  async mayRead(request: FastifyRequest, selector: StreamSelector): Promise<boolean> {
+    if (this.verifier === null) return true;
+    return allows((await this.principal(request)).grants, "read", selector);
+  }
+}
