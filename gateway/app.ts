@@ -8,6 +8,7 @@ import { AccessControl } from "./auth/access.js";
 import { TokenVerifier } from "./auth/verifier.js";
 import { authEnabled, type GatewayConfig } from "./config.js";
 import { errorCodeOf, sendError } from "./http-errors.js";
+import { ConnectionLimiter, registerRateLimit } from "./limits.js";
 import { TailHub } from "./live/tail-hub.js";
 import { registerAppendRoute } from "./routes/append.js";
 import { registerHealthRoutes } from "./routes/health.js";
@@ -62,10 +63,15 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     done();
   });
 
-  registerHealthRoutes(app, { nats });
-  registerListRoute(app, { nats, access });
-  registerAppendRoute(app, { nats, indexes, access, maxBatchEvents: config.GATEWAY_MAX_BATCH_EVENTS });
-  registerHookRoutes(app, { nats, indexes });
-  registerReadRoute(app, { nats, access, hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
+  void registerRateLimit(app, config.RATE_LIMIT_PER_SECOND);
+  // Routes go in a plugin registered after the rate limit, so its route hook sees every one of them.
+  void app.register((scope, _options, done) => {
+    registerHealthRoutes(scope, { nats });
+    registerListRoute(scope, { nats, access });
+    registerAppendRoute(scope, { nats, indexes, access, maxBatchEvents: config.GATEWAY_MAX_BATCH_EVENTS });
+    registerHookRoutes(scope, { nats, indexes });
+    registerReadRoute(scope, { nats, access, connections: new ConnectionLimiter(config.SSE_MAX_CONNECTIONS_PER_CLIENT), hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
+    done();
+  });
   return app;
 }

@@ -8,6 +8,7 @@ import { Defaults } from "../../shared/wire.js";
 import { SseSession } from "../live/sse-session.js";
 import type { TailHub } from "../live/tail-hub.js";
 import type { AccessControl } from "../auth/access.js";
+import type { ConnectionLimiter } from "../limits.js";
 import { selectorFromUrl } from "../stream-url.js";
 import { parseOr } from "../validation.js";
 
@@ -34,6 +35,7 @@ const LastEventIdSchema = z.string().regex(/^\d{1,16}$/, "must be an offset").tr
 export interface ReadDeps {
   nats: Nats;
   access: AccessControl;
+  connections: ConnectionLimiter;
   hub: TailHub;
   logger: Logger;
   heartbeatMs: number;
@@ -66,8 +68,16 @@ export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
         const first = page?.events[0];
         after = first === undefined ? (page?.nextOffset ?? 0) : first.offset - 1;
       }
-      const tail = await deps.hub.acquire(selector);
+      const release = deps.connections.acquire(request);
+      let tail;
+      try {
+        tail = await deps.hub.acquire(selector);
+      } catch (err) {
+        release();
+        throw err;
+      }
       reply.hijack();
+      reply.raw.once("close", release);
       const session = new SseSession(reply.raw, tail, {
         nats: deps.nats,
         hub: deps.hub,

@@ -1,0 +1,51 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+import { openSse } from "../support/sse.js";
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ RATE_LIMIT_PER_SECOND: "20", SSE_MAX_CONNECTIONS_PER_CLIENT: "2", GATEWAY_MAX_BATCH_EVENTS: "10", GATEWAY_BODY_LIMIT_BYTES: "2048" });
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+describe("limits, each with a clear error", () => {
+  it("limits requests per second per client with 429 RATE_LIMITED and Retry-After, and not health checks", async () => {
+    const path = uniquePath();
+    const replies = await Promise.all(Array.from({ length: 30 }, () => request(`${gw.url}/streams${path}`, { body: { type: "t" } })));
+    const limited = replies.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThanOrEqual(10);
+    expect(limited[0]?.body).toMatchObject({ error: { code: "RATE_LIMITED" } });
+    expect(limited[0]?.headers.get("retry-after")).toBeTruthy();
+    const health = await Promise.all(Array.from({ length: 30 }, () => request(`${gw.url}/healthz`)));
+    expect(health.every((r) => r.status === 200)).toBe(true);
+    // Another client (another token) has its own budget.
+    expect((await request(`${gw.url}/streams${path}`, { headers: { authorization: "Bearer other" } })).status).not.toBe(429);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+  });
+
+  it("limits live SSE connections per client with 429 TOO_MANY_CONNECTIONS, and frees the slot on disconnect", async () => {
+    const path = uniquePath();
+    const first = await openSse(`${gw.url}/streams${path}?live=sse`);
+    const second = await openSse(`${gw.url}/streams${path}?live=sse`);
+    const third = await request(`${gw.url}/streams${path}?live=sse`);
+    expect(third.status).toBe(429);
+    expect(third.body).toMatchObject({ error: { code: "TOO_MANY_CONNECTIONS" } });
+    first.abort();
+    await first.ended;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const again = await openSse(`${gw.url}/streams${path}?live=sse`);
+    expect(again.status).toBe(200);
+    second.abort();
+    again.abort();
+  });
+
+  it("limits events per batch and body size", async () => {
+    const path = uniquePath();
+    expect((await request(`${gw.url}/streams${path}`, { body: Array.from({ length: 11 }, () => ({ type: "t" })) })).body).toMatchObject({ error: { code: "BATCH_TOO_LARGE" } });
+    const big = await request(`${gw.url}/streams${path}`, { body: { type: "t", payload: "x".repeat(3000) } });
+    expect(big.status).toBe(413);
+    expect(big.body).toMatchObject({ error: { code: "PAYLOAD_TOO_LARGE" } });
+  });
+});
