@@ -7,11 +7,13 @@ import type { StreamIndexes } from "../shared/stream-indexes.js";
 import { AccessControl } from "./auth/access.js";
 import { TokenVerifier } from "./auth/verifier.js";
 import { authEnabled, type GatewayConfig } from "./config.js";
+import { collectProcessMetrics, httpDuration, httpRequests } from "../shared/metrics.js";
 import { errorCodeOf, sendError } from "./http-errors.js";
 import { ConnectionLimiter, registerRateLimit } from "./limits.js";
 import { TailHub } from "./live/tail-hub.js";
 import { registerAppendRoute } from "./routes/append.js";
 import { registerHealthRoutes } from "./routes/health.js";
+import { registerMetricsRoute } from "./routes/metrics.js";
 import { registerHookRoutes } from "./routes/hooks.js";
 import { registerListRoute } from "./routes/list.js";
 import { registerReadRoute } from "./routes/read.js";
@@ -37,7 +39,11 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     return503OnClosing: true,
   });
 
+  collectProcessMetrics();
   app.addHook("onResponse", (request, reply, done) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    httpRequests.inc({ method: request.method, route, status: reply.statusCode });
+    httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100, code: errorCodeOf(request) };
     if (reply.statusCode >= 500) request.log.warn(line, "request");
     else request.log.info(line, "request");
@@ -67,6 +73,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   // Routes go in a plugin registered after the rate limit, so its route hook sees every one of them.
   void app.register((scope, _options, done) => {
     registerHealthRoutes(scope, { nats });
+    registerMetricsRoute(scope);
     registerListRoute(scope, { nats, access });
     registerAppendRoute(scope, { nats, indexes, access, maxBatchEvents: config.GATEWAY_MAX_BATCH_EVENTS });
     registerHookRoutes(scope, { nats, indexes });

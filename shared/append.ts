@@ -1,6 +1,7 @@
 import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
 import { encodeBody, toEnvelope, toStoredBody, type EventEnvelope, type StoredBody, type ValidEventInput } from "./envelope.js";
 import { AgentmeshError } from "./errors.js";
+import { eventsAppended } from "./metrics.js";
 import { natsFailure, type Nats } from "./nats.js";
 import { getEvent, lastOffset } from "./read.js";
 import { eventsSubject, liveSubject, type StreamPath } from "./subjects.js";
@@ -76,6 +77,8 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
       return (await getEvent(nats, ack.seq)) ?? toEnvelope(path, ack.seq, createdAt, item.body);
     }),
   );
+  eventsAppended.inc({ outcome: "stored" }, stored);
+  if (stored < events.length) eventsAppended.inc({ outcome: "duplicate" }, events.length - stored);
   if (options.indexes !== undefined) await options.indexes.observe(path, events);
   return { events, stored };
 }

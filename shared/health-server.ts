@@ -1,14 +1,19 @@
 import { createServer, type Server } from "node:http";
+import { metricsRegistry } from "./metrics.js";
 
 export interface HealthChecks {
   /** Ready to do its job (NATS connected, consumer running). */
   ready(): boolean;
 }
 
-/** `/healthz` (the process answers) and `/readyz` for a processor, on its own small HTTP port. */
+/** `/healthz` (the process answers), `/readyz` and `/metrics` (Prometheus) for a processor, on its own small HTTP port. */
 export async function startHealthServer(host: string, port: number, checks: HealthChecks): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((request, response) => {
     const path = (request.url ?? "").split("?", 1)[0];
+    if (path === "/metrics") {
+      void metricsRegistry.metrics().then((text) => response.writeHead(200, { "content-type": metricsRegistry.contentType }).end(text));
+      return;
+    }
     let status = 404;
     let body: Record<string, string> = { error: "not found" };
     if (path === "/healthz") {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { baseConfigShape, ConfigError, configFields, parseConfig } from "./config.js";
 import { startHealthServer } from "./health-server.js";
+import { collectProcessMetrics, registerLagGauge } from "./metrics.js";
 import { createLogger, type Logger } from "./logger.js";
 import { connectNats, type Nats } from "./nats.js";
 import { StreamIndexes } from "./stream-indexes.js";
@@ -68,6 +69,8 @@ export async function startProcessor<S>(build: (deps: ProcessorDeps) => Processo
     concurrency: config.PROCESSOR_CONCURRENCY,
   });
   await runtime.start();
+  collectProcessMetrics();
+  registerLagGauge(processor.name, () => runtime.lag());
   const health = await startHealthServer(config.HEALTH_HOST, config.HEALTH_PORT, { ready: () => runtime.isRunning() });
   logger.info({ consumer: runtime.consumerName, healthPort: health.port }, `${name} processor running`);
   let stopped: Promise<void> | undefined;

@@ -7,6 +7,7 @@ import type { Logger } from "./logger.js";
 import type { Nats } from "./nats.js";
 import type { StreamIndexes } from "./stream-indexes.js";
 import { RetryableError, TerminalError } from "./processor-errors.js";
+import { processorEvents, processorSeconds } from "./metrics.js";
 import { decodeJsMsg } from "./read.js";
 import { StreamStateCache, type StreamState } from "./stream-state-cache.js";
 import type { StreamPath } from "./subjects.js";
@@ -99,6 +100,13 @@ export class ProcessorRuntime<S> {
     this.ackWaitMs = options.ackWaitMs ?? 30_000;
   }
 
+  /** Events waiting in the durable consumer, for the lag gauge; null before start. */
+  private lagProbe: (() => Promise<number>) | null = null;
+
+  async lag(): Promise<number | null> {
+    return this.lagProbe === null ? null : this.lagProbe().catch(() => null);
+  }
+
   get consumerName(): string {
     return ConsumerNames.processor(this.processor.name);
   }
@@ -133,6 +141,7 @@ export class ProcessorRuntime<S> {
     }
     const consumer = await nats.js.consumers.get(nats.streamName, this.consumerName);
     this.messages = await consumer.consume({ max_messages: Math.max(10, this.options.concurrency ?? 64) });
+    this.lagProbe = async () => (await nats.jsm.consumers.info(nats.streamName, this.consumerName)).num_pending;
     this.running = true;
     void this.loop(this.messages);
   }
@@ -158,43 +167,47 @@ export class ProcessorRuntime<S> {
   }
 
   private async handle(m: JsMsg, event: EventEnvelope): Promise<void> {
+    const endTimer = processorSeconds.startTimer({ processor: this.processor.name });
     const log = this.options.logger.child({ processor: this.processor.name, stream: event.streamPath, offset: event.offset, type: event.type });
     // Long reactions (a model call) keep the message from being redelivered meanwhile.
     const keepAlive = setInterval(() => {
       m.working();
     }, Math.max(1_000, this.ackWaitMs / 2));
     try {
-      await this.decideAndAppend(event, log);
+      const outcome = await this.decideAndAppend(event, log);
       m.ack();
+      processorEvents.inc({ processor: this.processor.name, outcome });
     } catch (err) {
+      processorEvents.inc({ processor: this.processor.name, outcome: "failed" });
       await this.fail(m, event, ensureError(err), log);
     } finally {
       clearInterval(keepAlive);
+      endTimer();
     }
   }
 
-  private async decideAndAppend(event: EventEnvelope, log: Logger): Promise<void> {
+  private async decideAndAppend(event: EventEnvelope, log: Logger): Promise<"reacted" | "no-reaction" | "skipped"> {
     const path = event.streamPath as StreamPath;
     for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
       const stream = await this.cache.latest(path);
       if (stream.system.paused !== null || this.options.indexes.isPaused(path)) {
         log.debug("stream paused; not reacting");
-        return;
+        return "skipped";
       }
       if (stream.system.reactedTo.includes(event.offset)) {
         log.debug("already reacted to this event (redelivery)");
-        return;
+        return "skipped";
       }
       const reactions = (await this.processor.react({ event, stream, log })).map((input, index) => this.prepare(input, event, index));
-      if (reactions.length === 0) return;
+      if (reactions.length === 0) return "no-reaction";
       try {
         const setting = this.processor.serialiseDecisions ?? true;
         const serialise = typeof setting === "function" ? setting(event) : setting;
         await appendEvents(this.options.nats, path, reactions, { indexes: this.options.indexes, ...(serialise ? { expectOffset: stream.offset } : {}) });
         log.info({ reactions: reactions.map((r) => r.type) }, "reacted");
-        return;
+        return "reacted";
       } catch (err) {
-        if (err instanceof AgentmeshError && err.code === "STREAM_PAUSED") return;
+        if (err instanceof AgentmeshError && err.code === "STREAM_PAUSED") return "skipped";
         if (!(err instanceof AgentmeshError && err.code === "OFFSET_CONFLICT")) throw err;
         log.debug({ attempt }, "stream moved while deciding; deciding again");
       }

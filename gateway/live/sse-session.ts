@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
 import type { Nats } from "../../shared/nats.js";
 import { lastMessage, readRange } from "../../shared/read.js";
+import { eventsRead, sseClients } from "../../shared/metrics.js";
 import { HEARTBEAT_FRAME, storedFrame, type SseFrame } from "./sse-frame.js";
 import type { Tail } from "./tail.js";
 import type { TailHub } from "./tail-hub.js";
@@ -48,6 +49,7 @@ export class SseSession {
   async run(): Promise<void> {
     const { res, options } = this;
     res.on("close", () => { this.close(); });
+    sseClients.inc();
     res.writeHead(200, SSE_HEADERS);
     // A short reconnection delay: resuming is cheap and loses nothing (WHATWG SSE `retry` field).
     res.write(`: connected\nretry: ${RECONNECT_DELAY_MS}\n\n`);
@@ -80,6 +82,7 @@ export class SseSession {
         for await (const event of readRange(nats, filter, this.cursor + 1, floor)) {
           if (this.isClosed()) return;
           chunk += storedFrame(event).text;
+          eventsRead.inc();
           this.cursor = event.offset;
           if (chunk.length >= CATCH_UP_CHUNK_CHARS) {
             const flushed = this.res.write(chunk);
@@ -133,6 +136,7 @@ export class SseSession {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    sseClients.dec();
     clearInterval(this.heartbeat);
     this.tail.unsubscribe(this.subscriber);
     this.options.hub.release(this.tail);

@@ -1,5 +1,6 @@
 import type { Logger } from "../../shared/logger.js";
 import { AgentmeshError } from "../../shared/errors.js";
+import { liveTails } from "../../shared/metrics.js";
 import { natsFailure, type Nats } from "../../shared/nats.js";
 import { selectorSubject, type StreamSelector } from "../../shared/subjects.js";
 import { Tail } from "./tail.js";
@@ -31,10 +32,12 @@ export class TailHub {
     if (entry === undefined) {
       const tail = new Tail(this.nats, filter, selectorSubject(selector, "live"), this.options.replayBufferEvents, this.logger, (ended) => {
         if (this.tails.get(filter)?.tail === ended) this.tails.delete(filter);
+        liveTails.set(this.tails.size);
       });
       const ready = tail.start().then(() => tail);
       entry = { tail, ready, users: 0 };
       this.tails.set(filter, entry);
+      liveTails.set(this.tails.size);
       ready.catch(() => {
         if (this.tails.get(filter)?.tail === tail) this.tails.delete(filter);
         tail.stop();

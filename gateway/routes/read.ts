@@ -3,6 +3,7 @@ import { z } from "zod";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
+import { eventsRead } from "../../shared/metrics.js";
 import { readPage, type ReadStart } from "../../shared/read.js";
 import { Defaults } from "../../shared/wire.js";
 import { SseSession } from "../live/sse-session.js";
@@ -92,6 +93,7 @@ export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
 
     const start: ReadStart = query.at === undefined ? { after: query.after ?? 0 } : { at: query.at };
     const page = await readPage(deps.nats, selector, start, query.limit ?? Defaults.readLimit);
+    eventsRead.inc(page.events.length);
     // Envelopes are already JSON text; joining them avoids serialising up to 1,000 objects again.
     const events = page.events.map((event) => event.json).join(",");
     return reply.type("application/json").send(`{"events":[${events}],"nextOffset":${page.nextOffset},"upToDate":${page.upToDate}}`);

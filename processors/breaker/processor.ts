@@ -1,3 +1,4 @@
+import { breakerTrips } from "../../shared/metrics.js";
 import type { Processor } from "../../shared/processor-runtime.js";
 import { breakerReaction, initialBreakerState, reduceBreaker, type BreakerLimits, type BreakerState } from "./breaker.js";
 
@@ -10,7 +11,11 @@ export function breakerProcessor(limits: BreakerLimits): Processor<BreakerState>
     triggers: ["**"],
     initialState: () => initialBreakerState(limits),
     reduce: reduceBreaker,
-    react: ({ stream }) => breakerReaction(stream.state, stream.system.paused !== null),
+    react: ({ stream }) => {
+      const reaction = breakerReaction(stream.state, stream.system.paused !== null);
+      if (reaction.length > 0) breakerTrips.inc();
+      return reaction;
+    },
     // A runaway stream moves too fast for conditional appends; the pause is keyed by its trigger offset instead.
     serialiseDecisions: false,
   };

@@ -1,6 +1,7 @@
 import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import { publishEphemeral } from "../../shared/append.js";
 import type { Logger } from "../../shared/logger.js";
+import { llmSeconds, llmTokens } from "../../shared/metrics.js";
 import type { Nats } from "../../shared/nats.js";
 import { decodeJsMsg } from "../../shared/read.js";
 import { eventsSubject, type StreamPath } from "../../shared/subjects.js";
@@ -75,6 +76,7 @@ export async function executeRequest(context: ExecutionContext): Promise<Request
     }
   };
   const ticker = setInterval(flush, CHUNK_PERIOD_MS);
+  const endTimer = llmSeconds.startTimer();
 
   try {
     const answer = await client.complete(
@@ -90,11 +92,20 @@ export async function executeRequest(context: ExecutionContext): Promise<Request
     flush();
     // An aborted stream can end quietly instead of throwing: the abort, not the ending, decides.
     const reason = cancelReason();
-    if (reason !== null) return { status: "cancelled", reason, partialText };
+    if (reason !== null) {
+      endTimer({ status: "cancelled" });
+      return { status: "cancelled", reason, partialText };
+    }
+    endTimer({ status: "succeeded" });
+    if (answer.usage !== null) {
+      llmTokens.inc({ kind: "prompt" }, answer.usage.promptTokens);
+      llmTokens.inc({ kind: "completion" }, answer.usage.completionTokens);
+    }
     return { status: "succeeded", text: answer.text, toolCalls: answer.toolCalls, usage: answer.usage };
   } catch (err) {
     flush();
     const reason = cancelReason();
+    endTimer({ status: reason === null ? "failed" : "cancelled" });
     if (reason !== null) return { status: "cancelled", reason, partialText };
     const message = err instanceof Error ? err.message : String(err);
     log.warn({ err }, "model request failed");

@@ -2,6 +2,7 @@ import TinyQueue from "tinyqueue";
 import { appendEvents } from "../../shared/append.js";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
+import { scheduleDelay } from "../../shared/metrics.js";
 import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import { nextDue } from "./schedule.js";
@@ -100,6 +101,7 @@ export class ScheduleTimers {
         ],
         { indexes },
       );
+      scheduleDelay.observe((Date.now() - dueMs) / 1000);
       log.info({ delayMs: Date.now() - dueMs }, "schedule fired");
     } catch (err) {
       if (err instanceof AgentmeshError && err.code === "STREAM_PAUSED") {

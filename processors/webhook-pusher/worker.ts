@@ -4,6 +4,7 @@ import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
 import { typeMatcher } from "../../shared/processor-runtime.js";
+import { webhookDeliveries } from "../../shared/metrics.js";
 import { decodeJsMsg } from "../../shared/read.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import type { WebhookSender } from "./delivery.js";
@@ -83,6 +84,7 @@ export class SubscriptionWorker {
           const { entry } = this;
           const log = this.deps.logger.child({ processor: this.deps.processor, stream: entry.path, offset: event.offset, type: event.type, slug: entry.slug });
           const outcome = await this.deps.sender.send({ url: entry.url, body: decoded.json, id: `${entry.slug}_${event.offset}`, ...(entry.secret === null ? {} : { secret: entry.secret }) });
+          webhookDeliveries.inc({ outcome: outcome.kind });
           if (outcome.kind === "delivered") {
             log.info({ status: outcome.status, attempt: m.info.deliveryCount }, "webhook delivered");
             m.ack();
