@@ -10,6 +10,7 @@ import { authEnabled, type GatewayConfig } from "./config.js";
 import { collectProcessMetrics, httpDuration, httpRequests } from "../shared/metrics.js";
 import { errorCodeOf, sendError } from "./http-errors.js";
 import { ConnectionLimiter, registerRateLimit } from "./limits.js";
+import { registerOpenApi } from "./openapi.js";
 import { TailHub } from "./live/tail-hub.js";
 import { registerAppendRoute } from "./routes/append.js";
 import { registerHealthRoutes } from "./routes/health.js";
@@ -69,6 +70,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     done();
   });
 
+  void registerOpenApi(app);
   void registerRateLimit(app, config.RATE_LIMIT_PER_SECOND);
   // Routes go in a plugin registered after the rate limit, so its route hook sees every one of them.
   void app.register((scope, _options, done) => {

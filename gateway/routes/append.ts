@@ -9,6 +9,7 @@ import { StreamResumedSchema } from "../../shared/system-events.js";
 import { AdminEventTypes, SystemEventTypes } from "../../shared/wire.js";
 import type { AccessControl } from "../auth/access.js";
 import { resumedPathFromUrl, streamPathFromUrl } from "../stream-url.js";
+import { RouteDocs } from "../openapi.js";
 import { parseOr } from "../validation.js";
 
 const offsetString = z.string().regex(/^\d{1,16}$/, "must be a non-negative integer").transform(Number);
@@ -32,7 +33,7 @@ const BatchSchema = z.array(EventInputSchema).min(1, "a batch needs at least one
  * retry (the reply then shows what was stored the first time).
  */
 export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; maxBatchEvents: number }): void {
-  app.post("/streams/*", async (request, reply) => {
+  app.post("/streams/*", { schema: RouteDocs.append }, async (request, reply) => {
     const resumed = resumedPathFromUrl(request.url);
     if (resumed !== null) {
       await deps.access.require(request, "admin", { kind: "stream", path: resumed });

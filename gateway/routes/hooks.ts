@@ -7,6 +7,7 @@ import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import type { WebhookReceived } from "../../shared/system-events.js";
 import { SystemEventTypes } from "../../shared/wire.js";
+import { RouteDocs } from "../openapi.js";
 import { hookPathFromUrl } from "../stream-url.js";
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and credentials: never stored in the log. */
@@ -84,7 +85,7 @@ export function registerHookRoutes(app: FastifyInstance, deps: { nats: Nats; ind
     scope.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, parsed) => {
       parsed(null, body);
     });
-    scope.post("/hooks/*", async (request, reply) => {
+    scope.post("/hooks/*", { schema: RouteDocs.hooks }, async (request, reply) => {
       const path = hookPathFromUrl(request.url);
       const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const header = (name: string): string | undefined => {

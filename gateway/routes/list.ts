@@ -4,6 +4,7 @@ import type { Nats } from "../../shared/nats.js";
 import { listStreams } from "../../shared/stream-list.js";
 import { parseStreamPath } from "../../shared/subjects.js";
 import type { AccessControl } from "../auth/access.js";
+import { RouteDocs } from "../openapi.js";
 import { parseOr } from "../validation.js";
 
 const ListQuerySchema = z.object({
@@ -15,7 +16,7 @@ const ListQuerySchema = z.object({
 
 /** `GET /streams?prefix=/agents`: the streams that exist, with last offset and event count. */
 export function registerListRoute(app: FastifyInstance, deps: { nats: Nats; access: AccessControl }): void {
-  app.get("/streams", async (request) => {
+  app.get("/streams", { schema: RouteDocs.list }, async (request) => {
     const query = parseOr(ListQuerySchema, request.query, "INVALID_QUERY", "");
     const prefix = query.prefix === undefined || query.prefix === "" || query.prefix === "/" ? null : parseStreamPath(query.prefix);
     // Authenticate first (401 without a token); then list only what the token may read.

@@ -11,6 +11,7 @@ import type { TailHub } from "../live/tail-hub.js";
 import type { AccessControl } from "../auth/access.js";
 import type { ConnectionLimiter } from "../limits.js";
 import { selectorFromUrl } from "../stream-url.js";
+import { RouteDocs } from "../openapi.js";
 import { parseOr } from "../validation.js";
 
 const offsetString = z.string().regex(/^\d{1,16}$/, "must be a non-negative integer").transform(Number);
@@ -52,7 +53,7 @@ function wantsSse(request: FastifyRequest, live: string | undefined): boolean {
  * `?live=sse` / `Accept: text/event-stream` catch-up followed by the live tail.
  */
 export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
-  app.get("/streams/*", async (request, reply) => {
+  app.get("/streams/*", { schema: RouteDocs.read }, async (request, reply) => {
     const selector = selectorFromUrl(request.url);
     await deps.access.require(request, "read", selector);
     const query = parseOr(ReadQuerySchema, request.query, "INVALID_QUERY", "");
