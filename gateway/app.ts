@@ -38,6 +38,10 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     // One line per request, written in onResponse below, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Errors Fastify raises before routing (a malformed URL) get our error body too.
+    frameworkErrors: (error, request, reply) => {
+      void sendError(request, reply, error);
+    },
   });
 
   collectProcessMetrics();

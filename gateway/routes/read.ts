@@ -45,6 +45,8 @@ export interface ReadDeps {
 }
 
 function wantsSse(request: FastifyRequest, live: string | undefined): boolean {
+  // HEAD (Fastify answers it with the GET route) gets the page's headers, never an endless stream.
+  if (request.method === "HEAD") return false;
   return live === "sse" || (request.headers.accept ?? "").includes("text/event-stream");
 }
 
