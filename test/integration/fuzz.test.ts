@@ -21,7 +21,7 @@ interface RawReply {
 function send(method: string, path: string, headers: Record<string, string>, body: string | undefined): Promise<RawReply> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: "127.0.0.1", port: gw.port, method, path, headers, timeout: 5_000 }, (res) => {
-      const contentType = String(res.headers["content-type"] ?? "");
+      const contentType = res.headers["content-type"] ?? "";
       if (contentType.startsWith("text/event-stream")) {
         // A valid live tail: its status is the answer; the stream itself would never end.
         res.destroy();
