@@ -6,7 +6,7 @@ import { Ingress } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { z } from "zod";
+import type { z } from "zod";
 import { gatewayConfigShape } from "../../gateway/config.js";
 import { llmConfigShape } from "../../processors/llm/config.js";
 import { breakerConfigShape } from "../../processors/breaker/config.js";
