@@ -18,6 +18,8 @@ export const baseConfigShape = {
   EVENTS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only").default(Defaults.eventsStream),
   EVENTS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   EVENTS_DUPLICATE_WINDOW_MS: positiveInt.default(Defaults.duplicateWindowMs),
+  /** How long a JetStream request (a publish's ack) may take before the caller gets 503 and retries. */
+  NATS_REQUEST_TIMEOUT_MS: positiveInt.default(2_000),
 } as const;
 
 export const configFields = { port, positiveInt };
