@@ -4,7 +4,7 @@
  * only what we read (README "API" and lib/aggregateResult.js).
  */
 declare module "autocannon" {
-  interface Histogram {
+  export interface Histogram {
     average: number;
     mean: number;
     stddev: number;
@@ -16,7 +16,7 @@ declare module "autocannon" {
     p99_9: number;
   }
 
-  interface Result {
+  export interface Result {
     duration: number;
     errors: number;
     timeouts: number;
@@ -27,7 +27,7 @@ declare module "autocannon" {
     requests: Histogram & { total: number; sent: number };
   }
 
-  interface Options {
+  export interface Options {
     url: string;
     method?: "GET" | "POST" | "PUT" | "DELETE";
     headers?: Record<string, string>;
@@ -40,7 +40,7 @@ declare module "autocannon" {
     title?: string;
   }
 
-  interface Instance extends PromiseLike<Result> {
+  export interface Instance extends PromiseLike<Result> {
     stop(): void;
   }
 

@@ -9,7 +9,7 @@ import { buildLlm } from "../../processors/llm/service.js";
 import { buildScheduler } from "../../processors/scheduler/service.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { startModelServer, type ModelServer } from "../support/model-server.js";
-import { readAll, runBuiltProcessor, runProcessor, uniqueName, waitFor } from "../support/processors.js";
+import { readAll, runBuiltProcessor, runProcessor, uniqueName, waitFor, waitForConsumer } from "../support/processors.js";
 import { openSse } from "../support/sse.js";
 
 let gw: TestGateway;
@@ -204,10 +204,7 @@ describe("agent loop with a real model server", () => {
     };
     const victim = spawnLlm();
     try {
-      await waitFor(async () => {
-        for await (const info of gw.nats.jsm.consumers.list(gw.nats.streamName)) if (info.name === `processor-${name}`) return true;
-        return undefined;
-      }, 15_000, "llm consumer");
+      await waitForConsumer(gw.nats, name);
       model.script = [{ chunks: Array.from({ length: 100 }, () => "slow "), chunkDelayMs: 50 }, { chunks: ["after the crash"] }];
       const requestsBefore = model.requests.length;
       await say(path, "hi");

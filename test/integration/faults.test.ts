@@ -8,7 +8,7 @@ import type { EventEnvelope } from "../../shared/envelope.js";
 import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
 import { request, startGateway, uniquePath } from "../support/gateway.js";
 import { freePort } from "../support/ports.js";
-import { readAll, uniqueName, waitFor } from "../support/processors.js";
+import { readAll, uniqueName, waitFor, waitForConsumer } from "../support/processors.js";
 import { appendUnderLoad } from "../support/writers.js";
 
 const root = join(import.meta.dirname, "../..");
@@ -98,10 +98,7 @@ describe("faults survived", () => {
         PROCESSOR_ACK_WAIT_MS: "2000",
       };
       for (let i = 0; i < 3; i++) replicas.push(spawn(process.execPath, ["--import", "tsx", join(root, "test/support/processes/slow-worker.ts")], { env, stdio: "ignore" }));
-      await waitFor(async () => {
-        for await (const info of gw.nats.jsm.consumers.list(gw.nats.streamName)) if (info.name === `processor-${name}`) return true;
-        return undefined;
-      }, 20_000, "consumer");
+      await waitForConsumer(gw.nats, name);
       for (let batch = 0; batch < 10; batch++) {
         await request(`${gw.url}/streams${path}`, { body: Array.from({ length: 20 }, () => ({ type: "job/requested" })) });
         if (batch === 3) replicas[0]?.kill("SIGKILL");

@@ -7,7 +7,7 @@ import { RetryableError, TerminalError } from "../../shared/processor-errors.js"
 import type { Processor } from "../../shared/processor-runtime.js";
 import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
-import { readAll, runProcessor, uniqueName, waitFor } from "../support/processors.js";
+import { readAll, runProcessor, uniqueName, waitFor, waitForConsumer } from "../support/processors.js";
 
 let gw: TestGateway;
 const running: RunningProcessor[] = [];
@@ -160,10 +160,7 @@ describe("processor runtime", () => {
     const victim = spawnWorker();
     try {
       // Let the consumer exist before the job is appended.
-      await waitFor(async () => {
-        for await (const info of gw.nats.jsm.consumers.list(gw.nats.streamName)) if (info.name === `processor-${name}`) return true;
-        return undefined;
-      }, 15_000, "consumer created");
+      await waitForConsumer(gw.nats, name);
       const path = `${root}/a`;
       const job = (await append(path, { type: "job/requested" })).body as EventEnvelope;
       await waitFor(() => Promise.resolve(victim.output().includes(`REACTING ${job.offset}`) ? true : undefined), 10_000, "reaction started");

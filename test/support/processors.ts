@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
 import type { EventEnvelope } from "../../shared/envelope.js";
 import { startProcessor, type ProcessorDeps, type RunningProcessor } from "../../shared/processor-main.js";
+import type { Nats } from "../../shared/nats.js";
 import type { Processor } from "../../shared/processor-runtime.js";
 import { request } from "./gateway.js";
 
@@ -46,4 +47,12 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs 
     if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`, { cause: lastError });
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** Wait until a processor's durable consumer exists (it then receives every new event). */
+export function waitForConsumer(nats: Nats, processorName: string, timeoutMs = 20_000): Promise<true> {
+  return waitFor(async () => {
+    for await (const info of nats.jsm.consumers.list(nats.streamName)) if (info.name === `processor-${processorName}`) return true as const;
+    return undefined;
+  }, timeoutMs, `consumer of ${processorName}`);
 }
