@@ -43,6 +43,9 @@ export async function connectNats(options: ConnectOptions): Promise<Nats> {
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
+    // The client otherwise builds two Error objects (with stack traces) per request, for
+    // nicer async stacks: profiled at ~30% of the gateway's CPU on single appends.
+    noAsyncTraces: true,
   });
   let connected = true;
   void (async () => {
