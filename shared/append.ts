@@ -13,6 +13,12 @@ export interface AppendOptions {
   expectOffset?: number;
   /** Refuse appends to paused streams (all but stream/resumed), and record what this append changes in the indexes. */
   indexes?: StreamIndexes;
+  /**
+   * The caller read the stream up to this offset and found it not paused. The
+   * index is a cache that can lag the log by a moment: a pause it reports at or
+   * before this offset has already been resumed.
+   */
+  unpausedThrough?: number;
 }
 
 export interface AppendResult {
@@ -43,7 +49,8 @@ interface Prepared {
 export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonly ValidEventInput[], options: AppendOptions = {}): Promise<AppendResult> {
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
   const pause = options.indexes?.pauseStatus(path);
-  if (pause?.paused === true && inputs.some((input) => input.type !== SystemEventTypes.resumed)) {
+  const staleIndex = pause !== undefined && options.unpausedThrough !== undefined && pause.offset <= options.unpausedThrough;
+  if (pause?.paused === true && !staleIndex && inputs.some((input) => input.type !== SystemEventTypes.resumed)) {
     throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused (${pause.reason ?? "no reason given"}); only ${SystemEventTypes.resumed} is accepted until a person resumes it`, {
       details: { pausedAtOffset: pause.offset, reason: pause.reason },
     });

@@ -190,7 +190,8 @@ export class ProcessorRuntime<S> {
     const path = event.streamPath as StreamPath;
     for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
       const stream = await this.cache.latest(path);
-      if (stream.system.paused !== null || this.options.indexes.isPaused(path)) {
+      // The log (read to its latest offset) is the truth; the pause index may lag it by a moment.
+      if (stream.system.paused !== null) {
         log.debug("stream paused; not reacting");
         return "skipped";
       }
@@ -203,7 +204,7 @@ export class ProcessorRuntime<S> {
       try {
         const setting = this.processor.serialiseDecisions ?? true;
         const serialise = typeof setting === "function" ? setting(event) : setting;
-        await appendEvents(this.options.nats, path, reactions, { indexes: this.options.indexes, ...(serialise ? { expectOffset: stream.offset } : {}) });
+        await appendEvents(this.options.nats, path, reactions, { indexes: this.options.indexes, unpausedThrough: stream.offset, ...(serialise ? { expectOffset: stream.offset } : {}) });
         log.info({ reactions: reactions.map((r) => r.type) }, "reacted");
         return "reacted";
       } catch (err) {
