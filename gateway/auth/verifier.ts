@@ -16,9 +16,19 @@ export interface VerifierOptions {
   audience?: string;
 }
 
-/** Verifies bearer JWTs (jose) and reads their `streams` grants. */
+/** Verified tokens are remembered this long at most (and never past their own expiry). */
+const CACHE_MS = 60_000;
+const CACHE_ENTRIES = 10_000;
+
+/**
+ * Verifies bearer JWTs (jose) and reads their `streams` grants. A client
+ * sends the same token on every request, so a verified token is remembered
+ * until it expires (at most a minute): the signature check was a third of the
+ * cost of an append.
+ */
 export class TokenVerifier {
   private readonly key: Uint8Array | JWTVerifyGetKey;
+  private readonly verified = new Map<string, { principal: Principal; validUntil: number }>();
 
   constructor(private readonly options: VerifierOptions) {
     if (options.secret !== undefined) this.key = new TextEncoder().encode(options.secret);
@@ -27,6 +37,15 @@ export class TokenVerifier {
   }
 
   async verify(token: string): Promise<Principal> {
+    const cached = this.verified.get(token);
+    if (cached !== undefined && cached.validUntil > Date.now()) return cached.principal;
+    const { principal, expiresAtMs } = await this.verifyNow(token);
+    if (this.verified.size >= CACHE_ENTRIES) this.verified.clear();
+    this.verified.set(token, { principal, validUntil: Math.min(Date.now() + CACHE_MS, expiresAtMs) });
+    return principal;
+  }
+
+  private async verifyNow(token: string): Promise<{ principal: Principal; expiresAtMs: number }> {
     try {
       const verifyOptions = {
         ...(this.options.secret !== undefined ? { algorithms: ["HS256"] } : {}),
@@ -37,7 +56,7 @@ export class TokenVerifier {
         this.key instanceof Uint8Array ? await jwtVerify(token, this.key, verifyOptions) : await jwtVerify(token, this.key, verifyOptions);
       const grants = StreamsClaimSchema.safeParse(payload.streams ?? []);
       if (!grants.success) throw new AgentmeshError("UNAUTHENTICATED", `The token's streams claim is invalid: ${grants.error.issues[0]?.message ?? ""}`);
-      return { subject: payload.sub ?? "anonymous", grants: grants.data };
+      return { principal: { subject: payload.sub ?? "anonymous", grants: grants.data }, expiresAtMs: payload.exp === undefined ? Number.POSITIVE_INFINITY : payload.exp * 1000 };
     } catch (err) {
       if (err instanceof AgentmeshError) throw err;
       const why = err instanceof joseErrors.JWTExpired ? "the token has expired" : err instanceof joseErrors.JOSEError ? err.code : "the token could not be verified";

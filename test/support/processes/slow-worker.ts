@@ -8,10 +8,13 @@ import { runProcessorMain } from "../../../shared/processor-main.js";
 const name = process.env.SLOW_WORKER_NAME ?? "slow-worker";
 const delayMs = Number(process.env.SLOW_WORKER_DELAY_MS ?? "1000");
 const filterSubject = process.env.SLOW_WORKER_FILTER;
+// Its reaction depends on the triggering event alone, so it may skip serialising decisions on the log.
+const serialiseDecisions = process.env.SLOW_WORKER_SERIALISE !== "false";
 
 runProcessorMain(name, () => ({
   name,
   triggers: ["job/requested"],
+  serialiseDecisions,
   ...(filterSubject === undefined ? {} : { filterSubject }),
   initialState: () => null,
   reduce: () => null,

@@ -1,0 +1,197 @@
+/**
+ * `npm run bench` part two: the costs of running the mesh, measured side by side
+ * on one machine with every service as its own process:
+ *   - processor hop latency: append -> the reaction of a trivial processor stored (seen on SSE);
+ *   - scheduler firing delay with 10,000 schedules pending;
+ *   - webhook deliveries per second to a local receiver (one subscription, and ten);
+ *   - the cost of access control: single appends with AUTH=jwt / with AUTH=off.
+ * Results: stdout and .data/bench-operations.json.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import autocannon from "autocannon";
+import type { EventSourceMessage } from "eventsource-parser";
+import { SignJWT } from "jose";
+import { startNatsServer } from "../../deploy/local/nats-server.js";
+import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
+import { keepAliveAgent, postJson } from "./support/http.js";
+import { print, progress } from "./support/log.js";
+import { openSseStream } from "./support/sse-client.js";
+import { summarise, type LatencySummary } from "./support/stats.js";
+
+interface Envelope {
+  offset: number;
+  type: string;
+  createdAt: string;
+  payload: unknown;
+  metadata?: { scheduledFor?: string };
+  source?: { causationOffset: number };
+}
+
+const SECRET = "bench-secret-bench-secret-bench-secret-0123";
+const children: ChildProcess[] = [];
+
+function startService(entry: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, entry)], { cwd: REPO_ROOT, env: { ...process.env, LOG_LEVEL: "error", ...env }, stdio: "ignore" });
+  children.push(child);
+  return child;
+}
+
+async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not done within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
+/**
+ * Append -> reaction stored, one event every `intervalMs`, through a processor that answers at
+ * once. `serialise`: whether its decisions are committed with the expected last offset (the
+ * default for processors whose decisions depend on the stream's state).
+ */
+async function processorHop(gateway: GatewayProcess, natsUrl: string, serialise: boolean, intervalMs: number): Promise<LatencySummary> {
+  const path = `/bench/hop-${serialise ? "serialised" : "free"}`;
+  startService("test/support/processes/slow-worker.ts", {
+    NATS_URL: natsUrl,
+    SLOW_WORKER_NAME: `bench-hop-${serialise ? "serialised" : "free"}`,
+    SLOW_WORKER_DELAY_MS: "0",
+    SLOW_WORKER_FILTER: `events.bench.${path.split("/").at(-1) ?? ""}`,
+    SLOW_WORKER_SERIALISE: String(serialise),
+  });
+  await sleep(3000);
+  const sentAt = new Map<number, number>();
+  const latencies: number[] = [];
+  const stream = await openSseStream(`${gateway.url}/streams${path}?live=sse`, (message: EventSourceMessage) => {
+    const event = JSON.parse(message.data) as Envelope;
+    if (event.type !== "job/done" || event.source === undefined) return;
+    const started = sentAt.get(event.source.causationOffset);
+    if (started !== undefined) latencies.push(performance.now() - started);
+  });
+  const agent = keepAliveAgent(8);
+  const total = 500;
+  for (let i = 0; i < total; i++) {
+    const started = performance.now();
+    void postJson<Envelope>(agent, `${gateway.url}/streams${path}`, JSON.stringify({ type: "job/requested", payload: { i } })).then((event) => sentAt.set(event.offset, started));
+    await sleep(intervalMs);
+  }
+  await until(() => latencies.length >= total - 50, 60_000, "hop reactions");
+  stream.close();
+  return summarise(latencies.slice(50));
+}
+
+/** Scheduler: 10,000 far schedules pending, then 200 due soon; delay = stored time - due time. */
+async function schedulerDelay(gateway: GatewayProcess, natsUrl: string): Promise<LatencySummary & { pending: number }> {
+  startService("processors/scheduler/main.ts", { NATS_URL: natsUrl });
+  const agent = keepAliveAgent(8);
+  const far = new Date(Date.now() + 86_400_000).toISOString();
+  for (let s = 0; s < 10; s++) {
+    const batch = Array.from({ length: 1000 }, (_, i) => ({ type: "schedule/added", payload: { slug: `far-${i}`, append: { type: "far" }, schedule: { kind: "at", at: far } } }));
+    await postJson(agent, `${gateway.url}/streams/bench/schedules-${s}`, JSON.stringify(batch));
+  }
+  progress("10,000 schedules appended; letting the scheduler index them");
+  await sleep(15_000);
+  const path = "/bench/soon";
+  const delays: number[] = [];
+  const stream = await openSseStream(`${gateway.url}/streams${path}?live=sse`, (message: EventSourceMessage) => {
+    const event = JSON.parse(message.data) as Envelope;
+    if (event.type === "soon" && event.metadata?.scheduledFor !== undefined) delays.push(Date.parse(event.createdAt) - Date.parse(event.metadata.scheduledFor));
+  });
+  const soon = Array.from({ length: 200 }, (_, i) => ({ type: "schedule/added", payload: { slug: `soon-${i}`, append: { type: "soon" }, schedule: { kind: "in", seconds: 2 + (i % 20) / 10 } } }));
+  for (let i = 0; i < soon.length; i += 20) await postJson(agent, `${gateway.url}/streams${path}`, JSON.stringify(soon.slice(i, i + 20)));
+  await until(() => delays.length >= 200, 30_000, "scheduled firings");
+  stream.close();
+  return { ...summarise(delays), pending: 10_000 };
+}
+
+/** Webhook pusher -> a local receiver: deliveries per second for one subscription and for ten. */
+async function webhookThroughput(gateway: GatewayProcess, natsUrl: string): Promise<{ oneSubscription: number; tenSubscriptions: number }> {
+  let received = 0;
+  const receiver = createServer((request, response) => {
+    request.resume();
+    request.on("end", () => {
+      received += 1;
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const address = receiver.address();
+  const url = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}/hook`;
+  startService("processors/webhook-pusher/main.ts", { NATS_URL: natsUrl, WEBHOOK_ALLOWED_NETWORKS: "loopback" });
+  await sleep(3000);
+  const agent = keepAliveAgent(8);
+  const run = async (subscriptions: number, events: number): Promise<number> => {
+    received = 0;
+    const paths = Array.from({ length: subscriptions }, (_, i) => `/bench/hooks-${subscriptions}-${i}`);
+    for (const path of paths) await postJson(agent, `${gateway.url}/streams${path}`, JSON.stringify({ type: "subscription/configured", payload: { slug: "bench", url } }));
+    await sleep(1000);
+    const started = performance.now();
+    for (const path of paths) {
+      for (let i = 0; i < events / subscriptions; i += 100) await postJson(agent, `${gateway.url}/streams${path}`, JSON.stringify(Array.from({ length: 100 }, () => ({ type: "agent/said", payload: { text: "x".repeat(180) } }))));
+    }
+    await until(() => received >= events, 120_000, `${events} deliveries`);
+    return Math.round(events / ((performance.now() - started) / 1000));
+  };
+  const oneSubscription = await run(1, 2000);
+  const tenSubscriptions = await run(10, 5000);
+  receiver.close();
+  return { oneSubscription, tenSubscriptions };
+}
+
+async function appendRate(url: string, headers: Record<string, string>): Promise<number> {
+  const options = { url: `${url}/streams/bench/auth`, method: "POST" as const, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ type: "bench", payload: { data: "x".repeat(180) } }), connections: 32, timeout: 30 };
+  await autocannon({ ...options, duration: 1 });
+  const result = await autocannon({ ...options, duration: 6 });
+  return Math.round(result.requests.average);
+}
+
+async function main(): Promise<void> {
+  const nats = await startNatsServer();
+  const gateways: GatewayProcess[] = [];
+  try {
+    const gateway = await startGatewayProcess({ natsUrl: nats.url, env: { AUTH: "off" }, onLog: () => undefined });
+    gateways.push(gateway);
+    progress("processor hop latency (reaction from the event alone, 100 events/s)");
+    const hop = await processorHop(gateway, nats.url, false, 10);
+    progress("processor hop latency (decisions serialised on the log, 20 events/s)");
+    const hopSerialised = await processorHop(gateway, nats.url, true, 50);
+    progress("scheduler firing delay with 10,000 pending");
+    const schedule = await schedulerDelay(gateway, nats.url);
+    progress("webhook deliveries");
+    const webhooks = await webhookThroughput(gateway, nats.url);
+    for (const child of children) child.kill("SIGTERM");
+    progress("auth cost: appends without and with bearer tokens");
+    const off = await appendRate(gateway.url, {});
+    const withAuth = await startGatewayProcess({ natsUrl: nats.url, env: { AUTH: "jwt", AUTH_JWT_SECRET: SECRET }, onLog: () => undefined });
+    gateways.push(withAuth);
+    const token = await new SignJWT({ streams: [{ path: "/bench/**", rights: ["append"] }] }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(new TextEncoder().encode(SECRET));
+    const on = await appendRate(withAuth.url, { authorization: `Bearer ${token}` });
+    const results = { hop, hopSerialised, schedule, webhooks, auth: { offPerSec: off, jwtPerSec: on, ratio: on / off } };
+    mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
+    writeFileSync(join(REPO_ROOT, ".data", "bench-operations.json"), JSON.stringify(results, null, 2));
+    const ms = (v: number) => `${v.toFixed(2)} ms`;
+    print(`
+figure                                              | value
+--------------------------------------------------- | ------------------------------
+processor hop, 100/s, p50 / p99                     | ${ms(hop.p50)} / ${ms(hop.p99)}
+processor hop, serialised decisions, 20/s, p50 / p99 | ${ms(hopSerialised.p50)} / ${ms(hopSerialised.p99)}
+scheduler delay, 10,000 pending, p50 / p99 / max    | ${ms(schedule.p50)} / ${ms(schedule.p99)} / ${ms(schedule.max)}
+webhook deliveries/s, 1 subscription (in order)     | ${webhooks.oneSubscription}
+webhook deliveries/s, 10 subscriptions              | ${webhooks.tenSubscriptions}
+single appends/s, AUTH=off / AUTH=jwt (ratio)       | ${off} / ${on} (${Math.round((on / off) * 100)}%)
+`);
+  } finally {
+    for (const child of children) child.kill("SIGKILL");
+    for (const gateway of gateways) await gateway.stop();
+    await nats.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench (operations) failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  for (const child of children) child.kill("SIGKILL");
+  process.exit(1);
+});
