@@ -24,6 +24,8 @@ export interface AppendOptions {
 export interface AppendResult {
   /** One envelope per input, in input order; a duplicate shows the event stored the first time. */
   events: EventEnvelope[];
+  /** The same envelopes as JSON text, built from the stored bytes' text instead of serialising again. */
+  json: string[];
   /** How many inputs were stored now (the rest were idempotent retries). */
   stored: number;
 }
@@ -33,6 +35,7 @@ const HEADER_ALLOWANCE_BYTES = 4096;
 
 interface Prepared {
   body: StoredBody;
+  text: string;
   bytes: Uint8Array;
   msgId: string | undefined;
 }
@@ -60,13 +63,14 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   const maxBytes = (nats.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE_BYTES;
   const prepared = inputs.map((input, index): Prepared => {
     const body = toStoredBody(input, createdAt);
-    const bytes = encodeBody(body);
+    const text = JSON.stringify(body);
+    const bytes = Buffer.from(text);
     if (bytes.byteLength > maxBytes) {
       throw new AgentmeshError("EVENT_TOO_LARGE", `Event ${index} is ${bytes.byteLength} bytes; NATS accepts at most ${maxBytes} per event`, {
         details: { index, maxBytes },
       });
     }
-    return { body, bytes, msgId: input.idempotencyKey === undefined ? undefined : `${path}|${input.idempotencyKey}` };
+    return { body, text, bytes, msgId: input.idempotencyKey === undefined ? undefined : `${path}|${input.idempotencyKey}` };
   });
 
   const acks = options.expectOffset === undefined
@@ -74,20 +78,25 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
     : await publishChained(nats, path, subject, prepared, options.expectOffset);
 
   let stored = 0;
+  const json: string[] = new Array<string>(acks.length);
   const events = await Promise.all(
     acks.map(async (ack, index) => {
       const item = prepared[index] as Prepared;
       if (!ack.duplicate) {
         stored += 1;
+        // Paths are unreserved characters only, so they need no escaping; the body is our own JSON object.
+        json[index] = `{"streamPath":"${path}","offset":${ack.seq},${item.text.slice(1)}`;
         return toEnvelope(path, ack.seq, createdAt, item.body);
       }
-      return (await getEvent(nats, ack.seq)) ?? toEnvelope(path, ack.seq, createdAt, item.body);
+      const original = (await getEvent(nats, ack.seq)) ?? toEnvelope(path, ack.seq, createdAt, item.body);
+      json[index] = JSON.stringify(original);
+      return original;
     }),
   );
   eventsAppended.inc({ outcome: "stored" }, stored);
   if (stored < events.length) eventsAppended.inc({ outcome: "duplicate" }, events.length - stored);
   if (options.indexes !== undefined) await options.indexes.observe(path, events);
-  return { events, stored };
+  return { events, json, stored };
 }
 
 function publishOne(nats: Nats, subject: string, item: Prepared, expectLast?: number): Promise<PubAck> {

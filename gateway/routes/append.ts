@@ -71,7 +71,10 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
     }
 
     const result = await appendEvents(deps.nats, path, inputs, { indexes: deps.indexes, ...(expectOffset === undefined ? {} : { expectOffset }) });
-    reply.code(result.stored > 0 ? 201 : 200);
-    return isBatch ? result.events : result.events[0];
+    // The envelopes' JSON is already built from the stored text; sending it as is skips a second serialisation.
+    return reply
+      .code(result.stored > 0 ? 201 : 200)
+      .type("application/json")
+      .send(isBatch ? `[${result.json.join(",")}]` : result.json[0]);
   });
 }
