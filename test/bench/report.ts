@@ -20,7 +20,7 @@ export interface BenchResults {
   loadavg: { before: number; after: number };
   /** Windowed publish with `noAsyncTraces: true`: the denominator of the append ratios. */
   rawPublish?: RateResult;
-  /** The same with the client's default options (as the gateway connects today), for context. */
+  /** The same with the client's default options (async stack traces on), for context. */
   rawPublishDefaultClient?: RateResult;
   single?: AppendThroughput;
   batch?: AppendThroughput;

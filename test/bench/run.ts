@@ -79,10 +79,10 @@ async function main(): Promise<void> {
     onLog: (line) => { progress(`gateway: ${line}`); },
   });
   cleanups.push(() => gateway.stop());
-  // noAsyncTraces: by default the v3 client builds two or three Error objects (stack
-  // captures) per request, which halves what one Node process can publish; the
-  // baseline should be JetStream's capacity, not that overhead. The default
-  // client is measured too, for comparison with the gateway's own connection.
+  // noAsyncTraces, as the gateway connects: by default the v3 client builds two
+  // extra Error objects (stack captures) per request, which costs a Node
+  // publisher a third or more of its throughput. The default client is
+  // measured too, so the cost of that option stays visible.
   const nc = await connect({ servers: nats.url, name: "agentmesh-bench", noAsyncTraces: true });
   cleanups.push(() => nc.close());
   const js = jetstream(nc, { timeout: 30_000 });
