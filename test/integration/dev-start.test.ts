@@ -55,16 +55,24 @@ describe("npm start", () => {
     try {
       const base = `http://127.0.0.1:${gatewayPort}`;
       await waitForReady(`${base}/readyz`, 20_000);
+      // Processors react to events appended after they start (the README says to wait for them).
+      for (const name of ["breaker", "scheduler", "webhook-pusher", "llm"]) await waitForOutput(mesh.output, `${name} processor running`, 20_000);
       const appended = await fetch(`${base}/streams/agents/bot-1`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ type: "agent/input-added", payload: { role: "user", content: "hi" } }),
       });
       expect(appended.status).toBe(201);
-      const history = (await (await fetch(`${base}/streams/agents/bot-1`)).json()) as { events: { type: string }[] };
-      expect(history.events.map((e) => e.type)).toEqual(["agent/input-added"]);
+      // The LLM processor answers with the offline echo provider, as the README promises.
+      const deadline = Date.now() + 20_000;
+      let history: { events: { type: string; payload: { result?: { text?: string } } }[] } = { events: [] };
+      while (Date.now() < deadline && !history.events.some((e) => e.type === "agent/llm-request-settled")) {
+        history = (await (await fetch(`${base}/streams/agents/bot-1`)).json()) as typeof history;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(history.events.map((e) => e.type)).toEqual(["agent/input-added", "agent/llm-request-started", "agent/llm-request-settled"]);
+      expect(history.events[2]?.payload.result?.text).toBe("echo: hi");
       expect(await portOpen(natsPort)).toBe(true);
-      for (const name of ["breaker", "scheduler", "webhook-pusher", "llm"]) await waitForOutput(mesh.output, `${name} processor running`, 20_000);
 
       mesh.child.kill("SIGINT");
       expect(await mesh.exited).toBe(0);
