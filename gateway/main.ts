@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   if (config.AUTH === "off") {
     logger.warn("AUTH=off: every request is allowed without a token. Use this on your own machine only, never where the gateway is reachable by others.");
   }
-  const nats = await connectNats({ url: config.NATS_URL, name: "agentmesh-gateway", streamName: config.EVENTS_STREAM, logger, requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS });
+  const nats = await connectNats({ url: config.NATS_URL, name: "agentmesh-gateway", streamName: config.EVENTS_STREAM, logger, requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS, ...(config.NATS_USER === undefined ? {} : { user: config.NATS_USER, password: config.NATS_PASSWORD ?? "" }) });
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
   const app = buildApp({ config, nats, indexes, logger });

@@ -14,6 +14,9 @@ export const LogLevelSchema = z.enum(["fatal", "error", "warn", "info", "debug",
 
 export const baseConfigShape = {
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  /** The service's NATS user (deploy/nats/permissions.conf), when the server requires one. */
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD: z.string().min(1).optional(),
   LOG_LEVEL: LogLevelSchema.default("info"),
   EVENTS_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only").default(Defaults.eventsStream),
   EVENTS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),

@@ -29,6 +29,8 @@ export interface ConnectOptions {
   logger: Logger;
   /** How long a JetStream request (publish ack, API call) may take before it fails. */
   requestTimeoutMs?: number;
+  user?: string;
+  password?: string;
 }
 
 /**
@@ -39,6 +41,7 @@ export async function connectNats(options: ConnectOptions): Promise<Nats> {
   const { logger } = options;
   const nc = await connect({
     servers: options.url.split(","),
+    ...(options.user === undefined ? {} : { user: options.user, pass: options.password ?? "" }),
     name: options.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,

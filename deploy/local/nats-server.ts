@@ -49,6 +49,10 @@ export interface NatsServerOptions {
   onLog?: (line: string) => void;
   /** Run in its own process group so a terminal's Ctrl-C does not stop it before its clients. */
   ownProcessGroup?: boolean;
+  /** A configuration file (e.g. with users and permissions); the command line still sets host, port and store. */
+  configFile?: string;
+  /** Environment for the server: its configuration may refer to variables (`$GATEWAY_PASSWORD`). */
+  env?: Record<string, string>;
 }
 
 export interface NatsServer {
@@ -70,8 +74,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   mkdirSync(storeDir, { recursive: true });
   const portsDir = mkdtempSync(join(tmpdir(), "agentmesh-nats-ports-"));
   // -p -1 lets the server choose a free port; it reports it in the ports file.
-  const args = ["-js", "-a", host, "-p", String(options.port ?? -1), "-sd", storeDir, "--ports_file_dir", portsDir];
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false });
+  const args = [...(options.configFile === undefined ? [] : ["-c", options.configFile]), "-js", "-a", host, "-p", String(options.port ?? -1), "-sd", storeDir, "--ports_file_dir", portsDir];
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false, env: { ...process.env, ...options.env } });
   const output: string[] = [];
   const onData = (chunk: Buffer): void => {
     for (const line of chunk.toString("utf8").split("\n")) {

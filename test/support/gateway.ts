@@ -23,7 +23,7 @@ export interface TestGateway {
 export async function startGateway(env: Record<string, string> = {}, port = 0): Promise<TestGateway> {
   const config = loadGatewayConfig({ NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", GATEWAY_PORT: String(port), AUTH: "off", ...env });
   const logger = createLogger("gateway-test", config.LOG_LEVEL);
-  const nats = await connectNats({ url: config.NATS_URL, name: "gateway-test", streamName: config.EVENTS_STREAM, logger, requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS });
+  const nats = await connectNats({ url: config.NATS_URL, name: "gateway-test", streamName: config.EVENTS_STREAM, logger, requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS, ...(config.NATS_USER === undefined ? {} : { user: config.NATS_USER, password: config.NATS_PASSWORD ?? "" }) });
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
   const app = buildApp({ config, nats, indexes, logger });
