@@ -22,10 +22,6 @@ export const NatsHeaders = {
 export const JetStreamErrorCodes = {
   /** "wrong last sequence" for Nats-Expected-Last-Subject-Sequence. */
   wrongLastSequence: 10071,
-  /** The stream already exists with a different configuration. */
-  streamNameInUse: 10058,
-  /** No message found (direct get). */
-  noMessageFound: 10037,
 } as const;
 
 export const SystemEventTypes = {
@@ -74,7 +70,6 @@ export const ConsumerNames = {
 export const Defaults = {
   eventsStream: "EVENTS",
   duplicateWindowMs: 120_000,
-  maxBatchEvents: 1000,
   readLimit: 100,
   maxReadLimit: 1000,
 } as const;

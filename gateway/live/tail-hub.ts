@@ -67,10 +67,6 @@ export class TailHub {
     entry.linger.unref();
   }
 
-  get activeTails(): number {
-    return this.tails.size;
-  }
-
   close(): void {
     for (const { tail, linger } of [...this.tails.values()]) {
       if (linger !== undefined) clearTimeout(linger);

@@ -47,10 +47,6 @@ export class Tail {
     return this.floorOffset;
   }
 
-  get subscriberCount(): number {
-    return this.subscribers.size;
-  }
-
   async start(): Promise<void> {
     const info = await this.nats.jsm.streams.info(this.nats.streamName);
     this.floorOffset = info.state.last_seq;
