@@ -1,4 +1,5 @@
 import { Kvm, type KV } from "@nats-io/kv";
+import { watchBucket } from "./kv-watch.js";
 import type { Logger } from "./logger.js";
 import type { Nats } from "./nats.js";
 
@@ -27,25 +28,16 @@ export class LogIndex<T extends { offset: number }> {
   }
 
   private async watch(): Promise<void> {
-    const updates = await this.kv.watch();
-    this.stopWatching = () => {
-      updates.stop();
-    };
-    let ready: (() => void) | undefined;
-    const initialised = new Promise<void>((resolve) => (ready = resolve));
-    // The watcher first replays every key (the last with delta 0); an empty bucket replays none.
-    if ((await this.kv.status()).values === 0) ready?.();
-    void (async () => {
-      for await (const entry of updates) {
+    this.stopWatching = await watchBucket(
+      this.kv,
+      (entry) => {
         if (entry.operation === "PUT") this.values.set(entry.key, entry.json<T>());
         else this.values.delete(entry.key);
         this.onChange?.(entry.key, this.values.get(entry.key));
-        if (entry.delta === 0 || entry.isUpdate) ready?.();
-      }
-    })().catch((err: unknown) => {
-      this.logger.error({ err }, "log index watch ended");
-    });
-    await initialised;
+      },
+      this.logger,
+      "log index",
+    );
   }
 
   get(key: string): T | undefined {

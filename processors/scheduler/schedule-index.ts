@@ -1,4 +1,5 @@
 import { Kvm, type KV } from "@nats-io/kv";
+import { watchBucket } from "../../shared/kv-watch.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
 import { slugKeyOf, type StreamPath } from "../../shared/subjects.js";
@@ -45,23 +46,15 @@ export class ScheduleIndex {
   }
 
   /** Calls `onEntry` for every schedule now and on every change; resolves once the current ones are delivered. */
-  async watch(onEntry: (key: string, indexed: IndexedSchedule) => void): Promise<() => void> {
-    const updates = await this.kv.watch();
-    let ready: (() => void) | undefined;
-    const initialised = new Promise<void>((resolve) => (ready = resolve));
-    if ((await this.kv.status()).values === 0) ready?.();
-    void (async () => {
-      for await (const update of updates) {
+  watch(onEntry: (key: string, indexed: IndexedSchedule) => void): Promise<() => void> {
+    return watchBucket(
+      this.kv,
+      (update) => {
         if (update.operation === "PUT") onEntry(update.key, { entry: update.json<ScheduleEntry>(), revision: update.revision });
-        if (update.delta === 0 || update.isUpdate) ready?.();
-      }
-    })().catch((err: unknown) => {
-      this.logger.error({ err }, "schedule index watch ended");
-    });
-    await initialised;
-    return () => {
-      updates.stop();
-    };
+      },
+      this.logger,
+      "schedule index",
+    );
   }
 
   async get(key: string): Promise<IndexedSchedule | null> {
