@@ -1,7 +1,6 @@
 import { ConfigError } from "../shared/config.js";
 import { createLogger } from "../shared/logger.js";
-import { connectNats } from "../shared/nats.js";
-import { ensureEventsStream } from "../shared/streams.js";
+import { connectToEvents } from "../shared/streams.js";
 import { StreamIndexes } from "../shared/stream-indexes.js";
 import { buildApp } from "./app.js";
 import { loadGatewayConfig } from "./config.js";
@@ -22,8 +21,7 @@ async function main(): Promise<void> {
   if (config.AUTH === "off") {
     logger.warn("AUTH=off: every request is allowed without a token. Use this on your own machine only, never where the gateway is reachable by others.");
   }
-  const nats = await connectNats({ url: config.NATS_URL, name: "agentmesh-gateway", streamName: config.EVENTS_STREAM, logger, requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS, ...(config.NATS_USER === undefined ? {} : { user: config.NATS_USER, password: config.NATS_PASSWORD ?? "" }) });
-  await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
+  const nats = await connectToEvents(config, "agentmesh-gateway", logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
   const app = buildApp({ config, nats, indexes, logger });
   const address = await app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });

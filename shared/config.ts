@@ -27,6 +27,9 @@ export const baseConfigShape = {
 
 export const configFields = { port, positiveInt };
 
+/** What every service's configuration contains. */
+export type BaseConfig = Readonly<z.output<z.ZodObject<typeof baseConfigShape>>>;
+
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }

@@ -3,10 +3,10 @@ import { baseConfigShape, ConfigError, configFields, parseConfig } from "./confi
 import { startHealthServer } from "./health-server.js";
 import { collectProcessMetrics, registerLagGauge } from "./metrics.js";
 import { createLogger, type Logger } from "./logger.js";
-import { connectNats, type Nats } from "./nats.js";
+import type { Nats } from "./nats.js";
 import { StreamIndexes } from "./stream-indexes.js";
 import { ProcessorRuntime, type Processor } from "./processor-runtime.js";
-import { ensureEventsStream } from "./streams.js";
+import { connectToEvents } from "./streams.js";
 
 export const processorConfigShape = {
   ...baseConfigShape,
@@ -50,8 +50,7 @@ export interface ProcessorDeps {
 export async function startProcessor<S>(build: (deps: ProcessorDeps) => Processor<S> | Promise<Processor<S>>, name: string, env: NodeJS.ProcessEnv): Promise<RunningProcessor> {
   const config = parseConfig(processorConfigShape, env);
   const logger = createLogger(name, config.LOG_LEVEL);
-  const nats = await connectNats({ url: config.NATS_URL, name: `agentmesh-${name}`, streamName: config.EVENTS_STREAM, logger, requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS, ...(config.NATS_USER === undefined ? {} : { user: config.NATS_USER, password: config.NATS_PASSWORD ?? "" }) });
-  await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
+  const nats = await connectToEvents(config, `agentmesh-${name}`, logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
   const cleanups: (() => void | Promise<void>)[] = [];
   const built = await build({ config, nats, logger, indexes, onStop: (cleanup) => cleanups.push(cleanup) });

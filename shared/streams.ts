@@ -1,5 +1,7 @@
 import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import type { BaseConfig } from "./config.js";
 import type { Logger } from "./logger.js";
+import { connectNats, type Nats } from "./nats.js";
 import { SubjectRoots } from "./wire.js";
 
 export interface EventsStreamOptions {
@@ -55,4 +57,18 @@ export async function ensureEventsStream(jsm: JetStreamManager, options: EventsS
     if (err instanceof JetStreamApiError && (await jsm.streams.info(config.name).then(() => true, () => false))) return;
     throw err;
   }
+}
+
+/** How every service starts: connect as configured, then make sure the events stream exists. */
+export async function connectToEvents(config: BaseConfig, clientName: string, logger: Logger): Promise<Nats> {
+  const nats = await connectNats({
+    url: config.NATS_URL,
+    name: clientName,
+    streamName: config.EVENTS_STREAM,
+    logger,
+    requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS,
+    ...(config.NATS_USER === undefined ? {} : { user: config.NATS_USER, password: config.NATS_PASSWORD ?? "" }),
+  });
+  await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
+  return nats;
 }

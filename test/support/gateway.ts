@@ -4,8 +4,8 @@ import { inject } from "vitest";
 import { buildApp } from "../../gateway/app.js";
 import { loadGatewayConfig } from "../../gateway/config.js";
 import { createLogger } from "../../shared/logger.js";
-import { connectNats, type Nats } from "../../shared/nats.js";
-import { ensureEventsStream } from "../../shared/streams.js";
+import type { Nats } from "../../shared/nats.js";
+import { connectToEvents } from "../../shared/streams.js";
 import { StreamIndexes } from "../../shared/stream-indexes.js";
 
 export interface TestGateway {
@@ -23,8 +23,7 @@ export interface TestGateway {
 export async function startGateway(env: Record<string, string> = {}, port = 0): Promise<TestGateway> {
   const config = loadGatewayConfig({ NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", GATEWAY_PORT: String(port), AUTH: "off", ...env });
   const logger = createLogger("gateway-test", config.LOG_LEVEL);
-  const nats = await connectNats({ url: config.NATS_URL, name: "gateway-test", streamName: config.EVENTS_STREAM, logger, requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS, ...(config.NATS_USER === undefined ? {} : { user: config.NATS_USER, password: config.NATS_PASSWORD ?? "" }) });
-  await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
+  const nats = await connectToEvents(config, "gateway-test", logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
   const app = buildApp({ config, nats, indexes, logger });
   await app.listen({ host: "127.0.0.1", port: config.GATEWAY_PORT });
