@@ -18,6 +18,7 @@ import { registerMetricsRoute } from "./routes/metrics.js";
 import { registerHookRoutes } from "./routes/hooks.js";
 import { registerListRoute } from "./routes/list.js";
 import { registerReadRoute } from "./routes/read.js";
+import { registerDurableStreamRoutes } from "./durable/routes.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -83,6 +84,15 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     registerListRoute(scope, { nats, access });
     registerAppendRoute(scope, { nats, indexes, access, maxBatchEvents: config.GATEWAY_MAX_BATCH_EVENTS });
     registerHookRoutes(scope, { nats, indexes });
+    registerDurableStreamRoutes(scope, {
+      nats,
+      indexes,
+      access,
+      logger,
+      replicas: config.EVENTS_REPLICAS,
+      bodyLimitBytes: config.GATEWAY_BODY_LIMIT_BYTES,
+      longPollTimeoutMs: config.DURABLE_LONG_POLL_TIMEOUT_MS,
+    });
     registerReadRoute(scope, { nats, access, connections: new ConnectionLimiter(config.SSE_MAX_CONNECTIONS_PER_CLIENT), hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
     done();
   });

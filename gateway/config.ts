@@ -17,6 +17,8 @@ export const gatewayConfigShape = {
   SSE_TAIL_LINGER_MS: z.coerce.number().int().nonnegative().default(30_000),
   /** Events in one append request (400 BATCH_TOO_LARGE above). */
   GATEWAY_MAX_BATCH_EVENTS: configFields.positiveInt.default(1000),
+  /** Durable Streams protocol: how long a long-poll waits for data before answering 204; also the SSE keep-alive period. */
+  DURABLE_LONG_POLL_TIMEOUT_MS: configFields.positiveInt.default(20_000),
   /** Requests per second per client (token subject, else IP); 0 turns the limit off. */
   RATE_LIMIT_PER_SECOND: z.coerce.number().int().nonnegative().default(0),
   /** Live SSE connections per client (token subject, else IP); 0 turns the limit off. */

@@ -32,5 +32,6 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: Fas
   // Only bugs get a log line of their own, with the cause; refusals and outages show in the access line.
   if (error.code === "INTERNAL") request.log.error({ err: error.cause ?? error, code: error.code }, "request failed");
   if (error.code === "UNAUTHENTICATED") void reply.header("www-authenticate", 'Bearer realm="agentmesh"');
+  for (const [name, value] of Object.entries(error.headers)) void reply.header(name, value);
   return reply.code(error.status).type("application/json").send(error.toJSON());
 }

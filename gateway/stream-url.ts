@@ -36,3 +36,11 @@ export function resumedPathFromUrl(url: string): StreamPath | null {
   if (!raw.endsWith("/resume")) return null;
   return parseStreamPath(raw.slice(0, -"/resume".length));
 }
+
+/** The Durable Streams protocol's URL prefix; the rest of the URL is the stream path. */
+export const DURABLE_PREFIX = "/v1/stream";
+
+/** `/v1/stream/<path>`: the stream a Durable Streams request names (the same path as `/streams/<path>`). */
+export function durablePathFromUrl(url: string): StreamPath {
+  return parseStreamPath(rawStreamPart(url, DURABLE_PREFIX));
+}

@@ -16,6 +16,14 @@ export const ErrorCodes = {
   NOT_FOUND: { status: 404, message: "No such route" },
   STREAM_NOT_FOUND: { status: 404, message: "The stream does not exist" },
   OFFSET_CONFLICT: { status: 409, message: "The stream's last offset is not the expected one" },
+  STREAM_EXISTS: { status: 409, message: "A stream exists at this path with a different configuration" },
+  STREAM_CLOSED: { status: 409, message: "The stream is closed; nothing more can be appended" },
+  STREAM_GONE: { status: 410, message: "The stream was deleted; its forks still read its data" },
+  STREAM_APPEND_ONLY: { status: 409, message: "Agent event streams are append-only: they are never closed or deleted" },
+  CONTENT_TYPE_MISMATCH: { status: 409, message: "The content type differs from the stream's" },
+  STREAM_SEQ_CONFLICT: { status: 409, message: "Stream-Seq must be greater than the stream's last one" },
+  PRODUCER_FENCED: { status: 403, message: "A newer epoch of this producer exists" },
+  PRODUCER_SEQ_GAP: { status: 409, message: "Producer-Seq skips a sequence number" },
   STREAM_PAUSED: { status: 423, message: "The stream is paused; a person must resume it" },
   STREAM_NOT_PAUSED: { status: 409, message: "The stream is not paused" },
   RATE_LIMITED: { status: 429, message: "Too many requests; slow down" },
@@ -29,18 +37,24 @@ export const ErrorCodes = {
 
 export type ErrorCode = keyof typeof ErrorCodes;
 
-/** An error whose code a client may rely on. `details` are extra JSON fields of the error body. */
+/**
+ * An error whose code a client may rely on. `details` are extra JSON fields of
+ * the error body; `headers` go on the response (protocols such as Durable
+ * Streams put the state a client needs to recover in headers).
+ */
 export class AgentmeshError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details: Readonly<Record<string, unknown>>;
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, message?: string, options?: { details?: Record<string, unknown>; cause?: unknown }) {
+  constructor(code: ErrorCode, message?: string, options?: { details?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown }) {
     super(message ?? ErrorCodes[code].message, { cause: options?.cause });
     this.name = "AgentmeshError";
     this.code = code;
     this.status = ErrorCodes[code].status;
     this.details = options?.details ?? {};
+    this.headers = options?.headers ?? {};
   }
 
   toJSON(): { error: { code: ErrorCode; message: string } & Record<string, unknown> } {

@@ -75,12 +75,13 @@ function nanosOfIso(iso: string): bigint {
 }
 
 /**
- * Iterate stored events matching `filter` from offset `from` (inclusive, or
- * the first stored at or after a time), in order, until the consumer has nothing pending or an event's offset exceeds
- * `until`. The caller must know at least one matching event exists at or after
- * `from`, or the iteration would wait for one.
+ * Iterate stored messages matching `filter` from `from` (a sequence, inclusive,
+ * or the first stored at or after a time), in order, until the consumer has
+ * nothing pending or a message's sequence exceeds `until`. The caller must
+ * know at least one matching message exists at or after `from`, or the
+ * iteration would wait for one.
  */
-export async function* readRange(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<DecodedEvent> {
+export async function* readMessages(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<JsMsg> {
   let messages: ConsumerMessages | undefined;
   const start =
     typeof from === "number"
@@ -95,7 +96,7 @@ export async function* readRange(nats: Nats, filter: string, from: number | Date
     messages = await consumer.consume({ max_messages: CONSUME_BATCH });
     for await (const m of messages) {
       if (m.seq > until) return;
-      yield decodeJsMsg(m);
+      yield m;
       if (m.info.pending === 0 || m.seq === until) return;
     }
   } finally {
@@ -103,6 +104,11 @@ export async function* readRange(nats: Nats, filter: string, from: number | Date
     // The server would drop it after its inactivity threshold anyway; deleting now keeps the consumer count honest.
     void consumer.delete().catch(() => undefined);
   }
+}
+
+/** readMessages, decoded as events. */
+export async function* readRange(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<DecodedEvent> {
+  for await (const m of readMessages(nats, filter, from, until)) yield decodeJsMsg(m);
 }
 
 /** One page of a stream (or subtree). A single stream with no events is STREAM_NOT_FOUND. */

@@ -14,7 +14,8 @@ export interface EventsStreamOptions {
 export function eventsStreamConfig(options: EventsStreamOptions): Partial<StreamConfig> & { name: string } {
   return {
     name: options.name,
-    subjects: [`${SubjectRoots.events}.>`],
+    // Agent event streams, and the data of Durable Streams protocol streams: one sequence, one store.
+    subjects: [`${SubjectRoots.events}.>`, `${SubjectRoots.durable}.>`],
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,

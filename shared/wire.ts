@@ -9,6 +9,10 @@ export const SubjectRoots = {
   events: "events",
   /** Ephemeral events: `live.<path tokens>`, core NATS only, never stored. */
   live: "live",
+  /** Durable Streams protocol data: `durable.<id>`, a fresh id each time a stream is created (gateway/durable). */
+  durable: "durable",
+  /** Core NATS only: `durable-changes.<id>` tells live readers of a durable stream that it changed (append or close). */
+  durableChanges: "durable-changes",
 } as const;
 
 export const NatsHeaders = {
@@ -60,6 +64,8 @@ export const KvBuckets = {
   streamStatus: "agentmesh-stream-status",
   /** Each stream's inbound webhook secret: a cache of its last webhook/inbound-configured. */
   inboundWebhooks: "agentmesh-inbound-webhooks",
+  /** Durable Streams protocol: each stream's configuration, tail, producers and fork lineage. */
+  durableStreams: "agentmesh-durable-streams",
 } as const;
 
 export const ConsumerNames = {

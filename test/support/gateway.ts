@@ -37,7 +37,6 @@ export async function startGateway(env: Record<string, string> = {}, port = 0): 
     close: async () => {
       await app.close();
       indexes.close();
-    indexes.close();
       await nats.nc.close();
     },
   };

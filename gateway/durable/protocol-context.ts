@@ -1,0 +1,40 @@
+import type { FastifyReply } from "fastify";
+import type { Logger } from "../../shared/logger.js";
+import type { Nats } from "../../shared/nats.js";
+import type { StreamIndexes } from "../../shared/stream-indexes.js";
+import type { AccessControl } from "../auth/access.js";
+import type { ChangeSignals } from "./change-signals.js";
+import { formatOffset } from "./offsets.js";
+import { DsHeaders } from "./protocol-headers.js";
+import type { DurableStreamStore } from "./stream-store.js";
+
+/** What every Durable Streams handler works with. */
+export interface DurableDeps {
+  nats: Nats;
+  indexes: StreamIndexes;
+  access: AccessControl;
+  store: DurableStreamStore;
+  signals: ChangeSignals;
+  logger: Logger;
+  /** How long a long-poll waits for data before answering 204 (also the SSE keep-alive period). */
+  longPollTimeoutMs: number;
+  /** A catch-up response stops after the message that crosses this size; the client continues from its offset. */
+  readMaxBytes: number;
+}
+
+/** The media type of an agent event stream seen through the protocol. */
+export const AGENT_STREAM_CONTENT_TYPE = "application/json";
+
+export function setTail(reply: FastifyReply, seq: number): void {
+  void reply.header(DsHeaders.nextOffset, formatOffset(seq));
+}
+
+/** `Stream-Closed: true` only when closed: the protocol wants it absent, not false, on open streams. */
+export function setClosed(reply: FastifyReply, closed: boolean): void {
+  if (closed) void reply.header(DsHeaders.closed, "true");
+}
+
+/** Bodies go out as Buffers so that Fastify keeps the content type exactly as stored (no charset added). */
+export function sendBody(reply: FastifyReply, status: number, contentType: string, body: Buffer): FastifyReply {
+  return reply.code(status).header("content-type", contentType).send(body);
+}
