@@ -1,0 +1,24 @@
+import { runConformanceTests } from "@durable-streams/server-conformance-tests";
+import { afterAll, beforeAll } from "vitest";
+import { startGateway, type TestGateway } from "../support/gateway.js";
+
+/**
+ * The published Durable Streams conformance suite (pinned in package.json),
+ * run against a real gateway on a real nats-server. `npm run test:conformance`.
+ */
+
+const LONG_POLL_TIMEOUT_MS = 1000;
+const target = { baseUrl: "", longPollTimeoutMs: LONG_POLL_TIMEOUT_MS };
+let gateway: TestGateway | undefined;
+
+beforeAll(async () => {
+  gateway = await startGateway({ DURABLE_LONG_POLL_TIMEOUT_MS: String(LONG_POLL_TIMEOUT_MS) });
+  target.baseUrl = gateway.url;
+});
+
+afterAll(async () => {
+  await gateway?.close();
+});
+
+// The suite reads baseUrl when each test runs, so it can be filled in by beforeAll.
+runConformanceTests(target);
