@@ -127,17 +127,25 @@ export class DurableStreamStore {
 
   /** Remove a record for good and let go of its source, which may then go too. */
   private async purge(path: StreamPath, record: DurableStreamRecord): Promise<void> {
-    const kv = await this.kv();
     const current = await this.entry(path);
     if (current?.record.id !== record.id) return;
+    if (!(await this.remove(path, current.record, current.revision))) return;
+    if (record.fork !== undefined) await this.release(record.fork.from as StreamPath, path, record.id);
+  }
+
+  /** Delete a record if it is still at `revision`; false if another request changed it first. */
+  private async remove(path: StreamPath, record: DurableStreamRecord, revision: number): Promise<boolean> {
+    const kv = await this.kv();
     try {
-      await kv.delete(kvKeyOf(path), { previousSeq: current.revision });
+      await kv.delete(kvKeyOf(path), { previousSeq: revision });
     } catch (err) {
       if (!this.nats.isConnected()) throw natsFailure(err);
-      return;
+      return false;
     }
+    // Its messages stay on durable.<id>: the events stream denies purges, so what was stored is never erased
+    // (docs/EVENTS.md, "Durable Streams"); with the record gone nothing can reach them through the protocol.
     this.logger.debug({ path, id: record.id }, "durable stream removed");
-    if (record.fork !== undefined) await this.release(record.fork.from as StreamPath, path, record.id);
+    return true;
   }
 
   /** A fork went away: its source no longer holds for it, and a deleted source with no forks left goes too. */
@@ -169,8 +177,7 @@ export class DurableStreamStore {
       }
       const forkRecord = fork.record;
       if ((forkRecord.deleted || isExpired(forkRecord, Date.now())) && (await this.pruneForks(forkPath, forkRecord)).forks.length === 0) {
-        const kv = await this.kv();
-        await kv.delete(kvKeyOf(forkPath), { previousSeq: fork.revision }).catch(() => undefined);
+        await this.remove(forkPath, forkRecord, fork.revision).catch(() => false);
         dead.push(ref);
       }
     }

@@ -41,7 +41,7 @@ describe("@durable-streams/client reading an agent stream", () => {
       });
       try {
         expect(response.contentType).toBe("application/json");
-        await waitFor(async () => (batches.flatMap((b) => b.items).length >= 2 ? true : undefined), 10_000, "the history");
+        await waitFor(() => Promise.resolve(batches.flatMap((b) => b.items).length >= 2 ? true : undefined), 10_000, "the history");
 
         const appended: EventEnvelope[] = [];
         for (let i = 0; i < 5; i++) {
@@ -50,7 +50,7 @@ describe("@durable-streams/client reading an agent stream", () => {
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
         const all = [...history, ...appended];
-        await waitFor(async () => (batches.flatMap((b) => b.items).length >= all.length ? true : undefined), 10_000, "the live events");
+        await waitFor(() => Promise.resolve(batches.flatMap((b) => b.items).length >= all.length ? true : undefined), 10_000, "the live events");
 
         expect(batches.flatMap((b) => b.items)).toEqual(all);
         expect(batches.at(-1)?.offset).toBe(protocolOffset(all.at(-1)?.offset ?? -1));

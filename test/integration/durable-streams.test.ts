@@ -1,0 +1,111 @@
+import { Kvm } from "@nats-io/kv";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventEnvelope } from "../../shared/envelope.js";
+import { lastMessage } from "../../shared/read.js";
+import { kvKeyOf, type StreamPath } from "../../shared/subjects.js";
+import { KvBuckets } from "../../shared/wire.js";
+import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+
+/**
+ * What agentmesh promises about the Durable Streams face beyond the published
+ * suite (docs/EVENTS.md, "Durable Streams"): where the data is in NATS, what
+ * deleting does (and does not do) to it, the agent-stream face's rules, and the size limit.
+ */
+
+const BODY_LIMIT = 4 * 1024 * 1024;
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ GATEWAY_BODY_LIMIT_BYTES: String(BODY_LIMIT) });
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+const ds = (path: string): string => `${gw.url}/v1/stream${path}`;
+
+async function send(url: string, method: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, { method, headers, ...(body === undefined ? {} : { body }) });
+}
+
+async function recordId(path: string): Promise<string> {
+  const kv = await new Kvm(gw.nats.js).open(KvBuckets.durableStreams);
+  const entry = await kv.get(kvKeyOf(path as StreamPath));
+  if (entry === null) throw new Error(`no record for ${path}`);
+  return entry.json<{ id: string }>().id;
+}
+
+describe("Durable Streams on JetStream", () => {
+  it("stores a stream's messages on durable.<id>, offsets being their JetStream sequences; DELETE unlinks them, never erases them", async () => {
+    const path = uniquePath("ds");
+    expect((await send(ds(path), "PUT", undefined, { "content-type": "text/plain" })).status).toBe(201);
+    const appended = await send(ds(path), "POST", "hello", { "content-type": "text/plain" });
+    expect(appended.status).toBe(204);
+    const id = await recordId(path);
+    const stored = await lastMessage(gw.nats, `durable.${id}`);
+    expect(stored?.string()).toBe("hello");
+    expect(appended.headers.get("stream-next-offset")).toBe(`0000000000000000_${String(stored?.seq).padStart(16, "0")}`);
+
+    expect((await send(ds(path), "DELETE")).status).toBe(204);
+    expect((await send(ds(path), "GET")).status).toBe(404);
+    // The events stream denies purges: what was stored stays, as for every agent event.
+    expect((await lastMessage(gw.nats, `durable.${id}`))?.string()).toBe("hello");
+
+    // A new stream at the same path is a new incarnation, with its own subject and nothing of the old one.
+    expect((await send(ds(path), "PUT", undefined, { "content-type": "text/plain" })).status).toBe(201);
+    expect(await recordId(path)).not.toBe(id);
+    const fresh = await send(`${ds(path)}?offset=-1`, "GET");
+    expect(await fresh.text()).toBe("");
+  });
+
+  it("keeps a deleted source readable by its fork (410 to everyone else) until the fork goes", async () => {
+    const source = uniquePath("ds-src");
+    const fork = uniquePath("ds-fork");
+    await send(ds(source), "PUT", "one,", { "content-type": "text/plain" });
+    const sourceId = await recordId(source);
+    expect((await send(ds(fork), "PUT", undefined, { "content-type": "text/plain", "stream-forked-from": `/v1/stream${source}` })).status).toBe(201);
+    expect((await send(ds(source), "DELETE")).status).toBe(204);
+    expect((await send(ds(source), "GET")).status).toBe(410);
+    expect(await (await send(`${ds(fork)}?offset=-1`, "GET")).text()).toBe("one,");
+    expect(await lastMessage(gw.nats, `durable.${sourceId}`)).not.toBeNull();
+
+    expect((await send(ds(fork), "DELETE")).status).toBe(204);
+    expect((await send(ds(source), "GET")).status).toBe(404);
+    expect((await send(ds(source), "PUT", undefined, { "content-type": "text/plain" })).status).toBe(201);
+    expect(await recordId(source)).not.toBe(sourceId);
+  });
+
+  it("serves an agent stream as its envelopes, and refuses to close or delete it", async () => {
+    const path = uniquePath("ds-agent");
+    const reply = await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "agent/input-added", payload: { content: "hi" } } });
+    expect(reply.status).toBe(201);
+
+    const head = await send(ds(path), "HEAD");
+    expect(head.headers.get("content-type")).toBe("application/json");
+    const read = await send(`${ds(path)}?offset=-1`, "GET");
+    expect(await read.json()).toEqual([reply.body]);
+
+    const close = await send(ds(path), "POST", undefined, { "stream-closed": "true" });
+    expect(close.status).toBe(409);
+    expect(((await close.json()) as { error: { code: string } }).error.code).toBe("STREAM_APPEND_ONLY");
+    const del = await send(ds(path), "DELETE");
+    expect(del.status).toBe(409);
+    expect((await request(`${gw.url}/streams${path}`)).status).toBe(200);
+
+    // Same-config PUT is the idempotent create every client does; any other configuration is a conflict.
+    expect((await send(ds(path), "PUT", undefined, { "content-type": "application/json" })).status).toBe(200);
+    expect((await send(ds(path), "PUT", undefined, { "content-type": "text/plain" })).status).toBe(409);
+  });
+
+  it("refuses with 413 an append larger than one NATS message, and stores nothing", async () => {
+    const path = uniquePath("ds-big");
+    await send(ds(path), "PUT", undefined, { "content-type": "application/octet-stream" });
+    const maxPayload = gw.nats.nc.info?.max_payload ?? 1024 * 1024;
+    const tooBig = await send(ds(path), "POST", Buffer.alloc(maxPayload + 1, 7), { "content-type": "application/octet-stream" });
+    expect(tooBig.status).toBe(413);
+    expect(((await tooBig.json()) as { error: { code: string } }).error.code).toBe("PAYLOAD_TOO_LARGE");
+    const fits = await send(ds(path), "POST", Buffer.alloc(maxPayload - 8192, 7), { "content-type": "application/octet-stream" });
+    expect(fits.status).toBe(204);
+    const read = await send(`${ds(path)}?offset=-1`, "GET");
+    expect((await read.arrayBuffer()).byteLength).toBe(maxPayload - 8192);
+  });
+});
