@@ -1,7 +1,9 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { appendEvents } from "../../shared/append.js";
 import { EventInputSchema, type ValidEventInput } from "../../shared/envelope.js";
 import { AgentmeshError } from "../../shared/errors.js";
+import { lastMessage } from "../../shared/read.js";
 import type { StreamPath } from "../../shared/subjects.js";
 import { durablePathFromUrl } from "../stream-url.js";
 import { formatOffset } from "./offsets.js";
@@ -48,19 +50,38 @@ export async function appendToStream(deps: DurableDeps, request: FastifyRequest,
   await deps.access.require(request, "append", { kind: "stream", path: wanted.path });
 
   return deps.store.locks.run(wanted.path, async () => {
+    let race: { revision: number; since: number } | undefined;
     for (;;) {
       const found = await deps.store.lookup(wanted.path);
       if (found.kind === "absent") throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${wanted.path}`);
       if (found.kind === "gone") throw new AgentmeshError("STREAM_GONE");
       if (found.kind === "agent") return appendToAgentStream(deps, wanted, reply);
+      const orphaned = race?.revision === found.revision && Date.now() - race.since > ORPHAN_GRACE_MS;
       try {
-        return await appendToRecord(deps, wanted, found.record, reply);
+        return await appendToRecord(deps, wanted, found.record, reply, orphaned ? await subjectTail(deps, found.record) : found.record.ownLastSeq);
       } catch (err) {
-        // Another replica appended between our read and our write: decide again on what it wrote.
+        // Another writer appended between our read and our write: decide again on what it committed.
         if (!(err instanceof AppendRace)) throw err;
+        if (race?.revision !== found.revision) race = { revision: found.revision, since: Date.now() };
+        await sleep(RACE_RETRY_MS);
       }
     }
   });
+}
+
+/**
+ * How long the subject may stay ahead of an unchanged record before its extra
+ * messages are taken as orphans: stored by an append whose commit never
+ * happened (its gateway died, or NATS failed it with a 503). A live writer
+ * commits within its NATS request timeouts, far sooner. An orphan becomes
+ * readable with the next append, as a write whose outcome its client was
+ * told is unknown may.
+ */
+const ORPHAN_GRACE_MS = 3000;
+const RACE_RETRY_MS = 10;
+
+async function subjectTail(deps: DurableDeps, record: DurableStreamRecord): Promise<number> {
+  return Math.max(record.ownLastSeq, (await lastMessage(deps.nats, ownSubject(record.id)))?.seq ?? 0);
 }
 
 function closedConflict(record: DurableStreamRecord): AgentmeshError {
@@ -71,7 +92,7 @@ function setProducer(reply: FastifyReply, epoch: number, seq: number): void {
   void reply.header(DsHeaders.producerEpoch, String(epoch)).header(DsHeaders.producerSeq, String(seq));
 }
 
-async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, record: DurableStreamRecord, reply: FastifyReply): Promise<FastifyReply> {
+async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, record: DurableStreamRecord, reply: FastifyReply, expectLastSeq: number): Promise<FastifyReply> {
   const { producer } = wanted;
   if (record.closed) {
     // The retry of the request that closed the stream is answered as it was, whatever its body.
@@ -110,7 +131,7 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, record: 
   if (!closeOnly) {
     const data = isJsonContentType(record.contentType) ? encodeJsonValues(parseJsonValues(wanted.body, false)) : wanted.body;
     const msgId = producer === undefined ? undefined : `${record.id}|${producer.id}|${producer.epoch}|${producer.seq}`;
-    appendedSeq = (await publishMessage(deps.nats, ownSubject(record.id), data, { expectLastSeq: record.ownLastSeq, ...(msgId === undefined ? {} : { msgId }) })).seq;
+    appendedSeq = (await publishMessage(deps.nats, ownSubject(record.id), data, { expectLastSeq, ...(msgId === undefined ? {} : { msgId }) })).seq;
   }
   const now = Date.now();
   const committed = await deps.store.update(wanted.path, (r) => {

@@ -74,6 +74,18 @@ describe("Durable Streams on JetStream", () => {
     expect(await recordId(source)).not.toBe(sourceId);
   });
 
+  it("goes on appending after an append stored its message but never committed it (its gateway died)", async () => {
+    const path = uniquePath("ds-orphan");
+    await send(ds(path), "PUT", "a", { "content-type": "text/plain" });
+    // What a gateway killed between the two steps of an append leaves behind: a message past the record's tail.
+    await gw.nats.js.publish(`durable.${await recordId(path)}`, "x");
+    expect(await (await send(`${ds(path)}?offset=-1`, "GET")).text()).toBe("a");
+
+    const appended = await send(ds(path), "POST", "b", { "content-type": "text/plain" });
+    expect(appended.status).toBe(204);
+    expect(await (await send(`${ds(path)}?offset=-1`, "GET")).text()).toBe("axb");
+  });
+
   it("serves an agent stream as its envelopes, and refuses to close or delete it", async () => {
     const path = uniquePath("ds-agent");
     const reply = await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "agent/input-added", payload: { content: "hi" } } });
