@@ -37,6 +37,10 @@ export function decodeJsMsg(m: JsMsg): DecodedEvent {
   return decodeStoredEvent(pathFromSubject(m.subject), m.seq, isoFromNanos(m.info.timestampNanos), m.data);
 }
 
+export function decodeStoredMsg(m: StoredMsg): DecodedEvent {
+  return decodeStoredEvent(pathFromSubject(m.subject), m.seq, m.time.toISOString(), m.data);
+}
+
 function envelopeOfStoredMsg(m: StoredMsg): EventEnvelope {
   return toEnvelope(pathFromSubject(m.subject), m.seq, m.time.toISOString(), decodeBody(m.data));
 }
@@ -103,6 +107,43 @@ export async function* readMessages(nats: Nats, filter: string, from: number | D
     messages?.stop();
     // The server would drop it after its inactivity threshold anyway; deleting now keeps the consumer count honest.
     void consumer.delete().catch(() => undefined);
+  }
+}
+
+/** One stored message as the readers of `readFew` see it, whichever way it was fetched. */
+export interface FetchedMsg {
+  seq: number;
+  data: Uint8Array;
+  decode(): DecodedEvent;
+}
+
+/** Direct gets before a read switches to a consumer: a live read usually wants one or two messages. */
+const DIRECT_GETS_FIRST = 8;
+
+/**
+ * readMessages for reads that are usually short (a live reader woken by one
+ * append): the first messages come by direct get, one request each, and only
+ * a read that goes on switches to a consumer, whose creation costs several
+ * round trips. `subject` is one subject, no wildcards; stops after `until`.
+ */
+export async function* readFew(nats: Nats, subject: string, from: number, until: number): AsyncGenerator<FetchedMsg> {
+  let next = from;
+  for (let fetched = 0; next <= until; fetched++) {
+    let m: StoredMsg | null;
+    try {
+      m = await nats.jsm.direct.getMessage(nats.streamName, { seq: next, next_by_subj: subject });
+    } catch (err) {
+      throw natsFailure(err);
+    }
+    if (m === null || m.seq > until) return;
+    if (fetched === DIRECT_GETS_FIRST) {
+      // A message exists at m.seq, as readMessages requires.
+      for await (const c of readMessages(nats, subject, m.seq, until)) yield { seq: c.seq, data: c.data, decode: () => decodeJsMsg(c) };
+      return;
+    }
+    const stored = m;
+    yield { seq: stored.seq, data: stored.data, decode: () => decodeStoredMsg(stored) };
+    next = stored.seq + 1;
   }
 }
 

@@ -1,17 +1,15 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { appendEvents } from "../../shared/append.js";
-import { EventInputSchema, type ValidEventInput } from "../../shared/envelope.js";
 import { AgentmeshError } from "../../shared/errors.js";
-import { lastMessage } from "../../shared/read.js";
 import type { StreamPath } from "../../shared/subjects.js";
 import { durablePathFromUrl } from "../stream-url.js";
 import { formatOffset } from "./offsets.js";
+import { appendToAgentStream } from "./agent-stream-append.js";
 import { setClosed, setTail, type DurableDeps } from "./protocol-context.js";
+import { writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { DsHeaders } from "./protocol-headers.js";
 import { decideProducer, parseProducer, sameTuple } from "./producers.js";
 import { encodeJsonValues, parseJsonValues } from "./stream-content.js";
-import { AppendRace, changesSubject, ownSubject, publishMessage } from "./stream-log.js";
+import { changesSubject, ownSubject, publishMessage } from "./stream-log.js";
 import { isJsonContentType, normaliseContentType, type DurableStreamRecord, type ProducerTuple } from "./stream-record.js";
 
 /**
@@ -49,39 +47,18 @@ export async function appendToStream(deps: DurableDeps, request: FastifyRequest,
   if (body.byteLength > 0 && wanted.contentType === undefined) throw new AgentmeshError("INVALID_HEADER", "An append needs a Content-Type matching the stream's");
   await deps.access.require(request, "append", { kind: "stream", path: wanted.path });
 
-  return deps.store.locks.run(wanted.path, async () => {
-    let race: { revision: number; since: number } | undefined;
-    for (;;) {
-      const found = await deps.store.lookup(wanted.path);
-      if (found.kind === "absent") throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${wanted.path}`);
-      if (found.kind === "gone") throw new AgentmeshError("STREAM_GONE");
-      if (found.kind === "agent") return appendToAgentStream(deps, wanted, reply);
-      const orphaned = race?.revision === found.revision && Date.now() - race.since > ORPHAN_GRACE_MS;
-      try {
-        return await appendToRecord(deps, wanted, found.record, reply, orphaned ? await subjectTail(deps, found.record) : found.record.ownLastSeq);
-      } catch (err) {
-        // Another writer appended between our read and our write: decide again on what it committed.
-        if (!(err instanceof AppendRace)) throw err;
-        if (race?.revision !== found.revision) race = { revision: found.revision, since: Date.now() };
-        await sleep(RACE_RETRY_MS);
-      }
-    }
-  });
-}
-
-/**
- * How long the subject may stay ahead of an unchanged record before its extra
- * messages are taken as orphans: stored by an append whose commit never
- * happened (its gateway died, or NATS failed it with a 503). A live writer
- * commits within its NATS request timeouts, far sooner. An orphan becomes
- * readable with the next append, as a write whose outcome its client was
- * told is unknown may.
- */
-const ORPHAN_GRACE_MS = 3000;
-const RACE_RETRY_MS = 10;
-
-async function subjectTail(deps: DurableDeps, record: DurableStreamRecord): Promise<number> {
-  return Math.max(record.ownLastSeq, (await lastMessage(deps.nats, ownSubject(record.id)))?.seq ?? 0);
+  if (producer === undefined && wanted.streamSeq === undefined && !wanted.close && wanted.contentType !== undefined) {
+    const values = isJsonContentType(wanted.contentType) ? parseJsonValues(body, false) : undefined;
+    const tail = await deps.appends.append(deps, wanted.path, { contentType: wanted.contentType, body, values });
+    setTail(reply, tail);
+    return reply.code(204).send();
+  }
+  return deps.store.locks.run(wanted.path, () =>
+    writeToCurrentRecord(deps, wanted.path, {
+      onAgentStream: () => appendToAgentFace(deps, wanted, reply),
+      onRecord: (found, expectLastSeq) => appendToRecord(deps, wanted, found, reply, expectLastSeq),
+    }),
+  );
 }
 
 function closedConflict(record: DurableStreamRecord): AgentmeshError {
@@ -92,7 +69,8 @@ function setProducer(reply: FastifyReply, epoch: number, seq: number): void {
   void reply.header(DsHeaders.producerEpoch, String(epoch)).header(DsHeaders.producerSeq, String(seq));
 }
 
-async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, record: DurableStreamRecord, reply: FastifyReply, expectLastSeq: number): Promise<FastifyReply> {
+async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, found: CurrentRecord, reply: FastifyReply, expectLastSeq: number): Promise<FastifyReply> {
+  const { record } = found;
   const { producer } = wanted;
   if (record.closed) {
     // The retry of the request that closed the stream is answered as it was, whatever its body.
@@ -148,7 +126,7 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, record: 
       if (producer !== undefined) next.closedBy = producer;
     }
     return next;
-  });
+  }, found);
   if (committed === null) throw new AgentmeshError("STREAM_NOT_FOUND", `${wanted.path} was deleted during the append`);
   deps.nats.nc.publish(changesSubject(record.id));
 
@@ -159,19 +137,14 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, record: 
   return reply.code(closeOnly ? 204 : 200).send();
 }
 
-/** An agent stream through the protocol: each JSON value is an event to append, as with POST /streams/<path>. */
-async function appendToAgentStream(deps: DurableDeps, wanted: AppendRequest, reply: FastifyReply): Promise<FastifyReply> {
+/** An agent stream through the protocol takes events only: no closing, no producers, no Stream-Seq. */
+async function appendToAgentFace(deps: DurableDeps, wanted: AppendRequest, reply: FastifyReply): Promise<FastifyReply> {
   if (wanted.close) throw new AgentmeshError("STREAM_APPEND_ONLY");
   if (wanted.producer !== undefined || wanted.streamSeq !== undefined) {
     throw new AgentmeshError("INVALID_HEADER", "Agent event streams take no producer or Stream-Seq headers; give each event an idempotencyKey instead");
   }
-  if (!isJsonContentType(wanted.contentType ?? "")) throw new AgentmeshError("CONTENT_TYPE_MISMATCH", "Agent event streams take application/json events");
-  const inputs = parseJsonValues(wanted.body, false).map((value, index): ValidEventInput => {
-    const parsed = EventInputSchema.safeParse(value);
-    if (!parsed.success) throw new AgentmeshError("INVALID_EVENT", `Value ${index} is not an event {type, payload?, metadata?, idempotencyKey?}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-    return parsed.data;
-  });
-  const result = await appendEvents(deps.nats, wanted.path, inputs, { indexes: deps.indexes });
-  setTail(reply, result.events.at(-1)?.offset ?? 0);
+  const contentType = wanted.contentType ?? "";
+  const values = isJsonContentType(contentType) ? parseJsonValues(wanted.body, false) : undefined;
+  setTail(reply, await appendToAgentStream(deps, wanted.path, contentType, values));
   return reply.code(204).send();
 }

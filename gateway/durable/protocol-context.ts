@@ -3,6 +3,7 @@ import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import type { AccessControl } from "../auth/access.js";
+import type { AppendBatcher } from "./append-batch.js";
 import type { ChangeSignals } from "./change-signals.js";
 import { formatOffset } from "./offsets.js";
 import { DsHeaders } from "./protocol-headers.js";
@@ -15,6 +16,7 @@ export interface DurableDeps {
   access: AccessControl;
   store: DurableStreamStore;
   signals: ChangeSignals;
+  appends: AppendBatcher;
   logger: Logger;
   /** How long a long-poll waits for data before answering 204 (also the SSE keep-alive period). */
   longPollTimeoutMs: number;

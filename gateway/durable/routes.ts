@@ -4,6 +4,7 @@ import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import type { AccessControl } from "../auth/access.js";
 import { DURABLE_PREFIX } from "../stream-url.js";
+import { AppendBatcher } from "./append-batch.js";
 import { appendToStream } from "./append-stream.js";
 import { ChangeSignals } from "./change-signals.js";
 import { createStream } from "./create-stream.js";
@@ -37,6 +38,7 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     access: options.access,
     store: new DurableStreamStore(options.nats, options.logger, options.replicas),
     signals,
+    appends: new AppendBatcher(),
     logger: options.logger,
     longPollTimeoutMs: options.longPollTimeoutMs,
     readMaxBytes: 4 * 1024 * 1024,

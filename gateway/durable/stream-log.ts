@@ -1,7 +1,7 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { AgentmeshError } from "../../shared/errors.js";
 import { natsFailure, type Nats } from "../../shared/nats.js";
-import { decodeJsMsg, readMessages } from "../../shared/read.js";
+import { readFew } from "../../shared/read.js";
 import { eventsSubject, type StreamPath } from "../../shared/subjects.js";
 import { JetStreamErrorCodes, SubjectRoots } from "../../shared/wire.js";
 import { chunkOf, chunkSize, type Chunk } from "./stream-content.js";
@@ -60,8 +60,8 @@ export async function readView(nats: Nats, view: StreamView, afterSeq: number, l
   for (const segment of view.segments) {
     if (segment.through <= Math.max(cursor, segment.after)) continue;
     const from = Math.max(cursor, segment.after) + 1;
-    for await (const m of readMessages(nats, segment.subject, from, segment.through)) {
-      const chunk = chunkOf(m.seq, segment.format, m.data, () => decodeJsMsg(m).json);
+    for await (const m of readFew(nats, segment.subject, from, segment.through)) {
+      const chunk = chunkOf(m.seq, segment.format, m.data, () => m.decode().json);
       chunks.push(chunk);
       cursor = m.seq;
       bytes += chunkSize(chunk);
@@ -77,12 +77,17 @@ export async function readView(nats: Nats, view: StreamView, afterSeq: number, l
 /** Thrown when another writer appended first (JetStream's expected last sequence did not hold). */
 export class AppendRace extends Error {}
 
+/** The largest data one message may carry: the server's max_payload less room for headers. */
+export function maxMessageBytes(nats: Nats): number {
+  return (nats.nc.info?.max_payload ?? 1024 * 1024) - 4096;
+}
+
 /** Store one message on a durable stream's own subject; its sequence is the new tail. */
 export async function publishMessage(nats: Nats, subject: string, data: Uint8Array, options: { expectLastSeq: number; msgId?: string }): Promise<{ seq: number; duplicate: boolean }> {
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
-  const maxBytes = nats.nc.info?.max_payload ?? 1024 * 1024;
-  if (data.byteLength > maxBytes - 4096) {
-    throw new AgentmeshError("PAYLOAD_TOO_LARGE", `The body is ${data.byteLength} bytes; one append may be at most ${maxBytes - 4096} bytes (NATS max_payload)`);
+  const maxBytes = maxMessageBytes(nats);
+  if (data.byteLength > maxBytes) {
+    throw new AgentmeshError("PAYLOAD_TOO_LARGE", `The body is ${data.byteLength} bytes; one append may be at most ${maxBytes} bytes (NATS max_payload)`);
   }
   try {
     const ack = await nats.js.publish(subject, data, {

@@ -90,12 +90,14 @@ export class DurableStreamStore {
   /**
    * Apply a change with compare-and-set, reading again if another request (or
    * replica) wrote in between. `change` must be safe to re-apply to a newer
-   * record. Null if the stream no longer exists.
+   * record. Null if the stream no longer exists. `known`: the record and
+   * revision the caller read, to try first.
    */
-  async update(path: StreamPath, change: (record: DurableStreamRecord) => DurableStreamRecord): Promise<DurableStreamRecord | null> {
+  async update(path: StreamPath, change: (record: DurableStreamRecord) => DurableStreamRecord, known?: { record: DurableStreamRecord; revision: number }): Promise<DurableStreamRecord | null> {
     const kv = await this.kv();
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const found = await this.entry(path);
+      // A caller that just read the record saves a read; if it has changed since, the CAS fails and we read again.
+      const found = attempt === 0 && known !== undefined ? known : await this.entry(path);
       if (found === null) return null;
       const next = change(found.record);
       if (next === found.record) return next;

@@ -86,6 +86,31 @@ describe("Durable Streams on JetStream", () => {
     expect(await (await send(`${ds(path)}?offset=-1`, "GET")).text()).toBe("axb");
   });
 
+  it("stores concurrent appends together (group commit): each answer's offset covers its data, a bad one fails alone", async () => {
+    const path = uniquePath("ds-batch");
+    await send(ds(path), "PUT", undefined, { "content-type": "application/json" });
+    const writes = Array.from({ length: 60 }, (_, i) =>
+      i === 30 ? send(ds(path), "POST", "oops", { "content-type": "text/plain" }) : send(ds(path), "POST", JSON.stringify([{ i }, { i, again: true }]), { "content-type": "application/json" }),
+    );
+    const answers = await Promise.all(writes);
+    expect(answers.map((a) => a.status)).toEqual(answers.map((_, i) => (i === 30 ? 409 : 204)));
+
+    const all = (await (await send(`${ds(path)}?offset=-1`, "GET")).json()) as { i: number; again?: boolean }[];
+    expect(all).toHaveLength(118);
+    expect(new Set(all.map((v) => `${v.i}${v.again === true ? "+" : ""}`)).size).toBe(118);
+    // A POST's two values stay side by side, whatever went in the same message.
+    for (let k = 0; k < all.length; k += 2) expect(all[k + 1]).toEqual({ ...all[k], again: true });
+    // The offset a POST was answered with is at or after its data: reading up to it shows the values.
+    for (const [i, answer] of answers.entries()) {
+      if (i === 30) continue;
+      const tail = answer.headers.get("stream-next-offset") ?? "";
+      const stored = await (await send(`${ds(path)}?offset=${tail}`, "GET")).json() as { i: number }[];
+      expect(stored.some((v) => v.i === i)).toBe(false);
+    }
+    const messages = (await gw.nats.jsm.streams.info(gw.nats.streamName, { subjects_filter: `durable.${await recordId(path)}` })).state.subjects;
+    expect(Object.values(messages ?? {})[0]).toBeLessThan(59);
+  });
+
   it("serves an agent stream as its envelopes, and refuses to close or delete it", async () => {
     const path = uniquePath("ds-agent");
     const reply = await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "agent/input-added", payload: { content: "hi" } } });

@@ -1,0 +1,22 @@
+import { appendEvents } from "../../shared/append.js";
+import { EventInputSchema, type ValidEventInput } from "../../shared/envelope.js";
+import { AgentmeshError } from "../../shared/errors.js";
+import type { StreamPath } from "../../shared/subjects.js";
+import type { DurableDeps } from "./protocol-context.js";
+import { isJsonContentType } from "./stream-record.js";
+
+/**
+ * An append through the protocol to an agent event stream: each JSON value is
+ * an event input, validated and stored as POST /streams/<path> does. Returns
+ * the new tail. `values` are the body's, parsed when its content type is JSON.
+ */
+export async function appendToAgentStream(deps: DurableDeps, path: StreamPath, contentType: string, values: readonly unknown[] | undefined): Promise<number> {
+  if (!isJsonContentType(contentType) || values === undefined) throw new AgentmeshError("CONTENT_TYPE_MISMATCH", "Agent event streams take application/json events");
+  const inputs = values.map((value, index): ValidEventInput => {
+    const parsed = EventInputSchema.safeParse(value);
+    if (!parsed.success) throw new AgentmeshError("INVALID_EVENT", `Value ${index} is not an event {type, payload?, metadata?, idempotencyKey?}: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+    return parsed.data;
+  });
+  const result = await appendEvents(deps.nats, path, inputs, { indexes: deps.indexes });
+  return result.events.at(-1)?.offset ?? 0;
+}

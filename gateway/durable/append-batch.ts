@@ -1,0 +1,110 @@
+import { AgentmeshError } from "../../shared/errors.js";
+import type { StreamPath } from "../../shared/subjects.js";
+import { appendToAgentStream } from "./agent-stream-append.js";
+import { formatOffset } from "./offsets.js";
+import type { DurableDeps } from "./protocol-context.js";
+import { DsHeaders } from "./protocol-headers.js";
+import { writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
+import { changesSubject, maxMessageBytes, ownSubject, publishMessage } from "./stream-log.js";
+import { isJsonContentType, normaliseContentType } from "./stream-record.js";
+
+/**
+ * Group commit for plain appends (no producer, Stream-Seq or close). Appends
+ * to one stream are serialised (validate, store, commit the record), so one
+ * at a time a busy stream would cost four round trips per append; instead,
+ * the plain appends that arrive while one batch is being stored go together
+ * as the next one: one message, one record commit. Each POST answers with
+ * the tail after the batch, which includes its data; its bytes (or JSON
+ * values) are contiguous and in arrival order.
+ */
+
+export interface PlainAppend {
+  contentType: string;
+  body: Buffer;
+  /** The body's values when its content type is JSON (parsed before queueing, so bad JSON is refused at once). */
+  values: unknown[] | undefined;
+}
+
+interface Pending extends PlainAppend {
+  resolve(tail: number): void;
+  reject(err: unknown): void;
+}
+
+export class AppendBatcher {
+  private readonly queues = new Map<StreamPath, Pending[]>();
+
+  /** Append and resolve with the stream's tail after it. */
+  append(deps: DurableDeps, path: StreamPath, append: PlainAppend): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const queue = this.queues.get(path);
+      const pending = { ...append, resolve, reject };
+      if (queue !== undefined) {
+        queue.push(pending);
+        return;
+      }
+      this.queues.set(path, [pending]);
+      // Waits behind whatever holds the path (a batch being stored, a producer append, a create); what
+      // arrives meanwhile joins this queue.
+      void deps.store.locks.run(path, () => this.drain(deps, path));
+    });
+  }
+
+  private async drain(deps: DurableDeps, path: StreamPath): Promise<void> {
+    const queue = this.queues.get(path) ?? [];
+    this.queues.delete(path);
+    const limit = maxMessageBytes(deps.nats);
+    while (queue.length > 0) {
+      // As many as fit in one message; one that does not fit alone goes alone, and is refused as too large.
+      let bytes = 0;
+      let count = 0;
+      while (count < queue.length && (count === 0 || bytes + (queue[count]?.body.byteLength ?? 0) <= limit)) bytes += queue[count++]?.body.byteLength ?? 0;
+      const batch = queue.splice(0, count);
+      try {
+        await this.store(deps, path, batch);
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+  }
+
+  private async store(deps: DurableDeps, path: StreamPath, batch: Pending[]): Promise<void> {
+    await writeToCurrentRecord(deps, path, {
+      onAgentStream: async () => {
+        for (const p of batch) {
+          await appendToAgentStream(deps, path, p.contentType, p.values).then(
+            (tail) => { p.resolve(tail); },
+            (err: unknown) => { p.reject(err); },
+          );
+        }
+      },
+      onRecord: (found, expectLastSeq) => this.storeOnRecord(deps, path, batch, found, expectLastSeq),
+    });
+  }
+
+  private async storeOnRecord(deps: DurableDeps, path: StreamPath, batch: Pending[], found: CurrentRecord, expectLastSeq: number): Promise<void> {
+    const { record } = found;
+    if (record.closed) {
+      throw new AgentmeshError("STREAM_CLOSED", undefined, { headers: { [DsHeaders.closed]: "true", [DsHeaders.nextOffset]: formatOffset(record.tailSeq) } });
+    }
+    const jsonMode = isJsonContentType(record.contentType);
+    const accepted: Pending[] = [];
+    for (const p of batch) {
+      if (normaliseContentType(p.contentType) !== normaliseContentType(record.contentType)) {
+        p.reject(new AgentmeshError("CONTENT_TYPE_MISMATCH", `The stream's content type is ${record.contentType}; got ${p.contentType}`));
+      } else accepted.push(p);
+    }
+    if (accepted.length === 0) return;
+    const data = jsonMode ? Buffer.from(`[${accepted.map((p) => JSON.stringify(p.values ?? []).slice(1, -1)).join(",")}]`) : Buffer.concat(accepted.map((p) => p.body));
+
+    const { seq } = await publishMessage(deps.nats, ownSubject(record.id), data, { expectLastSeq });
+    const now = Date.now();
+    const committed = await deps.store.update(
+      path,
+      (r) => (r.id === record.id ? { ...r, lastAccessMs: Math.max(r.lastAccessMs, now), ownLastSeq: Math.max(r.ownLastSeq, seq), tailSeq: Math.max(r.tailSeq, seq) } : r),
+      found,
+    );
+    if (committed?.id !== record.id) throw new AgentmeshError("STREAM_NOT_FOUND", `${path} was deleted during the append`);
+    deps.nats.nc.publish(changesSubject(record.id));
+    for (const p of accepted) p.resolve(committed.tailSeq);
+  }
+}

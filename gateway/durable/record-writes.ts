@@ -1,0 +1,59 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { AgentmeshError } from "../../shared/errors.js";
+import { lastMessage } from "../../shared/read.js";
+import type { StreamPath } from "../../shared/subjects.js";
+import type { DurableDeps } from "./protocol-context.js";
+import { AppendRace, ownSubject } from "./stream-log.js";
+import type { DurableStreamRecord } from "./stream-record.js";
+
+/**
+ * The loop every write to a durable stream's data runs in (under the path's
+ * lock): find the stream, write against its current record, and when another
+ * writer got there first (AppendRace), read again and decide again.
+ */
+
+export interface CurrentRecord {
+  record: DurableStreamRecord;
+  revision: number;
+}
+
+export interface RecordWriter<T> {
+  /** Store against this record; publish with `expectLastSeq` as the subject's last sequence. */
+  onRecord(found: CurrentRecord, expectLastSeq: number): Promise<T>;
+  /** The path is an agent event stream. */
+  onAgentStream(): Promise<T>;
+}
+
+/**
+ * How long the subject may stay ahead of an unchanged record before its extra
+ * messages are taken as orphans: stored by an append whose commit never
+ * happened (its gateway died, or NATS failed it with a 503). A live writer
+ * commits within its NATS request timeouts, far sooner. An orphan becomes
+ * readable with the next append, as a write whose outcome its client was
+ * told is unknown may.
+ */
+const ORPHAN_GRACE_MS = 3000;
+const RACE_RETRY_MS = 10;
+
+async function subjectTail(deps: DurableDeps, record: DurableStreamRecord): Promise<number> {
+  return Math.max(record.ownLastSeq, (await lastMessage(deps.nats, ownSubject(record.id)))?.seq ?? 0);
+}
+
+export async function writeToCurrentRecord<T>(deps: DurableDeps, path: StreamPath, writer: RecordWriter<T>): Promise<T> {
+  let race: { revision: number; since: number } | undefined;
+  for (;;) {
+    const found = await deps.store.lookup(path);
+    if (found.kind === "absent") throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${path}`);
+    if (found.kind === "gone") throw new AgentmeshError("STREAM_GONE");
+    if (found.kind === "agent") return writer.onAgentStream();
+    const orphaned = race?.revision === found.revision && Date.now() - race.since > ORPHAN_GRACE_MS;
+    try {
+      return await writer.onRecord(found, orphaned ? await subjectTail(deps, found.record) : found.record.ownLastSeq);
+    } catch (err) {
+      // Another writer appended between our read and our write: decide again on what it committed.
+      if (!(err instanceof AppendRace)) throw err;
+      if (race?.revision !== found.revision) race = { revision: found.revision, since: Date.now() };
+      await sleep(RACE_RETRY_MS);
+    }
+  }
+}
