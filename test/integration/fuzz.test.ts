@@ -5,7 +5,12 @@ import { startGateway, type TestGateway } from "../support/gateway.js";
 
 let gw: TestGateway;
 beforeAll(async () => {
-  gw = await startGateway({ GATEWAY_BODY_LIMIT_BYTES: "65536" });
+  // A short long-poll, so that a generated `live=long-poll` read answers within the request timeout.
+  gw = await startGateway({ GATEWAY_BODY_LIMIT_BYTES: "65536", DURABLE_LONG_POLL_TIMEOUT_MS: "200" });
+  // Streams for the generated requests to find: a JSON and a text Durable Stream, and an agent stream.
+  await fetch(`${gw.url}/v1/stream/a`, { method: "PUT", headers: { "content-type": "application/json" }, body: "[1]" });
+  await fetch(`${gw.url}/v1/stream/b`, { method: "PUT", headers: { "content-type": "text/plain" }, body: "x" });
+  await fetch(`${gw.url}/streams/c`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"type":"t"}' });
 });
 afterAll(async () => {
   await gw.close();
@@ -43,8 +48,16 @@ function send(method: string, path: string, headers: Record<string, string>, bod
 
 const pathChar = fc.constantFrom(..."abcXYZ019._~-/%*>?#&=+ :;@!$'()[]{}\\\"\u00e9\u4e2d\u0000".split(""));
 const segment = fc.string({ unit: pathChar, minLength: 0, maxLength: 12 });
-const rawPath = fc.array(segment, { minLength: 0, maxLength: 20 }).map((parts) => encodeURI(parts.join("/")).replaceAll("%25", "%"));
-const query = fc.dictionary(fc.constantFrom("after", "limit", "at", "live", "expectOffset", "ephemeral", "prefix", "cursor", "x"), fc.oneof(fc.string({ maxLength: 20 }), fc.integer().map(String), fc.constant("sse")), { maxKeys: 4 });
+const anyPath = fc.array(segment, { minLength: 0, maxLength: 20 }).map((parts) => encodeURI(parts.join("/")).replaceAll("%25", "%"));
+// Valid paths too, and none at all (the prefix alone names an existing stream), so that routes get past path checks.
+const validPath = fc.array(fc.string({ unit: fc.constantFrom(..."abc019._~-".split("")), minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 4 }).map((parts) => `/${parts.join("/")}`);
+const rawPath = fc.oneof(anyPath, validPath, fc.constant(""));
+const offsetLike = fc.oneof(fc.constant("-1"), fc.constant("now"), fc.tuple(fc.nat(), fc.nat()).map(([a, b]) => `${String(a).padStart(16, "0")}_${String(b).padStart(16, "0")}`));
+const query = fc.dictionary(
+  fc.constantFrom("after", "limit", "at", "live", "expectOffset", "ephemeral", "prefix", "cursor", "offset", "x"),
+  fc.oneof(fc.string({ maxLength: 20 }), fc.integer().map(String), fc.constantFrom("sse", "long-poll"), offsetLike),
+  { maxKeys: 4 },
+);
 const jsonBody = fc.oneof(
   fc.json({ maxDepth: 3 }),
   fc.record({ type: fc.string({ maxLength: 300 }), payload: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
@@ -52,23 +65,37 @@ const jsonBody = fc.oneof(
   fc.string({ maxLength: 200 }),
 );
 const headerValue = fc.string({ unit: fc.constantFrom(..."0123456789abc\"*, -;=/".split("")), maxLength: 24 });
-const headers = fc.record(
+const anyHeaders = fc.record(
   {
     "content-type": fc.constantFrom("application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "application/octet-stream", "multipart/form-data; boundary=x"),
     "if-match": headerValue,
     "last-event-id": headerValue,
     accept: fc.constantFrom("text/event-stream", "application/json", "*/*"),
     authorization: headerValue,
+    // Durable Streams headers (/v1/stream/...).
+    "stream-ttl": headerValue,
+    "stream-expires-at": fc.oneof(headerValue, fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
+    "stream-closed": fc.constantFrom("true", "false", "TRUE", ""),
+    "stream-seq": headerValue,
+    "producer-id": headerValue,
+    "producer-epoch": headerValue,
+    "producer-seq": headerValue,
+    "stream-forked-from": fc.oneof(headerValue, fc.constant("/v1/stream/a"), fc.constant("a/b")),
+    "stream-fork-offset": fc.oneof(headerValue, offsetLike),
   },
   { requiredKeys: [] },
 );
+
+// Often only a content type, so that requests also get past header checks.
+const contentTypeOnly = fc.record({ "content-type": fc.constantFrom("application/json", "text/plain", "application/octet-stream") });
+const headers = fc.oneof(anyHeaders, contentTypeOnly);
 
 describe("bad input never breaks the gateway", () => {
   it("every route answers random paths, headers, bodies and queries with a 2xx or a 4xx JSON error, never a 5xx", async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom("GET", "POST", "PUT", "DELETE", "HEAD"),
-        fc.constantFrom("/streams/", "/streams", "/hooks/", "/", "/readyz", "/nope/"),
+        fc.constantFrom("/streams/", "/streams", "/hooks/", "/v1/stream/", "/v1/stream/a", "/v1/stream/b", "/v1/stream/c", "/", "/readyz", "/nope/"),
         rawPath,
         query,
         headers,
@@ -86,7 +113,7 @@ describe("bad input never breaks the gateway", () => {
           }
         },
       ),
-      { numRuns: 1500 },
+      { numRuns: 2000 },
     );
   }, 120_000);
 });
