@@ -25,6 +25,16 @@ describe("the NATS permissions shipped in deploy/nats/permissions.conf", () => {
       expect((await request(`${gw.url}/streams${path}`, { body: { type: "stream/paused", payload: { reason: "check" } } })).status).toBe(201);
       expect((await request(`${gw.url}/streams${path}/resume`, { body: {} })).status).toBe(201);
 
+      // The gateway's Durable Streams face: stream records in KV, data on durable.<id>, change signals for long-polls.
+      const ds = `${gw.url}/v1/stream/permitted-ds`;
+      expect((await fetch(ds, { method: "PUT", headers: { "content-type": "text/plain" } })).status).toBe(201);
+      const tail = (await fetch(`${ds}?offset=-1`)).headers.get("stream-next-offset") ?? "";
+      const waiting = fetch(`${ds}?offset=${tail}&live=long-poll`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await fetch(ds, { method: "POST", headers: { "content-type": "text/plain" }, body: "permitted" })).status).toBe(204);
+      const woken = await waiting;
+      expect([woken.status, await woken.text()]).toEqual([200, "permitted"]);
+
       // A TypeScript processor as the processor user: consumes, reacts, maintains indexes.
       const processor = await runProcessor(
         { name: "permitted-echo", triggers: ["ping"], initialState: () => null, reduce: () => null, react: () => [{ type: "pong" }] },
