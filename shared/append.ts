@@ -79,20 +79,26 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
 
   let stored = 0;
   const json: string[] = new Array<string>(acks.length);
-  const events = await Promise.all(
-    acks.map(async (ack, index) => {
-      const item = prepared[index] as Prepared;
-      if (!ack.duplicate) {
-        stored += 1;
-        // Paths are unreserved characters only, so they need no escaping; the body is our own JSON object.
-        json[index] = `{"streamPath":"${path}","offset":${ack.seq},${item.text.slice(1)}`;
-        return toEnvelope(path, ack.seq, createdAt, item.body);
-      }
-      const original = (await getEvent(nats, ack.seq)) ?? toEnvelope(path, ack.seq, createdAt, item.body);
-      json[index] = JSON.stringify(original);
-      return original;
-    }),
-  );
+  const events: EventEnvelope[] = new Array<EventEnvelope>(acks.length);
+  const duplicates: Promise<void>[] = [];
+  for (const [index, ack] of acks.entries()) {
+    const item = prepared[index] as Prepared;
+    if (!ack.duplicate) {
+      stored += 1;
+      // Paths are unreserved characters only, so they need no escaping; the body is our own JSON object.
+      json[index] = `{"streamPath":"${path}","offset":${ack.seq},${item.text.slice(1)}`;
+      events[index] = toEnvelope(path, ack.seq, createdAt, item.body);
+      continue;
+    }
+    duplicates.push(
+      getEvent(nats, ack.seq).then((found) => {
+        const original = found ?? toEnvelope(path, ack.seq, createdAt, item.body);
+        json[index] = JSON.stringify(original);
+        events[index] = original;
+      }),
+    );
+  }
+  if (duplicates.length > 0) await Promise.all(duplicates);
   eventsAppended.inc({ outcome: "stored" }, stored);
   if (stored < events.length) eventsAppended.inc({ outcome: "duplicate" }, events.length - stored);
   if (options.indexes !== undefined) await options.indexes.observe(path, events);
@@ -100,9 +106,9 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
 }
 
 function publishOne(nats: Nats, subject: string, item: Prepared, expectLast?: number): Promise<PubAck> {
-  return nats.js.publish(subject, item.bytes, {
-    ...(item.msgId === undefined ? {} : { msgID: item.msgId }),
-    ...(expectLast === undefined ? {} : { expect: { lastSubjectSequence: expectLast } }),
+  return nats.publisher.publish(subject, item.bytes, {
+    ...(item.msgId === undefined ? {} : { msgId: item.msgId }),
+    ...(expectLast === undefined ? {} : { expectLastSubjectSequence: expectLast }),
   });
 }
 

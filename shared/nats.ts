@@ -10,6 +10,7 @@ import {
 } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { AgentmeshError } from "./errors.js";
+import { JetStreamPublisher } from "./jetstream-publisher.js";
 import type { Logger } from "./logger.js";
 
 /** The handles every service needs to talk to JetStream, plus the stream that holds all agent streams. */
@@ -18,6 +19,8 @@ export interface Nats {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly streamName: string;
+  /** Publishes to JetStream with acks on one shared subscription (use it rather than js.publish). */
+  readonly publisher: JetStreamPublisher;
   /** True while the client holds a connection to a server. */
   isConnected(): boolean;
 }
@@ -63,11 +66,16 @@ export async function connectNats(options: ConnectOptions): Promise<Nats> {
   const timeout = options.requestTimeoutMs ?? 5_000;
   const js = jetstream(nc, { timeout });
   const jsm = await jetstreamManager(nc, { timeout, checkAPI: false });
+  const publisher = new JetStreamPublisher(nc, timeout);
+  void nc.closed().then(() => {
+    publisher.close();
+  });
   logger.info({ server: nc.info?.server_name, version: nc.info?.version }, "connected to nats");
   return {
     nc,
     js,
     jsm,
+    publisher,
     streamName: options.streamName,
     isConnected: () => connected && !nc.isClosed(),
   };

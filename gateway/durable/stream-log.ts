@@ -90,9 +90,9 @@ export async function publishMessage(nats: Nats, subject: string, data: Uint8Arr
     throw new AgentmeshError("PAYLOAD_TOO_LARGE", `The body is ${data.byteLength} bytes; one append may be at most ${maxBytes} bytes (NATS max_payload)`);
   }
   try {
-    const ack = await nats.js.publish(subject, data, {
-      expect: { lastSubjectSequence: options.expectLastSeq },
-      ...(options.msgId === undefined ? {} : { msgID: options.msgId }),
+    const ack = await nats.publisher.publish(subject, data, {
+      expectLastSubjectSequence: options.expectLastSeq,
+      ...(options.msgId === undefined ? {} : { msgId: options.msgId }),
     });
     return { seq: ack.seq, duplicate: ack.duplicate };
   } catch (err) {

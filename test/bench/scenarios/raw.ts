@@ -26,13 +26,16 @@ export interface RawPublishOptions {
   warmupMessages: number;
 }
 
-export async function rawPublish(js: JetStreamClient, options: RawPublishOptions): Promise<RateResult> {
-  await publishWindowed(js, { ...options, maxMessages: options.warmupMessages });
-  return publishWindowed(js, options);
+/** One JetStream publish, resolved on its ack. */
+export type Publish = (subject: string, payload: Uint8Array) => Promise<unknown>;
+
+export async function rawPublish(publish: Publish, options: RawPublishOptions): Promise<RateResult> {
+  await publishWindowed(publish, { ...options, maxMessages: options.warmupMessages });
+  return publishWindowed(publish, options);
 }
 
 /** `window` publishers each await their own ack before the next publish: at most `window` acks outstanding. */
-async function publishWindowed(js: JetStreamClient, options: RawPublishOptions): Promise<RateResult> {
+async function publishWindowed(publish: Publish, options: RawPublishOptions): Promise<RateResult> {
   const subject = eventsSubject(parseStreamPath(options.path));
   const payload = storedEventBytes();
   let sent = 0;
@@ -42,7 +45,7 @@ async function publishWindowed(js: JetStreamClient, options: RawPublishOptions):
   const publisher = async (): Promise<void> => {
     while (sent < options.maxMessages && performance.now() < deadline) {
       sent += 1;
-      await js.publish(subject, payload);
+      await publish(subject, payload);
       acked += 1;
     }
   };
