@@ -31,29 +31,34 @@ interface AckBody {
 }
 
 const ACK_HEAD = Buffer.from('{"stream":"');
-const SEQ_KEY = Buffer.from('","seq":');
+const SEQ_KEY = Buffer.from('"seq":');
 const CLOSE = 0x7d; // }
 const COMMA = 0x2c; // ,
 const QUOTE = 0x22; // "
+const SPACE = 0x20;
 
 /**
- * The common ack, `{"stream":"<name>","seq":<n>}` as nats-server writes it, read
+ * The common ack, `{"stream":"<name>", "seq":<n>}` as nats-server writes it, read
  * without decoding text or parsing JSON (it runs once per stored event); any
  * other shape (a domain, a duplicate, an error) is left to JSON.parse.
  */
 function plainAck(data: Uint8Array): PubAck | undefined {
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (bytes.length < ACK_HEAD.length + SEQ_KEY.length + 2 || bytes[bytes.length - 1] !== CLOSE || bytes.compare(ACK_HEAD, 0, ACK_HEAD.length, 0, ACK_HEAD.length) !== 0) return undefined;
-  // The first quote after the name must open `","seq":`, so that `"domain"` and the like take the slow path.
-  const seqAt = bytes.indexOf(QUOTE, ACK_HEAD.length);
-  if (seqAt < 0 || bytes.compare(SEQ_KEY, 0, SEQ_KEY.length, seqAt, seqAt + SEQ_KEY.length) !== 0 || seqAt + SEQ_KEY.length >= bytes.length - 1) return undefined;
+  // The name ends at the first quote, which must be followed by `,` (a space, in 2.9) and `"seq":`, so that
+  // `"domain"` and the like take the slow path.
+  const nameEnd = bytes.indexOf(QUOTE, ACK_HEAD.length);
+  if (nameEnd < 0 || bytes[nameEnd + 1] !== COMMA) return undefined;
+  const keyAt = bytes[nameEnd + 2] === SPACE ? nameEnd + 3 : nameEnd + 2;
+  const digitsAt = keyAt + SEQ_KEY.length;
+  if (digitsAt >= bytes.length - 1 || bytes.compare(SEQ_KEY, 0, SEQ_KEY.length, keyAt, digitsAt) !== 0) return undefined;
   let seq = 0;
-  for (let i = seqAt + SEQ_KEY.length; i < bytes.length - 1; i++) {
+  for (let i = digitsAt; i < bytes.length - 1; i++) {
     const digit = (bytes[i] ?? 0) - 0x30;
     if (bytes[i] === COMMA || digit < 0 || digit > 9) return undefined;
     seq = seq * 10 + digit;
   }
-  return { stream: bytes.toString("utf8", ACK_HEAD.length, seqAt), seq, duplicate: false, domain: "" };
+  return { stream: bytes.toString("utf8", ACK_HEAD.length, nameEnd), seq, duplicate: false, domain: "" };
 }
 
 /**
