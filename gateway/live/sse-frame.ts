@@ -21,3 +21,29 @@ export function ephemeralFrame(event: EphemeralEnvelope): SseFrame {
 }
 
 export const HEARTBEAT_FRAME = ": heartbeat\n\n";
+
+/**
+ * The live frames of one event-loop turn, written to each client in one
+ * socket write: 1,000 clients and a burst of 50 events cost 1,000 writes, not
+ * 50,000. `text` is every frame end to end.
+ */
+export interface SseBatch {
+  frames: readonly SseFrame[];
+  text: string;
+  /** The first and last stored offsets in the batch; null if it holds only ephemeral frames. */
+  firstOffset: number | null;
+  lastOffset: number | null;
+}
+
+export function batchOf(frames: readonly SseFrame[]): SseBatch {
+  let firstOffset: number | null = null;
+  let lastOffset: number | null = null;
+  let text = "";
+  for (const frame of frames) {
+    text += frame.text;
+    if (frame.offset === null) continue;
+    firstOffset ??= frame.offset;
+    lastOffset = frame.offset;
+  }
+  return { frames, text, firstOffset, lastOffset };
+}

@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Nats } from "../../shared/nats.js";
 import { lastMessage, readRange } from "../../shared/read.js";
 import { eventsRead, sseClients } from "../../shared/metrics.js";
-import { HEARTBEAT_FRAME, storedFrame, type SseFrame } from "./sse-frame.js";
+import { HEARTBEAT_FRAME, storedFrame, type SseBatch, type SseFrame } from "./sse-frame.js";
 import type { Tail } from "./tail.js";
 import type { TailHub } from "./tail-hub.js";
 
@@ -101,11 +101,15 @@ export class SseSession {
     deliver: (frame: SseFrame): void => {
       if (this.closed) return;
       if (frame.offset !== null) this.cursor = frame.offset;
-      this.write(frame);
-      if (this.res.writableLength > this.options.maxBufferedBytes) {
-        this.options.logger.warn({ buffered: this.res.writableLength }, "sse client too slow; disconnecting it (it can resume with Last-Event-ID)");
-        this.res.destroy();
-      }
+      this.send(frame.text);
+    },
+    deliverBatch: (batch: SseBatch): void => {
+      if (this.closed) return;
+      const { cursor } = this;
+      // Usually the whole batch is new to this client; after a replay its first frames may not be.
+      const text = batch.firstOffset === null || batch.firstOffset > cursor ? batch.text : batch.frames.filter((f) => f.offset === null || f.offset > cursor).map((f) => f.text).join("");
+      if (batch.lastOffset !== null) this.cursor = Math.max(cursor, batch.lastOffset);
+      if (text !== "") this.send(text);
     },
     end: (): void => {
       this.res.end();
@@ -117,8 +121,12 @@ export class SseSession {
     return this.closed;
   }
 
-  private write(frame: SseFrame): boolean {
-    return this.res.write(frame.text);
+  private send(text: string): void {
+    this.res.write(text);
+    if (this.res.writableLength > this.options.maxBufferedBytes) {
+      this.options.logger.warn({ buffered: this.res.writableLength }, "sse client too slow; disconnecting it (it can resume with Last-Event-ID)");
+      this.res.destroy();
+    }
   }
 
   private drained(): Promise<void> {

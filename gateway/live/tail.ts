@@ -5,11 +5,13 @@ import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
 import { decodeJsMsg } from "../../shared/read.js";
 import { pathOfSubject } from "../../shared/subjects.js";
-import { ephemeralFrame, storedFrame, type SseFrame } from "./sse-frame.js";
+import { batchOf, ephemeralFrame, storedFrame, type SseBatch, type SseFrame } from "./sse-frame.js";
 
 export interface TailSubscriber {
-  /** Called synchronously for each live item, in offset order for stored events. */
+  /** One remembered frame, replayed when the subscriber joins. */
   deliver(frame: SseFrame): void;
+  /** The live frames of one event-loop turn, in offset order for stored events; may repeat frames the subscriber already has (compare offsets). */
+  deliverBatch(batch: SseBatch): void;
   /** The tail stopped (NATS trouble or shutdown); the client should reconnect and resume. */
   end(reason: string): void;
 }
@@ -29,6 +31,10 @@ export class Tail {
   private recentStart = 0;
   private floorOffset = 0;
   private readonly subscribers = new Set<TailSubscriber>();
+  /** Frames received this turn, not yet fanned out. */
+  private pending: SseFrame[] = [];
+  /** The last stored offset fanned out: replay stops here, and the pending batch brings the rest. */
+  private fannedOutThrough = 0;
   private messages: ConsumerMessages | undefined;
   private ephemeral: Subscription | undefined;
   private stopped = false;
@@ -50,6 +56,7 @@ export class Tail {
   async start(): Promise<void> {
     const info = await this.nats.jsm.streams.info(this.nats.streamName);
     this.floorOffset = info.state.last_seq;
+    this.fannedOutThrough = this.floorOffset;
     const consumer = await this.nats.js.consumers.get(this.nats.streamName, {
       filter_subjects: this.filter,
       deliver_policy: DeliverPolicy.StartSequence,
@@ -99,7 +106,20 @@ export class Tail {
   }
 
   private fanOut(frame: SseFrame): void {
-    for (const subscriber of this.subscribers) subscriber.deliver(frame);
+    this.pending.push(frame);
+    if (this.pending.length === 1) {
+      setImmediate(() => {
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = batchOf(this.pending);
+    this.pending = [];
+    this.fannedOutThrough = batch.lastOffset ?? this.fannedOutThrough;
+    for (const subscriber of this.subscribers) subscriber.deliverBatch(batch);
   }
 
   /**
@@ -110,7 +130,9 @@ export class Tail {
     if (after < this.floorOffset) throw new Error(`replay from ${after} is below the tail's floor ${this.floorOffset}`);
     for (let i = this.recentStart; i < this.recent.length; i++) {
       const frame = this.recent[i] as SseFrame;
-      if ((frame.offset ?? 0) > after) subscriber.deliver(frame);
+      const offset = frame.offset ?? 0;
+      if (offset > this.fannedOutThrough) break;
+      if (offset > after) subscriber.deliver(frame);
     }
     this.subscribers.add(subscriber);
   }
@@ -129,6 +151,7 @@ export class Tail {
     this.stopped = true;
     this.messages?.stop();
     this.ephemeral?.unsubscribe();
+    this.flush();
     for (const subscriber of this.subscribers) subscriber.end(reason);
     this.subscribers.clear();
     this.onEnded(this);
