@@ -138,9 +138,11 @@ export interface DecodedEvent {
 
 /**
  * Decode a stored message into its envelope. A message that is not a valid
- * event is shown as `stream/invalid-event` (see decodeBody).
+ * event is shown as `stream/invalid-event` (see decodeBody). `storedAt` (the
+ * storage time) may be given as a function: it is needed only for bodies
+ * without createdAt.
  */
-export function decodeStoredEvent(path: StreamPath, offset: number, storedAt: string, data: Uint8Array): DecodedEvent {
+export function decodeStoredEvent(path: StreamPath, offset: number, storedAt: string | (() => string), data: Uint8Array): DecodedEvent {
   let text: string | undefined;
   let json: unknown;
   try {
@@ -151,9 +153,10 @@ export function decodeStoredEvent(path: StreamPath, offset: number, storedAt: st
   }
   if (text !== undefined && text.charCodeAt(0) === 0x7b && isWellFormedBody(json)) {
     // Paths are unreserved characters only, so they need no JSON escaping.
-    return { offset, envelope: toEnvelope(path, offset, storedAt, json), json: `{"streamPath":"${path}","offset":${offset},${text.slice(1)}` };
+    // A well-formed body carries createdAt, so the storage time is not needed (nor computed: it is a cost per event).
+    return { offset, envelope: toEnvelope(path, offset, json.createdAt, json), json: `{"streamPath":"${path}","offset":${offset},${text.slice(1)}` };
   }
-  const envelope = toEnvelope(path, offset, storedAt, decodeBody(data));
+  const envelope = toEnvelope(path, offset, typeof storedAt === "string" ? storedAt : storedAt(), decodeBody(data));
   return { offset, envelope, json: JSON.stringify(envelope) };
 }
 

@@ -23,10 +23,17 @@ export type ReadStart = { after: number } | { at: Date };
 /** Messages the server pushes per pull: large enough for catch-up, small enough to stop early cheaply. */
 const CONSUME_BATCH = 1000;
 
+/** The last subject decoded and its path: a read of one stream decodes the same subject for every event. */
+let lastSubject = "";
+let lastPath = "/" as StreamPath;
+
 function pathFromSubject(subject: string): StreamPath {
+  if (subject === lastSubject) return lastPath;
   // Every subject in the stream is ours; one written by a foreign writer with
   // tokens we would not produce is still shown, under its literal tokens.
-  return pathOfSubject(subject) ?? (("/" + subject.split(".").slice(1).join("/")) as StreamPath);
+  lastPath = pathOfSubject(subject) ?? (("/" + subject.split(".").slice(1).join("/")) as StreamPath);
+  lastSubject = subject;
+  return lastPath;
 }
 
 function isoFromNanos(nanos: number): string {
@@ -34,7 +41,7 @@ function isoFromNanos(nanos: number): string {
 }
 
 export function decodeJsMsg(m: JsMsg): DecodedEvent {
-  return decodeStoredEvent(pathFromSubject(m.subject), m.seq, isoFromNanos(m.info.timestampNanos), m.data);
+  return decodeStoredEvent(pathFromSubject(m.subject), m.seq, () => isoFromNanos(m.info.timestampNanos), m.data);
 }
 
 export function decodeStoredMsg(m: StoredMsg): DecodedEvent {
