@@ -9,6 +9,7 @@ import { REPO_ROOT, startGatewayProcess } from "./support/gateway-process.js";
 import { print, progress } from "./support/log.js";
 import { otherProcessesPct, snapshotProcesses } from "./support/other-processes.js";
 import { Phases } from "./support/phases.js";
+import { UndoStack } from "./support/undo-stack.js";
 import { startReferenceServer } from "./support/reference-server.js";
 
 /**
@@ -68,21 +69,7 @@ interface DurableStreamsResults {
   servers: Record<ServerName, ServerResults & { phases: Phases["windows"] }>;
 }
 
-/** Undo stack: whatever was started is stopped, in reverse order, on success, failure or Ctrl-C. */
-const cleanups: (() => Promise<void>)[] = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) await step().catch((err: unknown) => { progress(`cleanup failed: ${String(err)}`); });
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const cleanups = new UndoStack();
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -276,12 +263,12 @@ async function main(): Promise<number> {
 
 main()
   .then(async (code) => {
-    await cleanup();
+    await cleanups.run();
     process.exitCode = code;
   })
   .catch(async (err: unknown) => {
     progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanup();
+    await cleanups.run();
     process.exitCode = 1;
   })
   // A socket some library still holds must not keep a finished run alive.

@@ -13,6 +13,7 @@ import { rawPublish } from "./scenarios/raw.js";
 import { REPO_ROOT, startGatewayProcess } from "./support/gateway-process.js";
 import { print, progress } from "./support/log.js";
 import { Phases } from "./support/phases.js";
+import { UndoStack } from "./support/undo-stack.js";
 
 /**
  * `npm run bench`: start a private nats-server and a gateway process, run
@@ -48,21 +49,7 @@ function selectedScenarios(): Set<Scenario> {
   return selected;
 }
 
-/** Undo stack: whatever was started is stopped, in reverse order, on success, failure or Ctrl-C. */
-const cleanups: (() => Promise<void>)[] = [];
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const step of cleanups.reverse()) await step().catch((err: unknown) => { progress(`cleanup failed: ${String(err)}`); });
-  })();
-  return cleaning;
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+const cleanups = new UndoStack();
 
 async function main(): Promise<void> {
   const selected = selectedScenarios();
@@ -161,12 +148,12 @@ async function main(): Promise<void> {
 
 main()
   .then(async () => {
-    await cleanup();
+    await cleanups.run();
     if (PROFILE) progress(`CPU profile written to ${PROFILE_DIR}`);
   })
   .catch(async (err: unknown) => {
     progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanup();
+    await cleanups.run();
     process.exitCode = 1;
   })
   // A socket some library still holds must not keep a finished run alive.
