@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { AgentmeshError, ensureError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { Nats } from "../shared/nats.js";
+import { ReadCursors } from "../shared/read-cursors.js";
 import type { StreamIndexes } from "../shared/stream-indexes.js";
 import { AccessControl } from "./auth/access.js";
 import { TokenVerifier } from "./auth/verifier.js";
@@ -69,9 +70,11 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   const access = new AccessControl(verifier);
 
   const hub = new TailHub(nats, { replayBufferEvents: config.SSE_REPLAY_BUFFER_EVENTS, lingerMs: config.SSE_TAIL_LINGER_MS }, logger);
+  const cursors = new ReadCursors(nats);
   // Ending the SSE sessions first lets the server's close complete.
   app.addHook("preClose", (done) => {
     hub.close();
+    cursors.closeAll();
     done();
   });
 
@@ -93,7 +96,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
       bodyLimitBytes: config.GATEWAY_BODY_LIMIT_BYTES,
       longPollTimeoutMs: config.DURABLE_LONG_POLL_TIMEOUT_MS,
     });
-    registerReadRoute(scope, { nats, access, connections: new ConnectionLimiter(config.SSE_MAX_CONNECTIONS_PER_CLIENT), hub, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
+    registerReadRoute(scope, { nats, access, connections: new ConnectionLimiter(config.SSE_MAX_CONNECTIONS_PER_CLIENT), hub, cursors, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
     done();
   });
   return app;

@@ -2,6 +2,7 @@ import { DeliverPolicy, type ConsumerMessages, type JsMsg, type StoredMsg } from
 import { decodeBody, decodeStoredEvent, toEnvelope, type DecodedEvent, type EventEnvelope } from "./envelope.js";
 import { AgentmeshError } from "./errors.js";
 import { natsFailure, type Nats } from "./nats.js";
+import type { ReadCursors } from "./read-cursors.js";
 import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath, type StreamSelector } from "./subjects.js";
 
 /**
@@ -159,8 +160,43 @@ export async function* readRange(nats: Nats, filter: string, from: number | Date
   for await (const m of readMessages(nats, filter, from, until)) yield decodeJsMsg(m);
 }
 
-/** One page of a stream (or subtree). A single stream with no events is STREAM_NOT_FOUND. */
-export async function readPage(nats: Nats, selector: StreamSelector, start: ReadStart, limit: number): Promise<ReadPage> {
+/** A page read through a consumer kept from the previous page (read-cursors.ts), parked again if the stream goes on. */
+async function readPageKept(cursors: ReadCursors, filter: string, from: number, until: number, limit: number): Promise<ReadPage> {
+  const read = await cursors.open(filter, from);
+  const events: DecodedEvent[] = [];
+  let nextOffset = from - 1;
+  let upToDate = false;
+  let parked = false;
+  try {
+    for (;;) {
+      const m = await read.nextMessage();
+      if (m === null) {
+        if (events.length === 0) throw new AgentmeshError("NATS_UNAVAILABLE", "The read's consumer stopped");
+        break;
+      }
+      if (m.seq > until) {
+        read.hold(m);
+        upToDate = true;
+        break;
+      }
+      events.push(decodeJsMsg(m));
+      nextOffset = m.seq;
+      if (m.seq >= until) upToDate = true;
+      if (upToDate || events.length >= limit) break;
+    }
+    if (!upToDate) {
+      read.from = nextOffset + 1;
+      cursors.park(read);
+      parked = true;
+    }
+  } finally {
+    if (!parked) cursors.close(read);
+  }
+  return { events, nextOffset, upToDate };
+}
+
+/** One page of a stream (or subtree). A single stream with no events is STREAM_NOT_FOUND. `cursors`: keep consumers between pages. */
+export async function readPage(nats: Nats, selector: StreamSelector, start: ReadStart, limit: number, cursors?: ReadCursors): Promise<ReadPage> {
   const filter = selectorSubject(selector, "events");
   const last = await lastMessage(nats, filter);
   if (last === null) {
@@ -177,6 +213,7 @@ export async function readPage(nats: Nats, selector: StreamSelector, start: Read
     from = start.at;
   }
 
+  if (cursors !== undefined && typeof from === "number") return readPageKept(cursors, filter, from, last.seq, limit);
   const events: DecodedEvent[] = [];
   let nextOffset = typeof from === "number" ? from - 1 : 0;
   let upToDate = false;

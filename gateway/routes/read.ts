@@ -8,6 +8,7 @@ import { readPage, type ReadStart } from "../../shared/read.js";
 import { Defaults } from "../../shared/wire.js";
 import { SseSession } from "../live/sse-session.js";
 import type { TailHub } from "../live/tail-hub.js";
+import type { ReadCursors } from "../../shared/read-cursors.js";
 import type { AccessControl } from "../auth/access.js";
 import type { ConnectionLimiter } from "../limits.js";
 import { selectorFromUrl } from "../stream-url.js";
@@ -39,6 +40,8 @@ export interface ReadDeps {
   access: AccessControl;
   connections: ConnectionLimiter;
   hub: TailHub;
+  /** Paged reads keep their consumer for the next page. */
+  cursors: ReadCursors;
   logger: Logger;
   heartbeatMs: number;
   maxBufferedBytes: number;
@@ -95,7 +98,7 @@ export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
     }
 
     const start: ReadStart = query.at === undefined ? { after: query.after ?? 0 } : { at: query.at };
-    const page = await readPage(deps.nats, selector, start, query.limit ?? Defaults.readLimit);
+    const page = await readPage(deps.nats, selector, start, query.limit ?? Defaults.readLimit, deps.cursors);
     eventsRead.inc(page.events.length);
     // Envelopes are already JSON text; joining them avoids serialising up to 1,000 objects again.
     const events = page.events.map((event) => event.json).join(",");

@@ -125,6 +125,37 @@ describe("append and read", () => {
     expect(middle.body.upToDate).toBe(false);
   });
 
+  it("pages on while events are appended between pages, and two readers of the same page each get it whole", async () => {
+    const path = uniquePath();
+    const other = uniquePath();
+    const first = await post<EventEnvelope[]>(path, Array.from({ length: 15 }, (_, i) => ({ type: "n", payload: { i } })));
+    const page1 = await get(path, "?after=0&limit=10");
+    expect(page1.body.events).toEqual(first.body.slice(0, 10));
+    // Events of another stream in between, then more of this one: the next page skips the former and finds the latter.
+    await post(other, [{ type: "elsewhere" }, { type: "elsewhere" }]);
+    const more = await post<EventEnvelope[]>(path, Array.from({ length: 10 }, (_, i) => ({ type: "n", payload: { i: 15 + i } })));
+    const all = [...first.body, ...more.body];
+    const [page2, page2Again] = await Promise.all([get(path, `?after=${page1.body.nextOffset}&limit=10`), get(path, `?after=${page1.body.nextOffset}&limit=10`)]);
+    expect(page2.body.events).toEqual(all.slice(10, 20));
+    expect(page2Again.body).toEqual(page2.body);
+    const page3 = await get(path, `?after=${page2.body.nextOffset}&limit=10`);
+    expect(page3.body).toEqual({ events: all.slice(20), nextOffset: all.at(-1)?.offset, upToDate: true });
+
+    // A subtree reads in the global order, page after page, across its streams.
+    const root = uniquePath("tree");
+    const a = await post<EventEnvelope[]>(`${root}/a`, [{ type: "a1" }, { type: "a2" }]);
+    const b = await post<EventEnvelope[]>(`${root}/b`, [{ type: "b1" }]);
+    const a3 = await post<EventEnvelope>(`${root}/a`, { type: "a3" });
+    const tree: EventEnvelope[] = [];
+    for (let after = 0; ; ) {
+      const page = await get(`${root}/**`, `?after=${after}&limit=2`);
+      tree.push(...page.body.events);
+      after = page.body.nextOffset;
+      if (page.body.upToDate) break;
+    }
+    expect(tree).toEqual([...a.body, ...b.body, a3.body]);
+  });
+
   it("replays from a time", async () => {
     const path = uniquePath();
     await post(path, [{ type: "old" }, { type: "old" }]);

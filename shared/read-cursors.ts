@@ -1,0 +1,111 @@
+import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { natsFailure, type Nats } from "./nats.js";
+
+/**
+ * Paged reads that continue where the previous page ended keep its ordered
+ * consumer instead of creating a new one: a client paging through a stream
+ * (`?after=<nextOffset>`) then costs no consumer round trips per page, and
+ * the consumer has already pulled the next page while this one was being
+ * sent. A kept read is parked under (filter, next sequence) for a short time
+ * and used by at most one request at a time.
+ */
+
+export interface OpenRead {
+  readonly filter: string;
+  /** Where the next page starts: the sequence after the last message read. */
+  from: number;
+  /** The next message, or null if the consumer stopped (NATS trouble). */
+  nextMessage(): Promise<JsMsg | null>;
+  /** Give back a message read past the page's end: it is the next page's first. */
+  hold(m: JsMsg): void;
+}
+
+class KeptRead implements OpenRead {
+  private held: JsMsg | undefined;
+  private readonly iterator: AsyncIterator<JsMsg>;
+  timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly filter: string,
+    public from: number,
+    private readonly messages: ConsumerMessages,
+    private readonly consumer: { delete(): Promise<boolean> },
+  ) {
+    this.iterator = messages[Symbol.asyncIterator]();
+  }
+
+  async nextMessage(): Promise<JsMsg | null> {
+    const held = this.held;
+    if (held !== undefined) {
+      this.held = undefined;
+      return held;
+    }
+    const result = await this.iterator.next();
+    return result.done === true ? null : result.value;
+  }
+
+  hold(m: JsMsg): void {
+    this.held = m;
+  }
+
+  close(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.messages.stop();
+    void this.consumer.delete().catch(() => undefined);
+  }
+}
+
+/** How long a read waits for its next page, and how many may wait at once (each holds up to a page of messages). */
+const LINGER_MS = 10_000;
+const MAX_PARKED = 16;
+const PULL_BATCH = 1000;
+
+export class ReadCursors {
+  private readonly parked = new Map<string, KeptRead>();
+
+  constructor(private readonly nats: Nats) {}
+
+  /** A read of `filter` from sequence `from`: the one a previous page parked there, or a new consumer. */
+  async open(filter: string, from: number): Promise<OpenRead> {
+    const key = `${filter} ${from}`;
+    const kept = this.parked.get(key);
+    if (kept !== undefined) {
+      this.parked.delete(key);
+      clearTimeout(kept.timer);
+      return kept;
+    }
+    try {
+      const consumer = await this.nats.js.consumers.get(this.nats.streamName, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
+      const messages = await consumer.consume({ max_messages: PULL_BATCH });
+      return new KeptRead(filter, from, messages, consumer);
+    } catch (err) {
+      throw natsFailure(err);
+    }
+  }
+
+  /** Keep a read whose client will likely ask for the page from `read.from`. */
+  park(read: OpenRead): void {
+    if (!(read instanceof KeptRead)) return;
+    const key = `${read.filter} ${read.from}`;
+    if (this.parked.has(key) || this.parked.size >= MAX_PARKED) {
+      read.close();
+      return;
+    }
+    read.timer = setTimeout(() => {
+      if (this.parked.get(key) === read) this.parked.delete(key);
+      read.close();
+    }, LINGER_MS);
+    read.timer.unref();
+    this.parked.set(key, read);
+  }
+
+  /** Done with a read that will not be continued. */
+  close(read: OpenRead): void {
+    if (read instanceof KeptRead) read.close();
+  }
+
+  closeAll(): void {
+    for (const read of this.parked.values()) read.close();
+    this.parked.clear();
+  }
+}
