@@ -105,19 +105,17 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, found: C
     throw new AgentmeshError("STREAM_SEQ_CONFLICT", `Stream-Seq ${JSON.stringify(wanted.streamSeq)} does not sort after the last one, ${JSON.stringify(record.streamSeq)}`);
   }
 
-  let appendedSeq: number | undefined;
-  if (!closeOnly) {
-    const data = isJsonContentType(record.contentType) ? encodeJsonValues(parseJsonValues(wanted.body, false)) : wanted.body;
-    const msgId = producer === undefined ? undefined : `${record.id}|${producer.id}|${producer.epoch}|${producer.seq}`;
-    appendedSeq = (await publishMessage(deps.nats, ownSubject(record.id), data, { expectLastSeq, ...(msgId === undefined ? {} : { msgId }) })).seq;
-  }
+  // Every change a later decision depends on goes through the subject, data or not: a close stores an empty
+  // marker (readers skip it), so a writer on another replica that decided on the open stream loses its publish.
+  const data = closeOnly ? Buffer.alloc(0) : isJsonContentType(record.contentType) ? encodeJsonValues(parseJsonValues(wanted.body, false)) : wanted.body;
+  const msgId = producer === undefined ? undefined : `${record.id}|${producer.id}|${producer.epoch}|${producer.seq}`;
+  const storedSeq = (await publishMessage(deps.nats, ownSubject(record.id), data, { expectLastSeq, ...(msgId === undefined ? {} : { msgId }) })).seq;
   const now = Date.now();
   const committed = await deps.store.update(wanted.path, (r) => {
     if (r.id !== record.id) return r;
-    const next: DurableStreamRecord = { ...r, lastAccessMs: Math.max(r.lastAccessMs, now) };
-    if (appendedSeq !== undefined) {
-      next.ownLastSeq = Math.max(r.ownLastSeq, appendedSeq);
-      next.tailSeq = Math.max(r.tailSeq, appendedSeq);
+    const next: DurableStreamRecord = { ...r, lastAccessMs: Math.max(r.lastAccessMs, now), ownLastSeq: Math.max(r.ownLastSeq, storedSeq) };
+    if (!closeOnly) {
+      next.tailSeq = Math.max(r.tailSeq, storedSeq);
       if (wanted.streamSeq !== undefined) next.streamSeq = wanted.streamSeq;
     }
     if (producer !== undefined) next.producers = { ...r.producers, [producer.id]: { epoch: producer.epoch, seq: producer.seq } };
@@ -127,7 +125,7 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, found: C
     }
     return next;
   }, found);
-  if (committed === null) throw new AgentmeshError("STREAM_NOT_FOUND", `${wanted.path} was deleted during the append`);
+  if (committed?.id !== record.id) throw new AgentmeshError("STREAM_NOT_FOUND", `${wanted.path} was deleted during the append`);
   deps.nats.nc.publish(changesSubject(record.id));
 
   setTail(reply, committed.tailSeq);

@@ -74,7 +74,8 @@ async function longPoll(deps: DurableDeps, request: FastifyRequest, reply: Fasti
   const listener = await deps.signals.listen(first.wakeSubject);
   try {
     const deadline = Date.now() + deps.longPollTimeoutMs;
-    let stream = first;
+    // Read again now that the change subscription is in place, so an append committed before it is not missed.
+    let stream = await openReadable(deps, path);
     for (;;) {
       if (after < stream.view.tailSeq || fromStart) {
         const result = await readView(deps.nats, stream.view, after, limits);

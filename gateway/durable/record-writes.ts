@@ -34,25 +34,31 @@ export interface RecordWriter<T> {
  */
 const ORPHAN_GRACE_MS = 3000;
 const RACE_RETRY_MS = 10;
+/** A write that has raced this long (other replicas winning every time) is answered 503 rather than held. */
+const GIVE_UP_MS = 15_000;
 
 async function subjectTail(deps: DurableDeps, record: DurableStreamRecord): Promise<number> {
   return Math.max(record.ownLastSeq, (await lastMessage(deps.nats, ownSubject(record.id)))?.seq ?? 0);
 }
 
 export async function writeToCurrentRecord<T>(deps: DurableDeps, path: StreamPath, writer: RecordWriter<T>): Promise<T> {
-  let race: { revision: number; since: number } | undefined;
+  const started = performance.now();
+  // Since when the subject has been ahead of this committed tail; other record changes (TTL touches) do not count.
+  let race: { tail: string; since: number } | undefined;
   for (;;) {
     const found = await deps.store.lookup(path);
     if (found.kind === "absent") throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${path}`);
     if (found.kind === "gone") throw new AgentmeshError("STREAM_GONE");
     if (found.kind === "agent") return writer.onAgentStream();
-    const orphaned = race?.revision === found.revision && Date.now() - race.since > ORPHAN_GRACE_MS;
+    const tail = `${found.record.id}:${found.record.ownLastSeq}`;
+    const orphaned = race?.tail === tail && performance.now() - race.since > ORPHAN_GRACE_MS;
     try {
       return await writer.onRecord(found, orphaned ? await subjectTail(deps, found.record) : found.record.ownLastSeq);
     } catch (err) {
       // Another writer appended between our read and our write: decide again on what it committed.
       if (!(err instanceof AppendRace)) throw err;
-      if (race?.revision !== found.revision) race = { revision: found.revision, since: Date.now() };
+      if (performance.now() - started > GIVE_UP_MS) throw new AgentmeshError("NATS_UNAVAILABLE", `Appends to ${path} kept racing for ${GIVE_UP_MS / 1000} s; retry`);
+      if (race?.tail !== tail) race = { tail, since: performance.now() };
       await sleep(RACE_RETRY_MS);
     }
   }

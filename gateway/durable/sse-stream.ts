@@ -59,12 +59,24 @@ export async function streamSse(deps: DurableDeps, request: FastifyRequest, repl
   let stream = first;
   let position = after;
   let sentControl = false;
+  // A slow client that goes away never drains: its close must end the wait too.
   const write = (text: string): Promise<void> =>
     new Promise((resolve) => {
-      if (raw.write(text)) resolve();
-      else raw.once("drain", resolve);
+      if (raw.destroyed || raw.write(text)) {
+        resolve();
+        return;
+      }
+      const done = (): void => {
+        raw.off("drain", done);
+        raw.off("close", done);
+        resolve();
+      };
+      raw.on("drain", done);
+      raw.on("close", done);
     });
   try {
+    // Read again now that the change subscription is in place, so an append committed before it is not missed.
+    stream = await openReadable(deps, path);
     while (!abort.signal.aborted) {
       const result = position < stream.view.tailSeq ? await readView(deps.nats, stream.view, position, { maxBytes: deps.readMaxBytes, maxMessages: SSE_BATCH_MESSAGES }) : { chunks: [], nextSeq: Math.max(position, stream.view.tailSeq), upToDate: true };
       for (const [index, chunk] of result.chunks.entries()) {
@@ -77,6 +89,7 @@ export async function streamSse(deps: DurableDeps, request: FastifyRequest, repl
         }
         await write(dataEvent(chunk, base64) + controlEvent({ streamNextOffset: formatOffset(position), streamCursor: nextCursor(clientCursor), ...(upToDate ? { upToDate: true } : {}) }));
         sentControl = true;
+        if (raw.destroyed) return;
       }
       if (result.chunks.length === 0) {
         position = result.nextSeq;

@@ -61,6 +61,8 @@ export async function readView(nats: Nats, view: StreamView, afterSeq: number, l
     if (segment.through <= Math.max(cursor, segment.after)) continue;
     const from = Math.max(cursor, segment.after) + 1;
     for await (const m of readFew(nats, segment.subject, from, segment.through)) {
+      // An empty message is a close marker (append-stream.ts), not data; every data append has a body.
+      if (segment.format !== "envelopes" && m.data.byteLength === 0) continue;
       const chunk = chunkOf(m.seq, segment.format, m.data, () => m.decode().json);
       chunks.push(chunk);
       cursor = m.seq;

@@ -111,6 +111,55 @@ describe("Durable Streams on JetStream", () => {
     expect(Object.values(messages ?? {})[0]).toBeLessThan(59);
   });
 
+  it("across two gateways, an append racing a close is either refused or inside the closed stream", async () => {
+    const other = await startGateway();
+    try {
+      for (let trial = 0; trial < 30; trial++) {
+        const path = uniquePath("ds-close-race");
+        await send(ds(path), "PUT", undefined, { "content-type": "text/plain" });
+        const [appended, closed] = await Promise.all([
+          send(ds(path), "POST", "data", { "content-type": "text/plain" }),
+          send(`${other.url}/v1/stream${path}`, "POST", undefined, { "stream-closed": "true" }),
+        ]);
+        expect(closed.status).toBe(204);
+        const read = await send(`${ds(path)}?offset=-1`, "GET");
+        const content = await read.text();
+        expect(read.headers.get("stream-closed")).toBe("true");
+        if (appended.status === 204) {
+          // Acknowledged: readable, and before the close.
+          expect(content).toBe("data");
+          expect(closed.headers.get("stream-next-offset")).toBe(appended.headers.get("stream-next-offset"));
+        } else {
+          expect(appended.status).toBe(409);
+          expect(content).toBe("");
+        }
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("goes on appending after an orphan while readers keep renewing the stream's TTL", async () => {
+    const path = uniquePath("ds-orphan-ttl");
+    await send(ds(path), "PUT", "a", { "content-type": "text/plain", "stream-ttl": "20" });
+    await gw.nats.js.publish(`durable.${await recordId(path)}`, "x");
+    let reading = true;
+    const readers = (async () => {
+      while (reading) {
+        await send(`${ds(path)}?offset=-1`, "GET");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    try {
+      const appended = await send(ds(path), "POST", "b", { "content-type": "text/plain" });
+      expect(appended.status).toBe(204);
+    } finally {
+      reading = false;
+      await readers;
+    }
+    expect(await (await send(`${ds(path)}?offset=-1`, "GET")).text()).toBe("axb");
+  }, 15_000);
+
   it("serves an agent stream as its envelopes, and refuses to close or delete it", async () => {
     const path = uniquePath("ds-agent");
     const reply = await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "agent/input-added", payload: { content: "hi" } } });
