@@ -63,7 +63,7 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   const maxBytes = (nats.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE_BYTES;
   const prepared = inputs.map((input, index): Prepared => {
     const body = toStoredBody(input, createdAt);
-    const text = JSON.stringify(body);
+    const text = serialise(body, index);
     const bytes = Buffer.from(text);
     if (bytes.byteLength > maxBytes) {
       throw new AgentmeshError("EVENT_TOO_LARGE", `Event ${index} is ${bytes.byteLength} bytes; NATS accepts at most ${maxBytes} per event`, {
@@ -103,6 +103,16 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   if (stored < events.length) eventsAppended.inc({ outcome: "duplicate" }, events.length - stored);
   if (options.indexes !== undefined) await options.indexes.observe(path, events);
   return { events, json, stored };
+}
+
+/** JSON that parsed can still nest too deeply to serialise again: that is the client's error, not ours. */
+function serialise(body: StoredBody, index: number): string {
+  try {
+    return JSON.stringify(body);
+  } catch (err) {
+    if (err instanceof RangeError) throw new AgentmeshError("INVALID_EVENT", `Event ${index} nests values too deeply to store`, { details: { index } });
+    throw err;
+  }
 }
 
 function publishOne(nats: Nats, subject: string, item: Prepared, expectLast?: number): Promise<PubAck> {

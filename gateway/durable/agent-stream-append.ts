@@ -1,6 +1,7 @@
 import { appendEvents } from "../../shared/append.js";
 import { EventInputSchema, type ValidEventInput } from "../../shared/envelope.js";
 import { AgentmeshError } from "../../shared/errors.js";
+import { lastOffset } from "../../shared/read.js";
 import type { StreamPath } from "../../shared/subjects.js";
 import type { DurableDeps } from "./protocol-context.js";
 import { isJsonContentType } from "./stream-record.js";
@@ -18,5 +19,7 @@ export async function appendToAgentStream(deps: DurableDeps, path: StreamPath, c
     return parsed.data;
   });
   const result = await appendEvents(deps.nats, path, inputs, { indexes: deps.indexes });
-  return result.events.at(-1)?.offset ?? 0;
+  const highest = Math.max(0, ...result.events.map((e) => e.offset));
+  // A repeated idempotency key answers with the original event's offset, which may lie below the tail.
+  return result.stored === result.events.length ? highest : Math.max(highest, await lastOffset(deps.nats, path));
 }

@@ -20,8 +20,9 @@ import { isJsonContentType, normaliseContentType } from "./stream-record.js";
 
 export interface PlainAppend {
   contentType: string;
-  body: Buffer;
-  /** The body's values when its content type is JSON (parsed before queueing, so bad JSON is refused at once). */
+  /** What this append stores: the body's bytes, or for JSON its values as compact JSON without brackets. */
+  data: Buffer;
+  /** The body's values when its content type is JSON (parsed and encoded before queueing, so bad JSON is refused at once). */
   values: unknown[] | undefined;
 }
 
@@ -54,10 +55,11 @@ export class AppendBatcher {
     this.queues.delete(path);
     const limit = maxMessageBytes(deps.nats);
     while (queue.length > 0) {
-      // As many as fit in one message; one that does not fit alone goes alone, and is refused as too large.
-      let bytes = 0;
+      // As many as fit in one message (counting a JSON array's brackets and commas); one that does not fit
+      // alone goes alone, and is refused as too large.
+      let bytes = 2;
       let count = 0;
-      while (count < queue.length && (count === 0 || bytes + (queue[count]?.body.byteLength ?? 0) <= limit)) bytes += queue[count++]?.body.byteLength ?? 0;
+      while (count < queue.length && (count === 0 || bytes + (queue[count]?.data.byteLength ?? 0) + 1 <= limit)) bytes += (queue[count++]?.data.byteLength ?? 0) + 1;
       const batch = queue.splice(0, count);
       try {
         await this.store(deps, path, batch);
@@ -94,7 +96,7 @@ export class AppendBatcher {
       } else accepted.push(p);
     }
     if (accepted.length === 0) return;
-    const data = jsonMode ? Buffer.from(`[${accepted.map((p) => JSON.stringify(p.values ?? []).slice(1, -1)).join(",")}]`) : Buffer.concat(accepted.map((p) => p.body));
+    const data = jsonMode ? Buffer.from(`[${accepted.map((p) => p.data.toString("utf8")).join(",")}]`) : Buffer.concat(accepted.map((p) => p.data));
 
     const { seq } = await publishMessage(deps.nats, ownSubject(record.id), data, { expectLastSeq });
     const now = Date.now();

@@ -8,7 +8,7 @@ import { setClosed, setTail, type DurableDeps } from "./protocol-context.js";
 import { writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { DsHeaders } from "./protocol-headers.js";
 import { decideProducer, parseProducer, sameTuple } from "./producers.js";
-import { encodeJsonValues, parseJsonValues } from "./stream-content.js";
+import { encodeJsonValues, jsonValuesText, parseJsonValues } from "./stream-content.js";
 import { changesSubject, ownSubject, publishMessage } from "./stream-log.js";
 import { isJsonContentType, normaliseContentType, type DurableStreamRecord, type ProducerTuple } from "./stream-record.js";
 
@@ -49,7 +49,8 @@ export async function appendToStream(deps: DurableDeps, request: FastifyRequest,
 
   if (producer === undefined && wanted.streamSeq === undefined && !wanted.close && wanted.contentType !== undefined) {
     const values = isJsonContentType(wanted.contentType) ? parseJsonValues(body, false) : undefined;
-    const tail = await deps.appends.append(deps, wanted.path, { contentType: wanted.contentType, body, values });
+    const data = values === undefined ? body : Buffer.from(jsonValuesText(values));
+    const tail = await deps.appends.append(deps, wanted.path, { contentType: wanted.contentType, data, values });
     setTail(reply, tail);
     return reply.code(204).send();
   }

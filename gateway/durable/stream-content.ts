@@ -27,8 +27,18 @@ export function parseJsonValues(body: Buffer, allowEmpty: boolean): unknown[] {
   return value;
 }
 
+/** Values as compact JSON, comma-joined, no brackets; one nested too deep to serialise is INVALID_JSON, not a crash. */
+export function jsonValuesText(values: readonly unknown[]): string {
+  try {
+    return values.map((v) => JSON.stringify(v)).join(",");
+  } catch (err) {
+    if (err instanceof RangeError) throw new AgentmeshError("INVALID_JSON", "The body nests values too deeply to store");
+    throw err;
+  }
+}
+
 export function encodeJsonValues(values: readonly unknown[]): Buffer {
-  return Buffer.from(`[${values.map((v) => JSON.stringify(v)).join(",")}]`);
+  return Buffer.from(`[${jsonValuesText(values)}]`);
 }
 
 /** A stored message of the given format, as a chunk. */

@@ -276,6 +276,9 @@ describe("client errors", () => {
       if (field !== "") expect(reply.body.error.field).toBe(field);
     }
     expect((await post<ErrorBody>(path, { type: "t", offset: 3 })).body.error.message).toContain("offset");
+    // Valid JSON that nests too deeply to be stored again is the client's error, not a 500.
+    const deep = `{"type":"t","payload":${"[".repeat(20_000)}${"]".repeat(20_000)}}`;
+    expectError(await request(`${gw.url}/streams${path}`, { method: "POST", rawBody: deep, headers: { "content-type": "application/json" } }), 400, "INVALID_EVENT");
     expectError(await get(path), 404, "STREAM_NOT_FOUND");
   });
 

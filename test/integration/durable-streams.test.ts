@@ -160,6 +160,23 @@ describe("Durable Streams on JetStream", () => {
     expect(await (await send(`${ds(path)}?offset=-1`, "GET")).text()).toBe("axb");
   }, 15_000);
 
+  it("a bad append in a group commit fails alone: too deep to store, or too large once re-encoded", async () => {
+    const path = uniquePath("ds-bad-in-batch");
+    await send(ds(path), "PUT", undefined, { "content-type": "application/json" });
+    const json = { "content-type": "application/json" };
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    const [tooDeep, innocent] = await Promise.all([send(ds(path), "POST", deep, json), send(ds(path), "POST", '{"innocent":1}', json)]);
+    expect(tooDeep.status).toBe(400);
+    expect(innocent.status).toBe(204);
+
+    // 1e20 is 4 bytes in the body and 21 once stored: each of these fits a message alone, not two together.
+    const swelling = `[${Array.from({ length: 40_000 }, () => "1e20").join(",")}]`;
+    const both = await Promise.all([send(ds(path), "POST", swelling, json), send(ds(path), "POST", swelling, json)]);
+    expect(both.map((r) => r.status)).toEqual([204, 204]);
+    const values = (await (await send(`${ds(path)}?offset=-1`, "GET")).json()) as unknown[];
+    expect(values).toHaveLength(80_001);
+  });
+
   it("serves an agent stream as its envelopes, and refuses to close or delete it", async () => {
     const path = uniquePath("ds-agent");
     const reply = await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "agent/input-added", payload: { content: "hi" } } });
