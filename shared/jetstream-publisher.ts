@@ -98,7 +98,7 @@ export class JetStreamPublisher {
   publish(subject: string, data: Uint8Array, options: PublishOptions = {}): Promise<PubAck> {
     return new Promise<PubAck>((resolve, reject) => {
       const id = ++this.nextId;
-      this.pending.set(id, { resolve, reject, deadline: Date.now() + this.timeoutMs });
+      this.pending.set(id, { resolve, reject, deadline: performance.now() + this.timeoutMs });
       this.queued.push({ id, subject, data, options });
       if (this.queued.length === 1) {
         setImmediate(() => {
@@ -171,7 +171,8 @@ export class JetStreamPublisher {
   }
 
   private expire(): void {
-    const now = Date.now();
+    // The monotonic clock: a wall clock set back would otherwise keep publishes waiting long past their timeout.
+    const now = performance.now();
     for (const [id, waiting] of this.pending) {
       if (waiting.deadline > now) break;
       this.pending.delete(id);

@@ -26,6 +26,8 @@ export const NatsHeaders = {
 export const JetStreamErrorCodes = {
   /** "wrong last sequence" for Nats-Expected-Last-Subject-Sequence. */
   wrongLastSequence: 10071,
+  /** The same, when the server cannot tell the current sequence. */
+  wrongLastSequenceUnknown: 10164,
 } as const;
 
 export const SystemEventTypes = {

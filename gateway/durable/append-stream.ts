@@ -7,7 +7,7 @@ import { appendToAgentStream } from "./agent-stream-append.js";
 import { setClosed, setTail, type DurableDeps } from "./protocol-context.js";
 import { writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { DsHeaders } from "./protocol-headers.js";
-import { decideProducer, parseProducer, sameTuple } from "./producers.js";
+import { decideProducer, parseProducer, sameTuple, withProducer } from "./producers.js";
 import { encodeJsonValues, jsonValuesText, parseJsonValues } from "./stream-content.js";
 import { changesSubject, ownSubject, publishMessage } from "./stream-log.js";
 import { isJsonContentType, normaliseContentType, type DurableStreamRecord, type ProducerTuple } from "./stream-record.js";
@@ -119,7 +119,7 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, found: C
       next.tailSeq = Math.max(r.tailSeq, storedSeq);
       if (wanted.streamSeq !== undefined) next.streamSeq = wanted.streamSeq;
     }
-    if (producer !== undefined) next.producers = { ...r.producers, [producer.id]: { epoch: producer.epoch, seq: producer.seq } };
+    if (producer !== undefined) next.producers = withProducer(r.producers, producer, now);
     if (wanted.close) {
       next.closed = true;
       if (producer !== undefined) next.closedBy = producer;

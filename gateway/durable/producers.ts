@@ -10,6 +10,22 @@ import type { ProducerState, ProducerTuple } from "./stream-record.js";
  */
 
 const INTEGER = /^\d+$/;
+const MAX_PRODUCER_ID_CHARS = 256;
+/**
+ * Producers a stream remembers; past this, the one unseen longest is
+ * forgotten (its next request must start again at Producer-Seq 0). Keeps the
+ * stream's record, read and written on every append, small.
+ */
+export const MAX_PRODUCERS = 256;
+
+/** The producer map after `tuple`'s request, with the least recently seen producer dropped if there are too many. */
+export function withProducer(producers: Record<string, ProducerState>, tuple: ProducerTuple, now: number): Record<string, ProducerState> {
+  const next = { ...producers, [tuple.id]: { epoch: tuple.epoch, seq: tuple.seq, at: now } };
+  const ids = Object.keys(next);
+  if (ids.length <= MAX_PRODUCERS) return next;
+  const oldest = ids.reduce((a, b) => ((next[a]?.at ?? 0) <= (next[b]?.at ?? 0) ? a : b));
+  return Object.fromEntries(Object.entries(next).filter(([id]) => id !== oldest));
+}
 
 function integerHeader(name: string, raw: string): number {
   const value = Number(raw);
@@ -26,7 +42,7 @@ export function parseProducer(headers: Record<string, string | string[] | undefi
   if (typeof id !== "string" || typeof epoch !== "string" || typeof seq !== "string") {
     throw new AgentmeshError("INVALID_HEADER", "Producer-Id, Producer-Epoch and Producer-Seq go together: send all three or none");
   }
-  if (id.length === 0) throw new AgentmeshError("INVALID_HEADER", "Producer-Id must not be empty");
+  if (id.length === 0 || id.length > MAX_PRODUCER_ID_CHARS) throw new AgentmeshError("INVALID_HEADER", `Producer-Id must be 1 to ${MAX_PRODUCER_ID_CHARS} characters`);
   return { id, epoch: integerHeader("Producer-Epoch", epoch), seq: integerHeader("Producer-Seq", seq) };
 }
 

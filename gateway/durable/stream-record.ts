@@ -22,7 +22,8 @@ export const InheritedSegmentSchema = z.object({
 });
 export type InheritedSegment = z.infer<typeof InheritedSegmentSchema>;
 
-export const ProducerStateSchema = z.object({ epoch: z.number().int().nonnegative(), seq: z.number().int().nonnegative() });
+/** `at`: when the producer was last seen (ms), to forget the stalest one when a stream has too many. */
+export const ProducerStateSchema = z.object({ epoch: z.number().int().nonnegative(), seq: z.number().int().nonnegative(), at: z.number().optional() });
 export type ProducerState = z.infer<typeof ProducerStateSchema>;
 
 export const ProducerTupleSchema = z.object({ id: z.string(), epoch: z.number().int().nonnegative(), seq: z.number().int().nonnegative() });

@@ -1,10 +1,11 @@
+import { JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import { natsFailure, type Nats } from "../../shared/nats.js";
 import { lastMessage } from "../../shared/read.js";
 import { eventsSubject, kvKeyOf, type StreamPath } from "../../shared/subjects.js";
-import { KvBuckets } from "../../shared/wire.js";
+import { JetStreamErrorCodes, KvBuckets } from "../../shared/wire.js";
 import { KeyedMutex } from "./path-lock.js";
 import { DurableStreamRecordSchema, isExpired, type DurableStreamRecord } from "./stream-record.js";
 
@@ -18,6 +19,11 @@ export type StreamLookup =
   | { kind: "agent"; tailSeq: number };
 
 const CAS_ATTEMPTS = 20;
+
+/** Another request (or replica) wrote the record since we read it; anything else is a real failure. */
+function isCasConflict(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamErrorCodes.wrongLastSequence || err.code === JetStreamErrorCodes.wrongLastSequenceUnknown);
+}
 
 /**
  * The durable streams' records in KV, with the lineage rules: a deleted or
@@ -82,8 +88,8 @@ export class DurableStreamStore {
       await kv.create(kvKeyOf(path), JSON.stringify(record));
       return true;
     } catch (err) {
-      if (!this.nats.isConnected()) throw natsFailure(err);
-      return false;
+      if (isCasConflict(err)) return false;
+      throw natsFailure(err);
     }
   }
 
@@ -105,7 +111,7 @@ export class DurableStreamStore {
         await kv.update(kvKeyOf(path), JSON.stringify(next), found.revision);
         return next;
       } catch (err) {
-        if (!this.nats.isConnected()) throw natsFailure(err);
+        if (!isCasConflict(err)) throw natsFailure(err);
       }
     }
     throw new AgentmeshError("INTERNAL", `The record of ${path} kept changing under ${CAS_ATTEMPTS} attempts to update it`);
@@ -141,8 +147,8 @@ export class DurableStreamStore {
     try {
       await kv.delete(kvKeyOf(path), { previousSeq: revision });
     } catch (err) {
-      if (!this.nats.isConnected()) throw natsFailure(err);
-      return false;
+      if (isCasConflict(err)) return false;
+      throw natsFailure(err);
     }
     // Its messages stay on durable.<id>: the events stream denies purges, so what was stored is never erased
     // (docs/EVENTS.md, "Durable Streams"); with the record gone nothing can reach them through the protocol.

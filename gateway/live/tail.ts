@@ -128,6 +128,11 @@ export class Tail {
    */
   replayAndSubscribe(after: number, subscriber: TailSubscriber): void {
     if (after < this.floorOffset) throw new Error(`replay from ${after} is below the tail's floor ${this.floorOffset}`);
+    if (this.stopped) {
+      // It stopped while the client was catching up: end the client too, so it reconnects and resumes.
+      subscriber.end("live tail stopped");
+      return;
+    }
     for (let i = this.recentStart; i < this.recent.length; i++) {
       const frame = this.recent[i] as SseFrame;
       const offset = frame.offset ?? 0;

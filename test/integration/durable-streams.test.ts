@@ -177,6 +177,20 @@ describe("Durable Streams on JetStream", () => {
     expect(values).toHaveLength(80_001);
   });
 
+  it("remembers at most 256 idempotent producers per stream, forgetting the one unseen longest", async () => {
+    const path = uniquePath("ds-producers");
+    await send(ds(path), "PUT", undefined, { "content-type": "text/plain" });
+    const produce = (id: string, seq: number): Promise<Response> =>
+      send(ds(path), "POST", `${id}:${seq}`, { "content-type": "text/plain", "producer-id": id, "producer-epoch": "0", "producer-seq": String(seq) });
+    for (let i = 0; i < 260; i++) expect((await produce(`p${i}`, 0)).status).toBe(200);
+    // p0..p3 were forgotten: their next request is a gap from 0; p4 and later are remembered.
+    const forgotten = await produce("p0", 1);
+    expect(forgotten.status).toBe(409);
+    expect(((await forgotten.json()) as { error: { code: string } }).error.code).toBe("PRODUCER_SEQ_GAP");
+    expect((await produce("p4", 1)).status).toBe(200);
+    expect((await send(ds(path), "POST", "x", { "content-type": "text/plain", "producer-id": "p".repeat(257), "producer-epoch": "0", "producer-seq": "0" })).status).toBe(400);
+  });
+
   it("serves an agent stream as its envelopes, and refuses to close or delete it", async () => {
     const path = uniquePath("ds-agent");
     const reply = await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "agent/input-added", payload: { content: "hi" } } });
