@@ -25,7 +25,7 @@ export interface RecordWriter<T> {
 }
 
 /**
- * How long the subject may stay ahead of an unchanged record before its extra
+ * How long the subject may stay ahead of the committed tail before its extra
  * messages are taken as orphans: stored by an append whose commit never
  * happened (its gateway died, or NATS failed it with a 503). A live writer
  * commits within its NATS request timeouts, far sooner. An orphan becomes
