@@ -143,9 +143,9 @@ describe("Durable Streams on JetStream", () => {
     const path = uniquePath("ds-orphan-ttl");
     await send(ds(path), "PUT", "a", { "content-type": "text/plain", "stream-ttl": "20" });
     await gw.nats.js.publish(`durable.${await recordId(path)}`, "x");
-    let reading = true;
+    const reading = new AbortController();
     const readers = (async () => {
-      while (reading) {
+      while (!reading.signal.aborted) {
         await send(`${ds(path)}?offset=-1`, "GET");
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -154,7 +154,7 @@ describe("Durable Streams on JetStream", () => {
       const appended = await send(ds(path), "POST", "b", { "content-type": "text/plain" });
       expect(appended.status).toBe(204);
     } finally {
-      reading = false;
+      reading.abort();
       await readers;
     }
     expect(await (await send(`${ds(path)}?offset=-1`, "GET")).text()).toBe("axb");
