@@ -64,9 +64,10 @@ function plainAck(data: Uint8Array): PubAck | undefined {
 /**
  * JetStream publishes whose acks come back on one subscription, matched by
  * reply subject, instead of one request (a subscription entry, a timer and,
- * in the v3 client, an Error object with a stack trace) per message. The
- * publishes of one event-loop turn go to the socket together, so concurrent
- * HTTP requests share writes. Same semantics as `js.publish`: resolves with
+ * in the v3 client, an Error object with a stack trace) per message. Under
+ * load, the publishes of one event-loop turn go to the socket together, so
+ * concurrent HTTP requests share writes; a publish with nothing else in
+ * flight goes at once. Same semantics as `js.publish`: resolves with
  * the ack, rejects with JetStreamApiError when JetStream refuses, and with
  * NATS_UNAVAILABLE when no stream answers or no ack comes in time.
  */
@@ -101,9 +102,13 @@ export class JetStreamPublisher {
       this.pending.set(id, { resolve, reject, deadline: performance.now() + this.timeoutMs });
       this.queued.push({ id, subject, data, options });
       if (this.queued.length === 1) {
-        setImmediate(() => {
+        // Idle (nothing else awaiting an ack): send at once. Busy: wait for the end of this event-loop turn, so
+        // that the publishes of every request handled in it go out in one socket write.
+        const flush = (): void => {
           this.flush();
-        });
+        };
+        if (this.pending.size === 1) queueMicrotask(flush);
+        else setImmediate(flush);
       }
     });
   }
