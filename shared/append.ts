@@ -2,7 +2,7 @@ import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
 import { encodeBody, toEnvelope, toStoredBody, type EventEnvelope, type StoredBody, type ValidEventInput } from "./envelope.js";
 import { AgentmeshError } from "./errors.js";
 import { eventsAppended } from "./metrics.js";
-import { natsFailure, type Nats } from "./nats.js";
+import { maxMessageBytes, natsFailure, type Nats } from "./nats.js";
 import { getEvent, lastOffset } from "./read.js";
 import { eventsSubject, liveSubject, type StreamPath } from "./subjects.js";
 import type { StreamIndexes } from "./stream-indexes.js";
@@ -29,9 +29,6 @@ export interface AppendResult {
   /** How many inputs were stored now (the rest were idempotent retries). */
   stored: number;
 }
-
-/** Room for the headers JetStream adds to our body, below the server's max_payload. */
-const HEADER_ALLOWANCE_BYTES = 4096;
 
 interface Prepared {
   body: StoredBody;
@@ -60,7 +57,7 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   }
   const subject = eventsSubject(path);
   const createdAt = new Date().toISOString();
-  const maxBytes = (nats.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE_BYTES;
+  const maxBytes = maxMessageBytes(nats);
   const prepared = inputs.map((input, index): Prepared => {
     const body = toStoredBody(input, createdAt);
     const text = serialise(body, index);

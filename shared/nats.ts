@@ -81,6 +81,14 @@ export async function connectNats(options: ConnectOptions): Promise<Nats> {
   };
 }
 
+/** Room for the headers JetStream adds to a message, below the server's max_payload. */
+const HEADER_ALLOWANCE_BYTES = 4096;
+
+/** The largest body one JetStream message may carry on this connection. */
+export function maxMessageBytes(nats: Nats): number {
+  return (nats.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE_BYTES;
+}
+
 const UNAVAILABLE = [TimeoutError, RequestError, NoRespondersError, ClosedConnectionError, DrainingConnectionError, ConnectionError];
 
 /**

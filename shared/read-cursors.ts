@@ -1,5 +1,6 @@
-import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
-import { natsFailure, type Nats } from "./nats.js";
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Nats } from "./nats.js";
+import { openOrderedRead } from "./read.js";
 
 /**
  * Paged reads that continue where the previous page ended keep its ordered
@@ -58,7 +59,6 @@ class KeptRead implements OpenRead {
 /** How long a read waits for its next page, and how many may wait at once (each holds up to a page of messages). */
 const LINGER_MS = 10_000;
 const MAX_PARKED = 16;
-const PULL_BATCH = 1000;
 
 export class ReadCursors {
   private readonly parked = new Map<string, KeptRead>();
@@ -74,13 +74,8 @@ export class ReadCursors {
       clearTimeout(kept.timer);
       return kept;
     }
-    try {
-      const consumer = await this.nats.js.consumers.get(this.nats.streamName, { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from });
-      const messages = await consumer.consume({ max_messages: PULL_BATCH });
-      return new KeptRead(filter, from, messages, consumer);
-    } catch (err) {
-      throw natsFailure(err);
-    }
+    const { consumer, messages } = await openOrderedRead(this.nats, filter, from);
+    return new KeptRead(filter, from, messages, consumer);
   }
 
   /** Keep a read whose client will likely ask for the page from `read.from`. */

@@ -94,27 +94,39 @@ function nanosOfIso(iso: string): bigint {
  * iteration would wait for one.
  */
 export async function* readMessages(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<JsMsg> {
-  let messages: ConsumerMessages | undefined;
-  const start =
-    typeof from === "number"
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
-      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() };
-  const consumer = await nats.js.consumers
-    .get(nats.streamName, { filter_subjects: filter, ...start })
-    .catch((err: unknown) => {
-      throw natsFailure(err);
-    });
+  const { consumer, messages } = await openOrderedRead(nats, filter, from);
   try {
-    messages = await consumer.consume({ max_messages: CONSUME_BATCH });
     for await (const m of messages) {
       if (m.seq > until) return;
       yield m;
       if (m.info.pending === 0 || m.seq === until) return;
     }
   } finally {
-    messages?.stop();
+    messages.stop();
     // The server would drop it after its inactivity threshold anyway; deleting now keeps the consumer count honest.
     void consumer.delete().catch(() => undefined);
+  }
+}
+
+type OrderedConsumer = Awaited<ReturnType<Nats["js"]["consumers"]["get"]>>;
+
+/** An ordered consumer of `filter` from a sequence (inclusive) or a time, already pulling; the caller stops and deletes it. */
+export async function openOrderedRead(nats: Nats, filter: string, from: number | Date): Promise<{ consumer: OrderedConsumer; messages: ConsumerMessages }> {
+  const start =
+    typeof from === "number"
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
+      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() };
+  let consumer: OrderedConsumer;
+  try {
+    consumer = await nats.js.consumers.get(nats.streamName, { filter_subjects: filter, ...start });
+  } catch (err) {
+    throw natsFailure(err);
+  }
+  try {
+    return { consumer, messages: await consumer.consume({ max_messages: CONSUME_BATCH }) };
+  } catch (err) {
+    void consumer.delete().catch(() => undefined);
+    throw natsFailure(err);
   }
 }
 

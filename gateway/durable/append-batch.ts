@@ -1,11 +1,10 @@
 import { AgentmeshError } from "../../shared/errors.js";
 import type { StreamPath } from "../../shared/subjects.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
-import { formatOffset } from "./offsets.js";
-import type { DurableDeps } from "./protocol-context.js";
-import { DsHeaders } from "./protocol-headers.js";
+import { closedConflict, type DurableDeps } from "./protocol-context.js";
 import { writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
-import { changesSubject, maxMessageBytes, ownSubject, publishMessage } from "./stream-log.js";
+import { maxMessageBytes } from "../../shared/nats.js";
+import { changesSubject, ownSubject, publishMessage } from "./stream-log.js";
 import { isJsonContentType, normaliseContentType } from "./stream-record.js";
 
 /**
@@ -85,9 +84,7 @@ export class AppendBatcher {
 
   private async storeOnRecord(deps: DurableDeps, path: StreamPath, batch: Pending[], found: CurrentRecord, expectLastSeq: number): Promise<void> {
     const { record } = found;
-    if (record.closed) {
-      throw new AgentmeshError("STREAM_CLOSED", undefined, { headers: { [DsHeaders.closed]: "true", [DsHeaders.nextOffset]: formatOffset(record.tailSeq) } });
-    }
+    if (record.closed) throw closedConflict(record);
     const jsonMode = isJsonContentType(record.contentType);
     const accepted: Pending[] = [];
     for (const p of batch) {

@@ -2,9 +2,8 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { StreamPath } from "../../shared/subjects.js";
 import { durablePathFromUrl } from "../stream-url.js";
-import { formatOffset } from "./offsets.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
-import { setClosed, setTail, type DurableDeps } from "./protocol-context.js";
+import { closedConflict, headerValue, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
 import { writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { DsHeaders } from "./protocol-headers.js";
 import { decideProducer, parseProducer, sameTuple, withProducer } from "./producers.js";
@@ -28,10 +27,6 @@ interface AppendRequest {
   streamSeq: string | undefined;
 }
 
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
 export async function appendToStream(deps: DurableDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const producer = parseProducer(request.headers);
   const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
@@ -39,9 +34,9 @@ export async function appendToStream(deps: DurableDeps, request: FastifyRequest,
     path: durablePathFromUrl(request.url),
     producer,
     body,
-    close: single(request.headers[DsHeaders.closed])?.toLowerCase() === "true",
-    contentType: single(request.headers["content-type"]),
-    streamSeq: single(request.headers[DsHeaders.seq]),
+    close: headerValue(request, DsHeaders.closed)?.toLowerCase() === "true",
+    contentType: headerValue(request, "content-type"),
+    streamSeq: headerValue(request, DsHeaders.seq),
   };
   if (body.byteLength === 0 && !wanted.close) throw new AgentmeshError("BAD_REQUEST", "An append needs a body (to close the stream without appending, send Stream-Closed: true)");
   if (body.byteLength > 0 && wanted.contentType === undefined) throw new AgentmeshError("INVALID_HEADER", "An append needs a Content-Type matching the stream's");
@@ -60,10 +55,6 @@ export async function appendToStream(deps: DurableDeps, request: FastifyRequest,
       onRecord: (found, expectLastSeq) => appendToRecord(deps, wanted, found, reply, expectLastSeq),
     }),
   );
-}
-
-function closedConflict(record: DurableStreamRecord): AgentmeshError {
-  return new AgentmeshError("STREAM_CLOSED", undefined, { headers: { [DsHeaders.closed]: "true", [DsHeaders.nextOffset]: formatOffset(record.tailSeq) } });
 }
 
 function setProducer(reply: FastifyReply, epoch: number, seq: number): void {

@@ -4,7 +4,7 @@ import { AgentmeshError } from "../../shared/errors.js";
 import { parseStreamPath, type StreamPath } from "../../shared/subjects.js";
 import { DURABLE_PREFIX, durablePathFromUrl } from "../stream-url.js";
 import { formatOffset, parseOffset } from "./offsets.js";
-import { AGENT_STREAM_CONTENT_TYPE, sendBody, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
+import { AGENT_STREAM_CONTENT_TYPE, headerValue, sendBody, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
 import { DsHeaders } from "./protocol-headers.js";
 import { encodeJsonValues, parseJsonValues, prefixOf } from "./stream-content.js";
 import { changesSubject, inheritedAt, ownSubject, publishMessage, readView, viewOfAgentStream, viewOfRecord, type StreamView } from "./stream-log.js";
@@ -27,40 +27,35 @@ const DEFAULT_CONTENT_TYPE = "application/octet-stream";
 const MEDIA_TYPE = /^[\w.+-]+\/[\w.+-]+/;
 const DECIMAL = /^(0|[1-9]\d*)$/;
 
-function header(request: FastifyRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 function sourcePathOf(raw: string): StreamPath {
   const path = raw.startsWith(`${DURABLE_PREFIX}/`) ? raw.slice(DURABLE_PREFIX.length) : raw.startsWith("/") ? raw : `/${raw}`;
   return parseStreamPath(path);
 }
 
 function parseCreateRequest(request: FastifyRequest): CreateRequest {
-  const ttl = header(request, DsHeaders.ttl);
-  const expiresAt = header(request, DsHeaders.expiresAt);
+  const ttl = headerValue(request, DsHeaders.ttl);
+  const expiresAt = headerValue(request, DsHeaders.expiresAt);
   if (ttl !== undefined && expiresAt !== undefined) throw new AgentmeshError("INVALID_HEADER", "Send Stream-TTL or Stream-Expires-At, not both");
   if (ttl !== undefined && (!DECIMAL.test(ttl) || !Number.isSafeInteger(Number(ttl)))) throw new AgentmeshError("INVALID_HEADER", "Stream-TTL must be a whole number of seconds, without sign or leading zeros");
   if (expiresAt !== undefined && Number.isNaN(Date.parse(expiresAt))) throw new AgentmeshError("INVALID_HEADER", "Stream-Expires-At must be an RFC 3339 timestamp");
 
-  const forkedFrom = header(request, DsHeaders.forkedFrom);
-  const forkOffset = header(request, DsHeaders.forkOffset);
-  const subOffset = header(request, DsHeaders.forkSubOffset);
+  const forkedFrom = headerValue(request, DsHeaders.forkedFrom);
+  const forkOffset = headerValue(request, DsHeaders.forkOffset);
+  const subOffset = headerValue(request, DsHeaders.forkSubOffset);
   if (forkedFrom === undefined && (forkOffset !== undefined || subOffset !== undefined)) {
     throw new AgentmeshError("INVALID_HEADER", "Stream-Fork-Offset and Stream-Fork-Sub-Offset need Stream-Forked-From");
   }
   if (subOffset !== undefined && (!DECIMAL.test(subOffset) || !Number.isSafeInteger(Number(subOffset)))) {
     throw new AgentmeshError("INVALID_HEADER", "Stream-Fork-Sub-Offset must be a whole number without sign or leading zeros");
   }
-  const contentType = header(request, "content-type");
+  const contentType = headerValue(request, "content-type");
   const body = request.body;
   return {
     path: durablePathFromUrl(request.url),
     contentType: contentType !== undefined && MEDIA_TYPE.test(contentType) ? contentType : undefined,
     ttl,
     expiresAt,
-    closed: header(request, DsHeaders.closed)?.toLowerCase() === "true",
+    closed: headerValue(request, DsHeaders.closed)?.toLowerCase() === "true",
     fork:
       forkedFrom === undefined
         ? undefined

@@ -1,4 +1,5 @@
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
@@ -7,6 +8,7 @@ import type { AppendBatcher } from "./append-batch.js";
 import type { ChangeSignals } from "./change-signals.js";
 import { formatOffset } from "./offsets.js";
 import { DsHeaders } from "./protocol-headers.js";
+import type { DurableStreamRecord } from "./stream-record.js";
 import type { DurableStreamStore } from "./stream-store.js";
 
 /** What every Durable Streams handler works with. */
@@ -39,4 +41,15 @@ export function setClosed(reply: FastifyReply, closed: boolean): void {
 /** Bodies go out as Buffers so that Fastify keeps the content type exactly as stored (no charset added). */
 export function sendBody(reply: FastifyReply, status: number, contentType: string, body: Buffer): FastifyReply {
   return reply.code(status).header("content-type", contentType).send(body);
+}
+
+/** The first value of a request header (Node joins most repeated headers, but not all). */
+export function headerValue(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** An append to a closed stream: 409 with the state a client recovers from in headers. */
+export function closedConflict(record: DurableStreamRecord): AgentmeshError {
+  return new AgentmeshError("STREAM_CLOSED", undefined, { headers: { [DsHeaders.closed]: "true", [DsHeaders.nextOffset]: formatOffset(record.tailSeq) } });
 }

@@ -1,6 +1,6 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { AgentmeshError } from "../../shared/errors.js";
-import { natsFailure, type Nats } from "../../shared/nats.js";
+import { maxMessageBytes, natsFailure, type Nats } from "../../shared/nats.js";
 import { readFew } from "../../shared/read.js";
 import { eventsSubject, type StreamPath } from "../../shared/subjects.js";
 import { JetStreamErrorCodes, SubjectRoots } from "../../shared/wire.js";
@@ -78,11 +78,6 @@ export async function readView(nats: Nats, view: StreamView, afterSeq: number, l
 
 /** Thrown when another writer appended first (JetStream's expected last sequence did not hold). */
 export class AppendRace extends Error {}
-
-/** The largest data one message may carry: the server's max_payload less room for headers. */
-export function maxMessageBytes(nats: Nats): number {
-  return (nats.nc.info?.max_payload ?? 1024 * 1024) - 4096;
-}
 
 /** Store one message on a durable stream's own subject; its sequence is the new tail. */
 export async function publishMessage(nats: Nats, subject: string, data: Uint8Array, options: { expectLastSeq: number; msgId?: string }): Promise<{ seq: number; duplicate: boolean }> {
