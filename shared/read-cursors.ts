@@ -41,8 +41,20 @@ class KeptRead implements OpenRead {
       this.held = undefined;
       return held;
     }
-    const result = await this.iterator.next();
-    return result.done === true ? null : result.value;
+    // Called only when a message is known to exist, which a working consumer delivers in milliseconds: one that
+    // does not within the limit is stuck (see the constructor of ReadCursors), and the read ends rather than hangs.
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<null>((resolve) => {
+      timer = setTimeout(() => {
+        resolve(null);
+      }, STUCK_MS);
+    });
+    try {
+      const result = await Promise.race([this.iterator.next(), stuck]);
+      return result === null || result.done === true ? null : result.value;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   hold(m: JsMsg): void {
@@ -56,17 +68,32 @@ class KeptRead implements OpenRead {
   }
 }
 
+/** How long a message known to exist may take to arrive before the read is taken as stuck. */
+const STUCK_MS = 5000;
 /** How long a read waits for its next page, and how many may wait at once (each holds up to a page of messages). */
 const LINGER_MS = 10_000;
 const MAX_PARKED = 16;
 
 export class ReadCursors {
   private readonly parked = new Map<string, KeptRead>();
+  private closed = false;
 
-  constructor(private readonly nats: Nats) {}
+  constructor(private readonly nats: Nats) {
+    // An idle consumer may not resume delivering after a reconnect until the client's heartbeat check resets it
+    // (tens of seconds): parked reads are dropped on any connection change, and the next page starts afresh.
+    void (async () => {
+      for await (const status of nats.nc.status()) {
+        if (status.type === "disconnect" || status.type === "reconnect") this.dropParked();
+      }
+    })().catch(() => undefined);
+  }
 
-  /** A read of `filter` from sequence `from`: the one a previous page parked there, or a new consumer. */
-  async open(filter: string, from: number): Promise<OpenRead> {
+  /**
+   * A read of `filter` from sequence `from`: the one a previous page parked
+   * there, or a new consumer pulling `pageSize` messages at a time (so a
+   * parked read holds about one page, whatever the events' size).
+   */
+  async open(filter: string, from: number, pageSize: number): Promise<OpenRead> {
     const key = `${filter} ${from}`;
     const kept = this.parked.get(key);
     if (kept !== undefined) {
@@ -74,7 +101,7 @@ export class ReadCursors {
       clearTimeout(kept.timer);
       return kept;
     }
-    const { consumer, messages } = await openOrderedRead(this.nats, filter, from);
+    const { consumer, messages } = await openOrderedRead(this.nats, filter, from, pageSize);
     return new KeptRead(filter, from, messages, consumer);
   }
 
@@ -82,7 +109,7 @@ export class ReadCursors {
   park(read: OpenRead): void {
     if (!(read instanceof KeptRead)) return;
     const key = `${read.filter} ${read.from}`;
-    if (this.parked.has(key) || this.parked.size >= MAX_PARKED) {
+    if (this.closed || this.parked.has(key) || this.parked.size >= MAX_PARKED) {
       read.close();
       return;
     }
@@ -99,7 +126,13 @@ export class ReadCursors {
     if (read instanceof KeptRead) read.close();
   }
 
+  /** At shutdown: drop what is parked, and park nothing more. */
   closeAll(): void {
+    this.closed = true;
+    this.dropParked();
+  }
+
+  private dropParked(): void {
     for (const read of this.parked.values()) read.close();
     this.parked.clear();
   }

@@ -110,8 +110,8 @@ export async function* readMessages(nats: Nats, filter: string, from: number | D
 
 type OrderedConsumer = Awaited<ReturnType<Nats["js"]["consumers"]["get"]>>;
 
-/** An ordered consumer of `filter` from a sequence (inclusive) or a time, already pulling; the caller stops and deletes it. */
-export async function openOrderedRead(nats: Nats, filter: string, from: number | Date): Promise<{ consumer: OrderedConsumer; messages: ConsumerMessages }> {
+/** An ordered consumer of `filter` from a sequence (inclusive) or a time, already pulling `batch` messages at a time; the caller stops and deletes it. */
+export async function openOrderedRead(nats: Nats, filter: string, from: number | Date, batch = CONSUME_BATCH): Promise<{ consumer: OrderedConsumer; messages: ConsumerMessages }> {
   const start =
     typeof from === "number"
       ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
@@ -123,7 +123,7 @@ export async function openOrderedRead(nats: Nats, filter: string, from: number |
     throw natsFailure(err);
   }
   try {
-    return { consumer, messages: await consumer.consume({ max_messages: CONSUME_BATCH }) };
+    return { consumer, messages: await consumer.consume({ max_messages: batch }) };
   } catch (err) {
     void consumer.delete().catch(() => undefined);
     throw natsFailure(err);
@@ -174,16 +174,19 @@ export async function* readRange(nats: Nats, filter: string, from: number | Date
 
 /** A page read through a consumer kept from the previous page (read-cursors.ts), parked again if the stream goes on. */
 async function readPageKept(cursors: ReadCursors, filter: string, from: number, until: number, limit: number): Promise<ReadPage> {
-  const read = await cursors.open(filter, from);
+  const read = await cursors.open(filter, from, limit);
   const events: DecodedEvent[] = [];
   let nextOffset = from - 1;
   let upToDate = false;
+  let ended = false;
   let parked = false;
   try {
     for (;;) {
       const m = await read.nextMessage();
       if (m === null) {
+        // The consumer stopped (NATS trouble): answer what was read, and let the next page start afresh.
         if (events.length === 0) throw new AgentmeshError("NATS_UNAVAILABLE", "The read's consumer stopped");
+        ended = true;
         break;
       }
       if (m.seq > until) {
@@ -196,7 +199,7 @@ async function readPageKept(cursors: ReadCursors, filter: string, from: number, 
       if (m.seq >= until) upToDate = true;
       if (upToDate || events.length >= limit) break;
     }
-    if (!upToDate) {
+    if (!upToDate && !ended) {
       read.from = nextOffset + 1;
       cursors.park(read);
       parked = true;

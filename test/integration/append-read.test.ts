@@ -156,6 +156,19 @@ describe("append and read", () => {
     expect(tree).toEqual([...a.body, ...b.body, a3.body]);
   });
 
+  it("pages on promptly after the gateway's NATS connection was re-established between two pages", async () => {
+    const path = uniquePath();
+    const events = await post<EventEnvelope[]>(path, Array.from({ length: 30 }, (_, i) => ({ type: "n", payload: { i } })));
+    const first = await get(path, "?after=0&limit=10");
+    expect(first.body.events).toEqual(events.body.slice(0, 10));
+    await gw.nats.nc.reconnect();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const started = performance.now();
+    const second = await get(path, `?after=${first.body.nextOffset}&limit=20`);
+    expect(second.body.events).toEqual(events.body.slice(10));
+    expect(performance.now() - started).toBeLessThan(5_000);
+  }, 20_000);
+
   it("replays from a time", async () => {
     const path = uniquePath();
     await post(path, [{ type: "old" }, { type: "old" }]);
