@@ -24,6 +24,7 @@ export interface OpenRead {
 class KeptRead implements OpenRead {
   private held: JsMsg | undefined;
   private readonly iterator: AsyncIterator<JsMsg>;
+  private watchdog: NodeJS.Timeout | undefined;
   timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -43,18 +44,20 @@ class KeptRead implements OpenRead {
     }
     // Called only when a message is known to exist, which a working consumer delivers in milliseconds: one that
     // does not within the limit is stuck (see the constructor of ReadCursors), and the read ends rather than hangs.
-    let timer: NodeJS.Timeout | undefined;
-    const stuck = new Promise<null>((resolve) => {
-      timer = setTimeout(() => {
-        resolve(null);
+    // One timer per read, pushed back on each call: a timer per message would cost more than the message.
+    if (this.watchdog === undefined) {
+      this.watchdog = setTimeout(() => {
+        this.messages.stop();
       }, STUCK_MS);
-    });
-    try {
-      const result = await Promise.race([this.iterator.next(), stuck]);
-      return result === null || result.done === true ? null : result.value;
-    } finally {
-      clearTimeout(timer);
-    }
+    } else this.watchdog.refresh();
+    const result = await this.iterator.next();
+    return result.done === true ? null : result.value;
+  }
+
+  /** Parked: nothing is read until the next page. */
+  idle(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = undefined;
   }
 
   hold(m: JsMsg): void {
@@ -62,6 +65,7 @@ class KeptRead implements OpenRead {
   }
 
   close(): void {
+    this.idle();
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.messages.stop();
     void this.consumer.delete().catch(() => undefined);
@@ -113,6 +117,7 @@ export class ReadCursors {
       read.close();
       return;
     }
+    read.idle();
     read.timer = setTimeout(() => {
       if (this.parked.get(key) === read) this.parked.delete(key);
       read.close();
