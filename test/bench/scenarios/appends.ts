@@ -1,5 +1,5 @@
-import autocannon, { type Result } from "autocannon";
 import { batchBody, eventInput } from "../support/events.js";
+import { postLoad } from "../support/post-load.js";
 
 /**
  * HTTP append throughput with autocannon: closed-loop keep-alive
@@ -30,19 +30,7 @@ export interface AppendOptions {
 
 export async function appendThroughput(options: AppendOptions): Promise<AppendThroughput> {
   const body = options.eventsPerRequest === 1 ? JSON.stringify(eventInput()) : batchBody(options.eventsPerRequest);
-  const run = (seconds: number): PromiseLike<Result> =>
-    autocannon({
-      url: `${options.baseUrl}/streams${options.path}`,
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body,
-      connections: options.connections,
-      duration: seconds,
-      timeout: 30,
-    });
-  // An untimed second first: the gateway's JIT warms up and the connections are open.
-  await run(1);
-  const result = await run(options.seconds);
+  const result = await postLoad({ url: `${options.baseUrl}/streams${options.path}`, contentType: "application/json", body, connections: options.connections, seconds: options.seconds });
   const ok = result["2xx"];
   return {
     connections: options.connections,

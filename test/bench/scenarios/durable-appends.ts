@@ -1,6 +1,7 @@
-import autocannon, { type Result } from "autocannon";
+import type { Result } from "autocannon";
 import { createStream } from "../support/durable-streams-http.js";
 import { keepAliveAgent } from "../support/http.js";
+import { postLoad } from "../support/post-load.js";
 
 /**
  * Durable Streams small-message append throughput: autocannon's closed-loop
@@ -28,6 +29,13 @@ export interface DurableAppendsResult {
   latencyMs: { p50: number; p99: number; max: number };
 }
 
+function everyAppendStored(result: Result): void {
+  if (result["2xx"] === 0 || result.non2xx > 0 || result.errors > 0) {
+    const statuses = Object.entries(result.statusCodeStats).map(([status, { count }]) => `${status}: ${count}`).join(", ");
+    throw new Error(`appends failed under load: ${result["2xx"]} answered 2xx, ${result.non2xx} other statuses (${statuses}), ${result.errors} socket errors (${result.timeouts} timeouts)`);
+  }
+}
+
 export async function durableAppends(options: DurableAppendsOptions): Promise<DurableAppendsResult> {
   const agent = keepAliveAgent(1);
   try {
@@ -36,25 +44,7 @@ export async function durableAppends(options: DurableAppendsOptions): Promise<Du
     agent.destroy();
   }
   const body = Buffer.from("x".repeat(options.messageBytes));
-  const run = async (seconds: number): Promise<Result> => {
-    const result = await autocannon({
-      url: options.streamUrl,
-      method: "POST",
-      headers: { "content-type": options.contentType },
-      body,
-      connections: options.connections,
-      duration: seconds,
-      timeout: 30,
-    });
-    if (result["2xx"] === 0 || result.non2xx > 0 || result.errors > 0) {
-      const statuses = Object.entries(result.statusCodeStats).map(([status, { count }]) => `${status}: ${count}`).join(", ");
-      throw new Error(`appends failed under load: ${result["2xx"]} answered 2xx, ${result.non2xx} other statuses (${statuses}), ${result.errors} socket errors (${result.timeouts} timeouts)`);
-    }
-    return result;
-  };
-  // An untimed second first: the server's JIT warms up and the connections are open.
-  await run(1);
-  const result = await run(options.seconds);
+  const result = await postLoad({ url: options.streamUrl, contentType: options.contentType, body, connections: options.connections, seconds: options.seconds, check: everyAppendStored });
   const ok = result["2xx"];
   return {
     connections: options.connections,
