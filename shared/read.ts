@@ -31,8 +31,9 @@ let lastPath = "/" as StreamPath;
 function pathFromSubject(subject: string): StreamPath {
   if (subject === lastSubject) return lastPath;
   // Every subject in the stream is ours; one written by a foreign writer with
-  // tokens we would not produce is still shown, under its literal tokens.
-  lastPath = pathOfSubject(subject) ?? (("/" + subject.split(".").slice(1).join("/")) as StreamPath);
+  // tokens we would not produce is still shown, under its tokens percent-encoded
+  // (a token may hold any character but `.`, and envelopes splice the path into JSON unescaped).
+  lastPath = pathOfSubject(subject) ?? (("/" + subject.split(".").slice(1).map(encodeURIComponent).join("/")) as StreamPath);
   lastSubject = subject;
   return lastPath;
 }

@@ -169,6 +169,19 @@ describe("append and read", () => {
     expect(performance.now() - started).toBeLessThan(5_000);
   }, 20_000);
 
+  it("shows an event a foreign writer stored under a subject no path maps to, as valid JSON", async () => {
+    const root = uniquePath("foreign");
+    const ours = await post(`${root}/ok`, { type: "ours" });
+    // NATS allows any character but `.` in a token; no stream path maps to this one.
+    await gw.nats.js.publish(`${eventsSubject(parseStreamPath(root))}.we"ird\\`, JSON.stringify({ type: "foreign", payload: {}, createdAt: new Date().toISOString() }));
+    const tree = await get(`${root}/**`);
+    expect(tree.status).toBe(200);
+    expect(tree.body.events.map((e) => [e.streamPath, e.type])).toEqual([
+      [ours.body.streamPath, "ours"],
+      [`${root}/we%22ird%5C`, "foreign"],
+    ]);
+  });
+
   it("replays from a time", async () => {
     const path = uniquePath();
     await post(path, [{ type: "old" }, { type: "old" }]);
