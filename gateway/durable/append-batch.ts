@@ -1,10 +1,8 @@
-import { AgentmeshError } from "../../shared/errors.js";
 import type { StreamPath } from "../../shared/subjects.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
-import { closedConflict, type DurableDeps } from "./protocol-context.js";
-import { writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { maxMessageBytes } from "../../shared/nats.js";
-import { changesSubject, ownSubject, publishMessage } from "./stream-log.js";
+import { closedConflict, contentTypeConflict, type DurableDeps } from "./protocol-context.js";
+import { storeAndCommit, writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { isJsonContentType, normaliseContentType } from "./stream-record.js";
 
 /**
@@ -89,21 +87,18 @@ export class AppendBatcher {
     const accepted: Pending[] = [];
     for (const p of batch) {
       if (normaliseContentType(p.contentType) !== normaliseContentType(record.contentType)) {
-        p.reject(new AgentmeshError("CONTENT_TYPE_MISMATCH", `The stream's content type is ${record.contentType}; got ${p.contentType}`));
+        p.reject(contentTypeConflict(record, p.contentType));
       } else accepted.push(p);
     }
     if (accepted.length === 0) return;
     const data = jsonMode ? Buffer.from(`[${accepted.map((p) => p.data.toString("utf8")).join(",")}]`) : Buffer.concat(accepted.map((p) => p.data));
 
-    const { seq } = await publishMessage(deps.nats, ownSubject(record.id), data, { expectLastSeq });
-    const now = Date.now();
-    const committed = await deps.store.update(
-      path,
-      (r) => (r.id === record.id ? { ...r, lastAccessMs: Math.max(r.lastAccessMs, now), ownLastSeq: Math.max(r.ownLastSeq, seq), tailSeq: Math.max(r.tailSeq, seq) } : r),
-      found,
-    );
-    if (committed?.id !== record.id) throw new AgentmeshError("STREAM_NOT_FOUND", `${path} was deleted during the append`);
-    deps.nats.nc.publish(changesSubject(record.id));
+    const committed = await storeAndCommit(deps, path, found, data, { expectLastSeq }, (r, seq, now) => ({
+      ...r,
+      lastAccessMs: Math.max(r.lastAccessMs, now),
+      ownLastSeq: Math.max(r.ownLastSeq, seq),
+      tailSeq: Math.max(r.tailSeq, seq),
+    }));
     for (const p of accepted) p.resolve(committed.tailSeq);
   }
 }

@@ -3,12 +3,11 @@ import { AgentmeshError } from "../../shared/errors.js";
 import type { StreamPath } from "../../shared/subjects.js";
 import { durablePathFromUrl } from "../stream-url.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
-import { closedConflict, headerValue, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
-import { writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
+import { closedConflict, contentTypeConflict, headerValue, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
+import { storeAndCommit, writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { DsHeaders } from "./protocol-headers.js";
 import { decideProducer, parseProducer, sameTuple, withProducer } from "./producers.js";
 import { encodeJsonValues, jsonValuesText, parseJsonValues } from "./stream-content.js";
-import { changesSubject, ownSubject, publishMessage } from "./stream-log.js";
 import { isJsonContentType, normaliseContentType, type DurableStreamRecord, type ProducerTuple } from "./stream-record.js";
 
 /**
@@ -82,7 +81,7 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, found: C
   }
   const closeOnly = wanted.body.byteLength === 0;
   if (!closeOnly && normaliseContentType(wanted.contentType ?? "") !== normaliseContentType(record.contentType)) {
-    throw new AgentmeshError("CONTENT_TYPE_MISMATCH", `The stream's content type is ${record.contentType}; got ${wanted.contentType ?? "none"}`);
+    throw contentTypeConflict(record, wanted.contentType);
   }
   if (producer !== undefined) {
     const decision = decideProducer(record.producers[producer.id], producer);
@@ -101,10 +100,7 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, found: C
   // marker (readers skip it), so a writer on another replica that decided on the open stream loses its publish.
   const data = closeOnly ? Buffer.alloc(0) : isJsonContentType(record.contentType) ? encodeJsonValues(parseJsonValues(wanted.body, false)) : wanted.body;
   const msgId = producer === undefined ? undefined : `${record.id}|${producer.id}|${producer.epoch}|${producer.seq}`;
-  const storedSeq = (await publishMessage(deps.nats, ownSubject(record.id), data, { expectLastSeq, ...(msgId === undefined ? {} : { msgId }) })).seq;
-  const now = Date.now();
-  const committed = await deps.store.update(wanted.path, (r) => {
-    if (r.id !== record.id) return r;
+  const committed = await storeAndCommit(deps, wanted.path, found, data, { expectLastSeq, ...(msgId === undefined ? {} : { msgId }) }, (r, storedSeq, now) => {
     const next: DurableStreamRecord = { ...r, lastAccessMs: Math.max(r.lastAccessMs, now), ownLastSeq: Math.max(r.ownLastSeq, storedSeq) };
     if (!closeOnly) {
       next.tailSeq = Math.max(r.tailSeq, storedSeq);
@@ -116,9 +112,7 @@ async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, found: C
       if (producer !== undefined) next.closedBy = producer;
     }
     return next;
-  }, found);
-  if (committed?.id !== record.id) throw new AgentmeshError("STREAM_NOT_FOUND", `${wanted.path} was deleted during the append`);
-  deps.nats.nc.publish(changesSubject(record.id));
+  });
 
   setTail(reply, committed.tailSeq);
   setClosed(reply, committed.closed && wanted.close);

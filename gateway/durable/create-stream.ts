@@ -174,6 +174,8 @@ async function createNew(deps: DurableDeps, wanted: CreateRequest): Promise<Dura
     } else messages.push(wanted.body);
   }
 
+  // planFork already chose between the fork's own expiry and its source's.
+  const expiry = fork ?? wanted;
   const id = randomBytes(12).toString("hex");
   let ownLastSeq = 0;
   for (const data of messages) ownLastSeq = (await publishMessage(deps.nats, ownSubject(id), data, { expectLastSeq: ownLastSeq })).seq;
@@ -181,8 +183,8 @@ async function createNew(deps: DurableDeps, wanted: CreateRequest): Promise<Dura
   const record: DurableStreamRecord = {
     id,
     contentType,
-    ...(fork === undefined ? (wanted.ttl === undefined ? {} : { ttl: wanted.ttl }) : fork.ttl === undefined ? {} : { ttl: fork.ttl }),
-    ...(fork === undefined ? (wanted.expiresAt === undefined ? {} : { expiresAt: wanted.expiresAt }) : fork.expiresAt === undefined ? {} : { expiresAt: fork.expiresAt }),
+    ...(expiry.ttl === undefined ? {} : { ttl: expiry.ttl }),
+    ...(expiry.expiresAt === undefined ? {} : { expiresAt: expiry.expiresAt }),
     createdAtMs: now,
     lastAccessMs: now,
     ownLastSeq,

@@ -53,3 +53,8 @@ export function headerValue(request: FastifyRequest, name: string): string | und
 export function closedConflict(record: DurableStreamRecord): AgentmeshError {
   return new AgentmeshError("STREAM_CLOSED", undefined, { headers: { [DsHeaders.closed]: "true", [DsHeaders.nextOffset]: formatOffset(record.tailSeq) } });
 }
+
+/** An append whose content type is not the stream's. */
+export function contentTypeConflict(record: DurableStreamRecord, got: string | undefined): AgentmeshError {
+  return new AgentmeshError("CONTENT_TYPE_MISMATCH", `The stream's content type is ${record.contentType}; got ${got ?? "none"}`);
+}

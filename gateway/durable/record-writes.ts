@@ -3,7 +3,7 @@ import { AgentmeshError } from "../../shared/errors.js";
 import { lastMessage } from "../../shared/read.js";
 import type { StreamPath } from "../../shared/subjects.js";
 import type { DurableDeps } from "./protocol-context.js";
-import { AppendRace, ownSubject } from "./stream-log.js";
+import { AppendRace, changesSubject, ownSubject, publishMessage } from "./stream-log.js";
 import type { DurableStreamRecord } from "./stream-record.js";
 
 /**
@@ -62,4 +62,27 @@ export async function writeToCurrentRecord<T>(deps: DurableDeps, path: StreamPat
       await sleep(RACE_RETRY_MS);
     }
   }
+}
+
+/**
+ * The two steps of every write to a durable stream's data: store the message
+ * (expecting `expectLastSeq` as the subject's last sequence, so a writer that
+ * decided on an older state loses), then commit `change` to the record, and
+ * wake the stream's live readers. Readers see nothing before the commit.
+ */
+export async function storeAndCommit(
+  deps: DurableDeps,
+  path: StreamPath,
+  found: CurrentRecord,
+  data: Uint8Array,
+  options: { expectLastSeq: number; msgId?: string },
+  change: (record: DurableStreamRecord, storedSeq: number, now: number) => DurableStreamRecord,
+): Promise<DurableStreamRecord> {
+  const { id } = found.record;
+  const { seq } = await publishMessage(deps.nats, ownSubject(id), data, options);
+  const now = Date.now();
+  const committed = await deps.store.update(path, (r) => (r.id === id ? change(r, seq, now) : r), found);
+  if (committed?.id !== id) throw new AgentmeshError("STREAM_NOT_FOUND", `${path} was deleted during the append`);
+  deps.nats.nc.publish(changesSubject(id));
+  return committed;
 }
