@@ -1,5 +1,5 @@
 import { DeliverPolicy, type ConsumerMessages, type JsMsg, type StoredMsg } from "@nats-io/jetstream";
-import { decodeBody, decodeStoredEvent, toEnvelope, type DecodedEvent, type EventEnvelope } from "./envelope.js";
+import { decodeStoredEvent, type DecodedEvent, type EventEnvelope } from "./envelope.js";
 import { AgentmeshError } from "./errors.js";
 import { natsFailure, type Nats } from "./nats.js";
 import type { ReadCursors } from "./read-cursors.js";
@@ -50,15 +50,11 @@ export function decodeStoredMsg(m: StoredMsg): DecodedEvent {
   return decodeStoredEvent(pathFromSubject(m.subject), m.seq, m.time.toISOString(), m.data);
 }
 
-function envelopeOfStoredMsg(m: StoredMsg): EventEnvelope {
-  return toEnvelope(pathFromSubject(m.subject), m.seq, m.time.toISOString(), decodeBody(m.data));
-}
-
 /** The event stored at an offset, whatever stream it belongs to; null if there is none. */
 export async function getEvent(nats: Nats, offset: number): Promise<EventEnvelope | null> {
   try {
     const m = await nats.jsm.direct.getMessage(nats.streamName, { seq: offset });
-    return m === null ? null : envelopeOfStoredMsg(m);
+    return m === null ? null : decodeStoredMsg(m).envelope;
   } catch (err) {
     throw natsFailure(err);
   }
