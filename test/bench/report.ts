@@ -27,6 +27,8 @@ export interface BenchResults {
   /** js.publish with the client's default options (async stack traces on), for context. */
   rawPublishDefaultClient?: RateResult;
   single?: AppendThroughput;
+  /** The single-append load against a bare Fastify server that stores nothing: what one Node HTTP process answers here. */
+  httpCeiling?: AppendThroughput;
   batch?: AppendThroughput;
   latency?: LatencyResult;
   fanout?: FanoutResult;
@@ -79,6 +81,26 @@ export function load1(): number {
 const n = (v: number): string => Math.round(v).toLocaleString("en-US");
 const ms = (v: number): string => `${v.toFixed(2)} ms`;
 const pct = (v: number): string => `${Math.round(v * 100)}%`;
+const us = (v: number): string => `${v.toFixed(1)} µs`;
+
+/** CPU time each process spent per request in a closed-loop HTTP scenario. */
+export interface CpuPerRequest {
+  /** The server under load: the gateway, or what stood in for it. */
+  serverUs: number;
+  natsUs: number;
+  loadGeneratorUs: number;
+}
+
+/**
+ * From a scenario's CPU shares and its request rate. The shares cover the untimed warm-up second too, which runs
+ * at the same rate, so shares × cores ÷ rate is the CPU per request.
+ */
+export function cpuPerRequest(window: PhaseWindow | undefined, nproc: number, requestsPerSec: number): CpuPerRequest | undefined {
+  const cpu = window?.cpu;
+  if (cpu === undefined || requestsPerSec <= 0) return undefined;
+  const perRequest = (sharePct: number): number => ((sharePct / 100) * nproc * 1e6) / requestsPerSec;
+  return { serverUs: perRequest(cpu.gatewayPct), natsUs: perRequest(cpu.natsPct), loadGeneratorUs: perRequest(cpu.benchPct) };
+}
 
 /** The pass/fail view of a run: one row per target in the brief, plus context rows (target "-"). */
 export function checks(r: Omit<BenchResults, "checks">): Check[] {
@@ -96,6 +118,18 @@ export function checks(r: Omit<BenchResults, "checks">): Check[] {
   rawContext("raw publish, js.publish", r.rawPublishClient);
   rawContext("raw publish, js.publish, client defaults", r.rawPublishDefaultClient);
   vsPublish("a. single-event appends (32 conn)", r.single, 0.5);
+  if (raw !== undefined && r.httpCeiling !== undefined) {
+    const ceiling = r.httpCeiling;
+    rows.push({ figure: "a. the same load, bare Fastify, nothing stored", gateway: `${n(ceiling.requestsPerSec)} req/s`, raw: `${n(raw.perSec)} msg/s`, ratio: pct(ceiling.requestsPerSec / raw.perSec), target: "-", met: null });
+    if (r.single !== undefined) rows.push({ figure: "a. single-event appends / bare Fastify", gateway: `${n(r.single.eventsPerSec)} ev/s`, raw: `${n(ceiling.requestsPerSec)} req/s`, ratio: pct(r.single.eventsPerSec / ceiling.requestsPerSec), target: "-", met: null });
+  }
+  const singleCpu = r.single === undefined ? undefined : cpuPerRequest(r.phases.single, r.machine.nproc, r.single.requestsPerSec);
+  if (raw !== undefined && singleCpu !== undefined) {
+    rows.push({ figure: "a. CPU per append: gateway, nats-server, autocannon", gateway: `${us(singleCpu.serverUs)}, ${us(singleCpu.natsUs)}, ${us(singleCpu.loadGeneratorUs)}`, raw: "-", ratio: "-", target: "-", met: null });
+    // What the machine could do if the gateway took no CPU at all: every core busy with nats-server and the load generator.
+    const bound = (r.machine.nproc * 1e6) / (singleCpu.natsUs + singleCpu.loadGeneratorUs);
+    rows.push({ figure: "a. bound if the gateway cost nothing", gateway: `${n(bound)} ev/s`, raw: `${n(raw.perSec)} msg/s`, ratio: pct(bound / raw.perSec), target: "-", met: null });
+  }
   vsPublish("b. batch appends, 100/request (16 conn)", r.batch, 0.8);
   if (r.latency !== undefined) {
     const d = r.latency.delivery;
@@ -137,7 +171,7 @@ export function phaseLines(phases: BenchResults["phases"]): string {
     .map(([name, w]) => {
       const seconds = ((w.endUs - w.startUs) / 1e6).toFixed(1);
       const c = w.cpu;
-      const cpu = c === undefined ? "" : `  busy ${c.busyPct}%: gateway ${c.gatewayPct}%, nats-server ${c.natsPct}%, bench ${c.benchPct}%, other processes ${c.foreignPct}%`;
+      const cpu = c === undefined ? "" : `  busy ${c.busyPct}%: ${w.server ?? "gateway"} ${c.gatewayPct}%, nats-server ${c.natsPct}%, bench ${c.benchPct}%, other processes ${c.foreignPct}%`;
       return `  ${name.padEnd(18)} ${seconds.padStart(5)} s${cpu}`;
     })
     .join("\n");

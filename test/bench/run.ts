@@ -13,6 +13,7 @@ import { rawPublish } from "./scenarios/raw.js";
 import { REPO_ROOT, startGatewayProcess } from "./support/gateway-process.js";
 import { print, progress } from "./support/log.js";
 import { Phases } from "./support/phases.js";
+import { startChildServer } from "./support/child-server.js";
 import { UndoStack } from "./support/undo-stack.js";
 
 /**
@@ -20,13 +21,13 @@ import { UndoStack } from "./support/undo-stack.js";
  * every scenario against them, print a table and write
  * .data/bench-results.json. See docs/benchmarks.md.
  *
- * BENCH_ONLY=single,batch,... runs a subset (fanout, raw, single, batch,
- * latency, catchup); BENCH_CPU_PROF=1 makes the gateway write a V8 CPU
+ * BENCH_ONLY=single,batch,... runs a subset (fanout, raw, single, ceiling,
+ * batch, latency, catchup); BENCH_CPU_PROF=1 makes the gateway write a V8 CPU
  * profile to .data/profiles/ when it stops; BENCH_GATEWAY_NODE_ARGS adds
  * node flags to the gateway process only.
  */
 
-const SCENARIOS = ["fanout", "raw", "single", "batch", "latency", "catchup"] as const;
+const SCENARIOS = ["fanout", "raw", "single", "ceiling", "batch", "latency", "catchup"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const RESULTS_FILE = join(REPO_ROOT, ".data", "bench-results.json");
@@ -44,8 +45,9 @@ function selectedScenarios(): Set<Scenario> {
   const unknown = names.filter((s) => !(SCENARIOS as readonly string[]).includes(s));
   if (unknown.length > 0) throw new Error(`BENCH_ONLY: unknown scenario(s) ${unknown.join(", ")}; known: ${SCENARIOS.join(", ")}`);
   const selected = new Set(names as Scenario[]);
-  // The append figures are ratios to the raw publish rate.
+  // The append figures are ratios to the raw publish rate; single appends are shown beside the HTTP ceiling.
   if (selected.has("single") || selected.has("batch")) selected.add("raw");
+  if (selected.has("single")) selected.add("ceiling");
   return selected;
 }
 
@@ -116,6 +118,17 @@ async function main(): Promise<void> {
     progress("single: POST one event per request, 32 connections, 10 s");
     results.single = await phases.time("single", () => appendThroughput({ baseUrl: gateway.url, path: "/bench/single", connections: 32, seconds: 10, eventsPerRequest: 1 }));
     progress(`single: ${results.single.eventsPerSec} events/s`);
+  }
+  if (selected.has("ceiling")) {
+    progress("ceiling: the same load against a bare Fastify server that parses, answers 201 and stores nothing");
+    const bare = await startChildServer({ name: "bare Fastify server", script: "test/bench/support/bare-fastify-main.ts", onLog: (line) => { progress(`bare fastify: ${line}`); } });
+    try {
+      results.httpCeiling = await phases.time("ceiling", () => appendThroughput({ baseUrl: bare.url, path: "/bench/ceiling", connections: 32, seconds: 10, eventsPerRequest: 1 }), { name: "bare fastify", pid: bare.pid });
+    } finally {
+      await bare.stop();
+    }
+    const ofCeiling = results.single === undefined ? "" : `; single appends are ${Math.round((100 * results.single.eventsPerSec) / results.httpCeiling.eventsPerSec)}% of it`;
+    progress(`ceiling: ${results.httpCeiling.requestsPerSec} requests/s${ofCeiling}`);
   }
   if (selected.has("batch")) {
     progress("batch: POST 100 events per request, 16 connections, 10 s");

@@ -11,6 +11,14 @@ export interface PhaseWindow {
   startUs: number;
   endUs: number;
   cpu?: CpuUsage;
+  /** What stood in the gateway's place (its CPU is `cpu.gatewayPct`), when it was not the gateway. */
+  server?: string;
+}
+
+/** A server measured in one scenario instead of the gateway, its CPU counted where the gateway's would be. */
+export interface StandIn {
+  name: string;
+  pid: number;
 }
 
 export function monotonicUs(): number {
@@ -22,13 +30,14 @@ export class Phases {
 
   constructor(private readonly pids: { gateway: number; nats: number }) {}
 
-  async time<T>(name: string, run: () => Promise<T>): Promise<T> {
+  async time<T>(name: string, run: () => Promise<T>, standIn?: StandIn): Promise<T> {
+    const pids = standIn === undefined ? this.pids : { ...this.pids, gateway: standIn.pid };
     const startUs = monotonicUs();
-    const before = cpuSnapshot(this.pids);
+    const before = cpuSnapshot(pids);
     try {
       return await run();
     } finally {
-      this.windows[name] = { startUs, endUs: monotonicUs(), cpu: cpuUsage(before, cpuSnapshot(this.pids)) };
+      this.windows[name] = { startUs, endUs: monotonicUs(), cpu: cpuUsage(before, cpuSnapshot(pids)), ...(standIn === undefined ? {} : { server: standIn.name }) };
     }
   }
 
