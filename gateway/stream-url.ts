@@ -4,13 +4,27 @@ import { parseStreamPath, parseStreamSelector, type StreamPath, type StreamSelec
 const PREFIX = "/streams";
 const HOOKS_PREFIX = "/hooks";
 
+const PERCENT_ENCODED = /%([0-9A-Fa-f]{2})/g;
+const UNRESERVED = /^[A-Za-z0-9._~-]$/;
+
 /**
- * The stream part of a `/streams/...` URL, taken from the raw URL without
- * percent-decoding: paths are made of unreserved characters only, so an
- * encoded character is simply invalid (and `%2F` can never forge a segment).
+ * RFC 3986 §6.2.2.2: `%7E` and `~` name the same resource, so an encoded unreserved character is read as itself.
+ * Any other encoded octet stays encoded, and so invalid in a path: `%2F` can never forge a segment.
+ */
+function decodeUnreserved(pathname: string): string {
+  if (!pathname.includes("%")) return pathname;
+  return pathname.replace(PERCENT_ENCODED, (encoded, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16));
+    return UNRESERVED.test(char) ? char : encoded;
+  });
+}
+
+/**
+ * The stream part of a `/streams/...` URL, taken from the raw URL: paths are
+ * made of unreserved characters only, so nothing else is decoded.
  */
 function rawStreamPart(url: string, prefix = PREFIX): string {
-  const pathname = url.split("?", 1)[0] ?? "";
+  const pathname = decodeUnreserved(url.split("?", 1)[0] ?? "");
   if (!pathname.startsWith(`${prefix}/`)) throw new AgentmeshError("INVALID_STREAM_PATH");
   return pathname.slice(prefix.length);
 }

@@ -6,7 +6,9 @@ export function parseOr<S extends z.ZodType>(schema: S, value: unknown, code: Er
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const where = issue === undefined ? root : formatPath(root, issue.path);
+  // An unknown field is reported where the object is; the field to name is the unknown key itself.
+  const path = issue === undefined ? [] : issue.code === "unrecognized_keys" && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
+  const where = issue === undefined ? root : formatPath(root, path);
   const message = issue === undefined ? "invalid" : describe(issue);
   throw new AgentmeshError(code, `${where}: ${message}`, { details: { field: where } });
 }

@@ -137,7 +137,8 @@ async function publishChained(nats: Nats, path: StreamPath, subject: string, pre
     try {
       const ack = await publishOne(nats, subject, item, expected);
       acks.push(ack);
-      expected = ack.seq;
+      // A duplicate (its key was stored earlier) leaves the stream's last offset where it was.
+      if (!ack.duplicate) expected = ack.seq;
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === JetStreamErrorCodes.wrongLastSequence) {
         const current = await lastOffset(nats, path);

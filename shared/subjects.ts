@@ -40,18 +40,32 @@ function checkSegments(raw: string, segments: string[]): void {
 }
 
 export function parseStreamPath(raw: string): StreamPath {
+  const segments = checkedSegments(raw);
+  if (RESERVED_LAST_SEGMENTS.has(segments.at(-1) ?? "")) throw invalid(raw, `a path cannot end in a reserved segment (${[...RESERVED_LAST_SEGMENTS].join(", ")})`);
+  return raw as StreamPath;
+}
+
+/**
+ * A path used only to select the streams below it (`/<prefix>/**`, `?prefix=`). It may end in a reserved
+ * segment: `/x/resume` names no stream, but `/x/resume/child` is one.
+ */
+export function parseStreamPrefix(raw: string): StreamPath {
+  checkedSegments(raw);
+  return raw as StreamPath;
+}
+
+function checkedSegments(raw: string): string[] {
   if (raw.length > MAX_PATH_LENGTH) throw invalid(raw, `at most ${MAX_PATH_LENGTH} characters`);
   if (!raw.startsWith("/") || raw === "/") throw invalid(raw, "must be / followed by 1 to 16 segments");
   const segments = raw.slice(1).split("/");
   checkSegments(raw, segments);
-  if (RESERVED_LAST_SEGMENTS.has(segments.at(-1) ?? "")) throw invalid(raw, `a path cannot end in a reserved segment (${[...RESERVED_LAST_SEGMENTS].join(", ")})`);
-  return raw as StreamPath;
+  return segments;
 }
 
 /** Accepts a stream path, or a path ending in `/**` meaning every stream strictly below it (`/**` = all). */
 export function parseStreamSelector(raw: string): StreamSelector {
   if (raw === "/**") return { kind: "subtree", prefix: null };
-  if (raw.endsWith("/**")) return { kind: "subtree", prefix: parseStreamPath(raw.slice(0, -3)) };
+  if (raw.endsWith("/**")) return { kind: "subtree", prefix: parseStreamPrefix(raw.slice(0, -3)) };
   return { kind: "stream", path: parseStreamPath(raw) };
 }
 

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { appendEvents, publishEphemeral } from "../../shared/append.js";
 import { EventInputSchema } from "../../shared/envelope.js";
@@ -32,8 +32,20 @@ const BatchSchema = z.array(EventInputSchema).min(1, "a batch needs at least one
  * 201 when anything new was stored, 200 when every event was an idempotent
  * retry (the reply then shows what was stored the first time).
  */
+/**
+ * Events are JSON. Fastify also parses text/plain, as a string, which would otherwise read as an invalid event
+ * rather than as the wrong content type.
+ */
+function requireJsonBody(request: FastifyRequest): void {
+  const contentType = request.headers["content-type"];
+  if (contentType === undefined) return;
+  const essence = (contentType.split(";", 1)[0] ?? "").trim().toLowerCase();
+  if (essence !== "application/json") throw new AgentmeshError("UNSUPPORTED_MEDIA_TYPE", `Events are sent as application/json, not ${essence}`);
+}
+
 export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; maxBatchEvents: number }): void {
   app.post("/streams/*", { schema: RouteDocs.append }, async (request, reply) => {
+    requireJsonBody(request);
     const resumed = resumedPathFromUrl(request.url);
     if (resumed !== null) {
       await deps.access.require(request, "admin", { kind: "stream", path: resumed });
@@ -66,6 +78,9 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
       if (deps.indexes.isPaused(path)) throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused`);
       if (isBatch || expectOffset !== undefined) throw new AgentmeshError("INVALID_QUERY", "An ephemeral event is one event, with no expected offset");
       const input = inputs[0] as (typeof inputs)[number];
+      if (input.idempotencyKey !== undefined) {
+        throw new AgentmeshError("INVALID_EVENT", "idempotencyKey: an ephemeral event is never stored, so there is nothing to deduplicate", { details: { field: "idempotencyKey" } });
+      }
       const { createdAt } = publishEphemeral(deps.nats, path, input);
       return reply.code(202).send({ streamPath: path, ephemeral: true, type: input.type, createdAt });
     }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import Negotiator from "negotiator";
 import { z } from "zod";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
@@ -47,10 +48,16 @@ export interface ReadDeps {
   maxBufferedBytes: number;
 }
 
+/** JSON first: what a client that accepts both equally, or anything, gets. */
+const READ_MEDIA_TYPES = ["application/json", "text/event-stream"];
+
 function wantsSse(request: FastifyRequest, live: string | undefined): boolean {
   // HEAD (Fastify answers it with the GET route) gets the page's headers, never an endless stream.
   if (request.method === "HEAD") return false;
-  return live === "sse" || (request.headers.accept ?? "").includes("text/event-stream");
+  if (live === "sse") return true;
+  // q-values count: `text/event-stream;q=0` refuses a stream, `application/json;q=0.5, text/event-stream` prefers one.
+  const accept = request.headers.accept;
+  return accept !== undefined && new Negotiator({ headers: { accept } }).mediaType(READ_MEDIA_TYPES) === "text/event-stream";
 }
 
 /**

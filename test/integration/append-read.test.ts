@@ -243,6 +243,59 @@ describe("append and read", () => {
   });
 });
 
+describe("what clients send", () => {
+  it("keeps a conditional batch chained through a repeated idempotency key in its middle", async () => {
+    const path = uniquePath();
+    const keyed = await post(path, { type: "keyed", idempotencyKey: "d" });
+    const last = await post(path, { type: "other" });
+    const batch = await post<EventEnvelope[]>(path, [{ type: "new-1" }, { type: "keyed", idempotencyKey: "d" }, { type: "new-2" }], { "if-match": String(last.body.offset) });
+    expect(batch.status).toBe(201);
+    expect(batch.body[1]).toEqual(keyed.body);
+    expect((await get(path)).body.events.map((e) => e.type)).toEqual(["keyed", "other", "new-1", "new-2"]);
+    // A stale offset on a batch that starts with a repeat: the conflict names the offset the client sent.
+    const stale = await post<ErrorBody & { error: { expectedOffset: number; appended: number } }>(path, [{ type: "keyed", idempotencyKey: "d" }, { type: "new-3" }], { "if-match": String(last.body.offset) });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error).toMatchObject({ code: "OFFSET_CONFLICT", expectedOffset: last.body.offset, appended: 1 });
+  });
+
+  it("reads percent-encoded unreserved characters as themselves (RFC 3986)", async () => {
+    const root = uniquePath();
+    const appended = await request<EventEnvelope>(`${gw.url}/streams${root}/v1%2E2/x%7Ey%2Dz`, { body: { type: "t" } });
+    expect(appended.status).toBe(201);
+    expect(appended.body.streamPath).toBe(`${root}/v1.2/x~y-z`);
+    expect((await get(`${root}/v1.2/x~y-z`)).body.events).toEqual([appended.body]);
+  });
+
+  it("reads, tails and lists the streams below a segment named like the resume action", async () => {
+    const root = uniquePath();
+    const child = await post(`${root}/resume/child`, { type: "t" });
+    expect(child.status).toBe(201);
+    expect((await get(`${root}/resume/**`)).body.events).toEqual([child.body]);
+    const listed = await request<{ streams: { path: string }[] }>(`${gw.url}/streams?prefix=${root}/resume`);
+    expect(listed.body.streams.map((s) => s.path)).toEqual([`${root}/resume/child`]);
+    const controller = new AbortController();
+    const tail = await fetch(`${gw.url}/streams${root}/resume/**?live=sse`, { signal: controller.signal });
+    expect(tail.status).toBe(200);
+    controller.abort();
+  });
+
+  it("negotiates JSON or SSE from Accept with its q-values", async () => {
+    const path = uniquePath();
+    await post(path, { type: "t" });
+    const typeFor = async (accept: string): Promise<string | null> => {
+      const controller = new AbortController();
+      const reply = await fetch(`${gw.url}/streams${path}`, { headers: { accept }, signal: controller.signal });
+      controller.abort();
+      return reply.headers.get("content-type");
+    };
+    expect(await typeFor("text/event-stream")).toMatch(/^text\/event-stream/);
+    expect(await typeFor("application/json;q=0.5, text/event-stream")).toMatch(/^text\/event-stream/);
+    expect(await typeFor("text/event-stream;q=0, application/json")).toMatch(/^application\/json/);
+    expect(await typeFor("application/json, text/event-stream")).toMatch(/^application\/json/);
+    expect(await typeFor("*/*")).toMatch(/^application\/json/);
+  });
+});
+
 describe("client errors", () => {
   const expectError = (reply: { status: number; body: unknown }, status: number, code: string) => {
     expect(reply.status).toBe(status);
@@ -291,7 +344,7 @@ describe("client errors", () => {
       [{ type: "x".repeat(257) }, "type"],
       [{ type: "t", metadata: [1] }, "metadata"],
       [{ type: "t", idempotencyKey: "" }, "idempotencyKey"],
-      [{ type: "t", offset: 3 }, ""],
+      [{ type: "t", offset: 3 }, "offset"],
       [[{ type: "ok" }, { type: 5 }], "events[1].type"],
       [[], "events"],
       ["just a string", ""],
@@ -318,6 +371,18 @@ describe("client errors", () => {
 
   it("UNSUPPORTED_MEDIA_TYPE for a non-JSON append (415)", async () => {
     expectError(await request(`${gw.url}/streams${uniquePath()}`, { method: "POST", rawBody: "type=t", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "UNSUPPORTED_MEDIA_TYPE");
+    // JSON text sent as text/plain is the wrong content type too, not an invalid event.
+    expectError(await request(`${gw.url}/streams${uniquePath()}`, { method: "POST", rawBody: '{"type":"t"}', headers: { "content-type": "text/plain" } }), 415, "UNSUPPORTED_MEDIA_TYPE");
+  });
+
+  it("INVALID_EVENT for an idempotency key on an ephemeral event, which nothing stores", async () => {
+    const reply = await post<ErrorBody>(uniquePath(), { type: "t", idempotencyKey: "k" }, {}, "?ephemeral=true");
+    expectError(reply, 400, "INVALID_EVENT");
+    expect(reply.body.error.field).toBe("idempotencyKey");
+  });
+
+  it("INVALID_QUERY for a list cursor that no page gave", async () => {
+    expectError(await request(`${gw.url}/streams?limit=3&cursor=garbage`), 400, "INVALID_QUERY");
   });
 
   it("STREAM_NOT_FOUND for a stream with no events (404)", async () => {
