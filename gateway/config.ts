@@ -37,9 +37,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv) {
   const config = parseConfig(gatewayConfigShape, env);
   const keyed = config.AUTH_JWT_SECRET !== undefined || config.AUTH_JWKS_URL !== undefined;
   if (config.AUTH === undefined && !keyed) {
-    throw new ConfigError("Invalid configuration:\n  AUTH: set AUTH_JWT_SECRET or AUTH_JWKS_URL for bearer tokens, or AUTH=off explicitly for local use");
+    throw new ConfigError(["AUTH: set AUTH_JWT_SECRET or AUTH_JWKS_URL for bearer tokens, or AUTH=off explicitly for local use"]);
   }
-  if (config.AUTH === "jwt" && !keyed) throw new ConfigError("Invalid configuration:\n  AUTH=jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL");
+  if (config.AUTH === "jwt" && !keyed) throw new ConfigError(["AUTH=jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL"]);
   return config;
 }
 

@@ -32,14 +32,19 @@ export type BaseConfig = Readonly<z.output<z.ZodObject<typeof baseConfigShape>>>
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
+
+  /** `problems`: one line per bad variable, `NAME: what is wrong`. */
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((line) => `  ${line}`).join("\n")}`);
+  }
 }
 
 /** Parse `env` against a schema; throws ConfigError listing every bad variable. */
 export function parseConfig<T extends z.ZodRawShape>(shape: T, env: NodeJS.ProcessEnv): Readonly<z.output<z.ZodObject<T>>> {
   const result = z.object(shape).safeParse(env);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
-    throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
+    const problems = result.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(problems);
   }
   return Object.freeze(result.data);
 }

@@ -1,5 +1,5 @@
-import { z } from "zod";
-import { baseConfigShape, ConfigError, configFields, parseConfig } from "./config.js";
+import { ConfigError } from "./config.js";
+import { loadProcessorConfig, type ProcessorConfig } from "./processor-config.js";
 import { startHealthServer } from "./health-server.js";
 import { collectProcessMetrics, registerLagGauge } from "./metrics.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -8,21 +8,6 @@ import { StreamIndexes } from "./stream-indexes.js";
 import { ProcessorRuntime, type Processor } from "./processor-runtime.js";
 import { connectToEvents } from "./streams.js";
 
-export const processorConfigShape = {
-  ...baseConfigShape,
-  HEALTH_HOST: z.string().min(1).default("127.0.0.1"),
-  /** 0 picks a free port (logged); deployments set a fixed one for probes. */
-  HEALTH_PORT: configFields.port.default(0),
-  PROCESSOR_MAX_DELIVER: configFields.positiveInt.default(10),
-  PROCESSOR_ACK_WAIT_MS: configFields.positiveInt.default(30_000),
-  PROCESSOR_CONCURRENCY: configFields.positiveInt.default(64),
-  /** Run an independent instance under another name (its own durable consumer), e.g. one per shard. */
-  PROCESSOR_NAME: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
-  /** Only streams under this subject filter (e.g. `events.tenant-a.>`); default every stream. */
-  PROCESSOR_SUBJECT_FILTER: z.string().regex(/^events(\.[^.\s]+)*(\.>)?$/, "an events.* subject filter").optional(),
-} as const;
-
-export type ProcessorConfig = Readonly<z.output<z.ZodObject<typeof processorConfigShape>>>;
 
 export interface RunningProcessor {
   nats: Nats;
@@ -48,7 +33,7 @@ export interface ProcessorDeps {
 }
 
 export async function startProcessor<S>(build: (deps: ProcessorDeps) => Processor<S> | Promise<Processor<S>>, name: string, env: NodeJS.ProcessEnv): Promise<RunningProcessor> {
-  const config = parseConfig(processorConfigShape, env);
+  const config = loadProcessorConfig(env);
   const logger = createLogger(name, config.LOG_LEVEL);
   const nats = await connectToEvents(config, `agentmesh-${name}`, logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);

@@ -3,7 +3,13 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { findNatsServer, NATS_INSTALL_HELP, startNatsServer, type NatsServer } from "./nats-server.js";
+import { loadGatewayConfig } from "../../gateway/config.js";
+import { loadBreakerConfig } from "../../processors/breaker/config.js";
+import { loadLlmConfig } from "../../processors/llm/config.js";
+import { loadWebhookPusherConfig } from "../../processors/webhook-pusher/config.js";
+import { ConfigError } from "../../shared/config.js";
+import { loadProcessorConfig } from "../../shared/processor-config.js";
+import { findNatsServer, natsServerMissingHelp, startNatsServer, type NatsServer } from "./nats-server.js";
 
 export const projectRoot = resolve(fileURLToPath(import.meta.url), "../../..");
 
@@ -13,21 +19,40 @@ export interface ServiceSpec {
   command: string;
   args: string[];
   env?: Record<string, string>;
+  /** Validates the environment the service will get exactly as the service does; throws ConfigError. */
+  checkConfig?: (env: NodeJS.ProcessEnv) => void;
 }
 
 /** A TypeScript service of this repository, run with tsx. */
-export function nodeService(name: string, entry: string, env: Record<string, string> = {}): ServiceSpec {
-  return { name, command: process.execPath, args: ["--import", "tsx", join(projectRoot, entry)], env };
+export function nodeService(name: string, entry: string, checkConfig?: (env: NodeJS.ProcessEnv) => void): ServiceSpec {
+  return { name, command: process.execPath, args: ["--import", "tsx", join(projectRoot, entry)], ...(checkConfig === undefined ? {} : { checkConfig }) };
 }
 
 /** The services `npm start` runs (processors in other languages are opt-in: see the README). */
 export const DEFAULT_SERVICES: readonly ServiceSpec[] = [
-  nodeService("gateway", "gateway/main.ts"),
-  nodeService("breaker", "processors/breaker/main.ts"),
-  nodeService("scheduler", "processors/scheduler/main.ts"),
-  nodeService("webhook-pusher", "processors/webhook-pusher/main.ts"),
-  nodeService("llm", "processors/llm/main.ts"),
+  nodeService("gateway", "gateway/main.ts", loadGatewayConfig),
+  nodeService("breaker", "processors/breaker/main.ts", (env) => { loadProcessorConfig(env); loadBreakerConfig(env); }),
+  nodeService("scheduler", "processors/scheduler/main.ts", loadProcessorConfig),
+  nodeService("webhook-pusher", "processors/webhook-pusher/main.ts", (env) => { loadProcessorConfig(env); loadWebhookPusherConfig(env); }),
+  nodeService("llm", "processors/llm/main.ts", (env) => { loadProcessorConfig(env); loadLlmConfig(env); }),
 ];
+
+/**
+ * Every service's configuration, checked before anything starts: one bad variable is reported once, with the
+ * services it concerns, instead of by whichever service happens to fail first after the others have started.
+ */
+function checkConfigs(services: readonly ServiceSpec[], envOf: (service: ServiceSpec) => NodeJS.ProcessEnv): void {
+  const problems = new Map<string, string[]>();
+  for (const service of services) {
+    try {
+      service.checkConfig?.(envOf(service));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      for (const line of err.problems) problems.set(line, [...(problems.get(line) ?? []), service.name]);
+    }
+  }
+  if (problems.size > 0) throw new ConfigError([...problems].map(([problem, names]) => `${problem} (${names.join(", ")})`));
+}
 
 export interface MeshOptions {
   /** An existing NATS; unset starts an embedded nats-server. */
@@ -58,9 +83,12 @@ export interface Mesh {
 export async function startMesh(options: MeshOptions): Promise<Mesh> {
   let nats: NatsServer | undefined;
   let natsUrl = options.natsUrl;
+  const embedded = natsUrl === undefined || natsUrl === "";
+  // Before anything starts. The embedded server's URL is not known yet; any valid URL stands in for it.
+  checkConfigs(options.services, (service) => ({ ...options.env, ...service.env, NATS_URL: embedded ? "nats://127.0.0.1:4222" : natsUrl }));
   if (natsUrl === undefined || natsUrl === "") {
     const bin = findNatsServer();
-    if (bin === null) throw new Error(NATS_INSTALL_HELP);
+    if (bin === null) throw new Error(natsServerMissingHelp());
     const storeDir = join(options.dataDir, "nats");
     mkdirSync(storeDir, { recursive: true });
     nats = await startNatsServer({ bin, storeDir, ownProcessGroup: true, ...(options.natsPort === undefined ? {} : { port: options.natsPort }), ...(options.onNatsLine === undefined ? {} : { onLog: options.onNatsLine }) });

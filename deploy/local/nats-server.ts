@@ -9,12 +9,19 @@ import { setTimeout as sleep } from "node:timers/promises";
  * `npm start`, and the server every test and benchmark starts for itself.
  */
 
-export const NATS_INSTALL_HELP = `nats-server was not found. Install it, then run the command again:
+const INSTALL_HELP = `Install it, then run the command again:
   Debian/Ubuntu:  sudo apt-get install nats-server
   macOS:          brew install nats-server
   Go toolchain:   go install github.com/nats-io/nats-server/v2@latest
   Container:      docker run -p 4222:4222 nats:2 -js   (then NATS_URL=nats://127.0.0.1:4222 npm start)
 Or set NATS_URL to a NATS server with JetStream enabled, or NATS_SERVER_BIN to the binary.`;
+
+/** Why no nats-server could be started, and how to get one. */
+export function natsServerMissingHelp(env: NodeJS.ProcessEnv = process.env): string {
+  const explicit = env.NATS_SERVER_BIN;
+  if (explicit !== undefined && explicit !== "") return `NATS_SERVER_BIN=${explicit} is not an executable file. ${INSTALL_HELP}`;
+  return `nats-server was not found on PATH, nor in /usr/sbin, /usr/local/sbin or /usr/local/bin. ${INSTALL_HELP}`;
+}
 
 /** `NATS_SERVER_BIN`, else `nats-server` on PATH or in the sbin folders Debian installs it to. */
 export function findNatsServer(env: NodeJS.ProcessEnv = process.env): string | null {
@@ -62,12 +69,14 @@ export interface NatsServer {
   readonly pid: number;
   /** SIGTERM, wait for exit (SIGKILL after 5 s), remove a temporary store. */
   stop(): Promise<void>;
+  /** SIGKILL, as a crash would, and wait for exit; the store stays for a restart. */
+  kill(): Promise<void>;
 }
 
 /** Start nats-server and resolve once it accepts clients. */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = options.bin ?? findNatsServer();
-  if (bin === null) throw new Error(NATS_INSTALL_HELP);
+  if (bin === null) throw new Error(natsServerMissingHelp());
   const host = options.host ?? "127.0.0.1";
   const temporary = options.storeDir === undefined;
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "agentmesh-nats-"));
@@ -98,6 +107,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         await stopChild(child);
         rmSync(portsDir, { recursive: true, force: true });
         if (temporary) rmSync(storeDir, { recursive: true, force: true });
+      },
+      kill: async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((resolve) => child.once("exit", () => { resolve(); }));
+        child.kill("SIGKILL");
+        await exited;
       },
     };
   } catch (err) {

@@ -69,5 +69,6 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   process.stderr.write(`npm start: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  // 2, as for the launcher's own variables: nothing was started.
+  process.exit(err instanceof ConfigError ? 2 : 1);
 });

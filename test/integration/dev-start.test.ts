@@ -86,10 +86,24 @@ describe("npm start", () => {
     }
   }, 60_000);
 
+  it("checks every service's configuration before starting anything, naming each bad variable once", async () => {
+    const natsPort = await freePort();
+    const mesh = launch({ GATEWAY_PORT: "abc", LOG_LEVEL: "verbose", LOCAL_NATS_PORT: String(natsPort), AGENTMESH_DATA_DIR: join(tmpdir(), "agentmesh-never-created") });
+    expect(await mesh.exited).toBe(2);
+    const output = mesh.output();
+    expect(output).toContain("GATEWAY_PORT");
+    // Read by all five services, reported once with their names.
+    expect(output.match(/LOG_LEVEL/g)).toHaveLength(1);
+    expect(output).toMatch(/LOG_LEVEL: .*\(gateway, breaker, scheduler, webhook-pusher, llm\)/);
+    expect(output).not.toContain("embedded nats-server listening");
+    expect(await portOpen(natsPort)).toBe(false);
+  }, 30_000);
+
   it("says how to install nats-server when it is missing, and exits non-zero", async () => {
     const mesh = launch({ NATS_SERVER_BIN: "/nonexistent/nats-server" });
     expect(await mesh.exited).toBe(1);
     expect(mesh.output()).toContain("apt-get install nats-server");
     expect(mesh.output()).toContain("brew install nats-server");
+    expect(mesh.output()).toContain("NATS_SERVER_BIN=/nonexistent/nats-server is not an executable file");
   }, 30_000);
 });
