@@ -23,6 +23,12 @@ export interface Nats {
   readonly publisher: JetStreamPublisher;
   /** True while the client holds a connection to a server. */
   isConnected(): boolean;
+  /**
+   * Call `listener` each time the connection is re-established; returns the unsubscribe. A consumer that was
+   * waiting for messages across the break may stay silent for tens of seconds, until the client's heartbeat check
+   * resets it: long reads restart from where they were instead.
+   */
+  onReconnect(listener: () => void): () => void;
 }
 
 export interface ConnectOptions {
@@ -54,10 +60,14 @@ export async function connectNats(options: ConnectOptions): Promise<Nats> {
     noAsyncTraces: true,
   });
   let connected = true;
+  const reconnectListeners = new Set<() => void>();
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type === "disconnect") connected = false;
-      if (status.type === "reconnect") connected = true;
+      if (status.type === "reconnect") {
+        connected = true;
+        for (const listener of [...reconnectListeners]) listener();
+      }
       if (status.type === "disconnect" || status.type === "reconnect" || status.type === "error") {
         logger.warn({ nats: status }, `nats ${status.type}`);
       }
@@ -78,6 +88,12 @@ export async function connectNats(options: ConnectOptions): Promise<Nats> {
     publisher,
     streamName: options.streamName,
     isConnected: () => connected && !nc.isClosed(),
+    onReconnect: (listener) => {
+      reconnectListeners.add(listener);
+      return () => {
+        reconnectListeners.delete(listener);
+      };
+    },
   };
 }
 

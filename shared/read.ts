@@ -91,17 +91,29 @@ function nanosOfIso(iso: string): bigint {
  * iteration would wait for one.
  */
 export async function* readMessages(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<JsMsg> {
-  const { consumer, messages } = await openOrderedRead(nats, filter, from);
-  try {
-    for await (const m of messages) {
-      if (m.seq > until) return;
-      yield m;
-      if (m.info.pending === 0 || m.seq === until) return;
+  let next = from;
+  for (;;) {
+    const { consumer, messages } = await openOrderedRead(nats, filter, next);
+    // Across a reconnect the consumer may go quiet for tens of seconds: a fresh one resumes after the last message.
+    const interrupted = { byReconnect: false };
+    const unsubscribe = nats.onReconnect(() => {
+      interrupted.byReconnect = true;
+      messages.stop();
+    });
+    try {
+      for await (const m of messages) {
+        if (m.seq > until) return;
+        yield m;
+        next = m.seq + 1;
+        if (m.info.pending === 0 || m.seq === until) return;
+      }
+      if (!interrupted.byReconnect) return;
+    } finally {
+      unsubscribe();
+      messages.stop();
+      // The server would drop it after its inactivity threshold anyway; deleting now keeps the consumer count honest.
+      void consumer.delete().catch(() => undefined);
     }
-  } finally {
-    messages.stop();
-    // The server would drop it after its inactivity threshold anyway; deleting now keeps the consumer count honest.
-    void consumer.delete().catch(() => undefined);
   }
 }
 

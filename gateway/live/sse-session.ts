@@ -65,13 +65,18 @@ export class SseSession {
     }
   }
 
-  /** Read JetStream until the cursor reaches the tail's floor, then switch to memory + live in one step. */
+  /**
+   * Read JetStream until the cursor reaches the point where the tail's memory takes over (its floor, or later if
+   * replaying all of memory would overflow the socket buffer), then switch to memory + live in one step.
+   */
   private async catchUp(): Promise<void> {
     const { nats } = this.options;
     const filter = this.tail.filter;
+    // Characters, not bytes: a quarter of the cap leaves room for non-ASCII text and the live frames that follow.
+    const replayBudget = Math.floor(this.options.maxBufferedBytes / 4);
     while (!this.isClosed()) {
-      const floor = this.tail.floor;
-      if (this.cursor >= floor) {
+      const handOver = this.tail.replayFrom(replayBudget);
+      if (this.cursor >= handOver) {
         this.tail.replayAndSubscribe(this.cursor, this.subscriber);
         return;
       }
@@ -79,7 +84,7 @@ export class SseSession {
       if (last !== null && last.seq > this.cursor) {
         // Frames are written in chunks: one socket write per event would cost more than the event itself.
         let chunk = "";
-        for await (const event of readRange(nats, filter, this.cursor + 1, floor)) {
+        for await (const event of readRange(nats, filter, this.cursor + 1, handOver)) {
           if (this.isClosed()) return;
           chunk += storedFrame(event).text;
           eventsRead.inc();
@@ -92,8 +97,8 @@ export class SseSession {
         }
         if (chunk !== "" && !this.isClosed()) this.res.write(chunk);
       }
-      // Nothing matching lies in (cursor, floor] any more: everything there was read above.
-      this.cursor = Math.max(this.cursor, floor);
+      // Nothing matching lies in (cursor, handOver] any more: everything there was read above.
+      this.cursor = Math.max(this.cursor, handOver);
     }
   }
 
@@ -122,6 +127,8 @@ export class SseSession {
   }
 
   private send(text: string): void {
+    // Cut off already: the close event that marks the session closed comes a moment later.
+    if (this.res.destroyed) return;
     this.res.write(text);
     if (this.res.writableLength > this.options.maxBufferedBytes) {
       this.options.logger.warn({ buffered: this.res.writableLength }, "sse client too slow; disconnecting it (it can resume with Last-Event-ID)");

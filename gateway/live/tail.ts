@@ -7,6 +7,9 @@ import { decodeJsMsg } from "../../shared/read.js";
 import { pathOfSubject } from "../../shared/subjects.js";
 import { batchOf, ephemeralFrame, storedFrame, type SseBatch, type SseFrame } from "./sse-frame.js";
 
+/** How long a tail keeps trying to replace its consumer after a reconnect before it ends its clients. */
+const REPLACE_GIVE_UP_MS = 15_000;
+
 export interface TailSubscriber {
   /** One remembered frame, replayed when the subscriber joins. */
   deliver(frame: SseFrame): void;
@@ -36,6 +39,12 @@ export class Tail {
   /** The last stored offset fanned out: replay stops here, and the pending batch brings the rest. */
   private fannedOutThrough = 0;
   private messages: ConsumerMessages | undefined;
+  /** The consumer whose messages count: a replaced one's leftovers are ignored. */
+  private generation = 0;
+  /** The highest stored offset the consumer delivered: where a replacement starts. */
+  private lastDelivered = 0;
+  /** `lastDelivered` is known: before that, a replacement would not know where to start. */
+  private positioned = false;
   private ephemeral: Subscription | undefined;
   private stopped = false;
 
@@ -53,16 +62,31 @@ export class Tail {
     return this.floorOffset;
   }
 
+  /**
+   * Where a joining client may switch from JetStream to memory when memory from there on is at most
+   * `budgetChars` of frames (at least the floor). A replay is written in one synchronous step, unlike a
+   * JetStream read, which waits for the socket: a client far behind reads JetStream closer to the tail first,
+   * so that the replay does not overflow its socket buffer (and get it cut off at every resume).
+   */
+  replayFrom(budgetChars: number): number {
+    let chars = 0;
+    for (let i = this.recent.length - 1; i >= this.recentStart; i--) {
+      const frame = this.recent[i] as SseFrame;
+      const offset = frame.offset ?? 0;
+      if (offset > this.fannedOutThrough) continue;
+      chars += frame.text.length;
+      if (chars > budgetChars) return offset;
+    }
+    return this.floorOffset;
+  }
+
   async start(): Promise<void> {
     const info = await this.nats.jsm.streams.info(this.nats.streamName);
     this.floorOffset = info.state.last_seq;
     this.fannedOutThrough = this.floorOffset;
-    const consumer = await this.nats.js.consumers.get(this.nats.streamName, {
-      filter_subjects: this.filter,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: this.floorOffset + 1,
-    });
-    this.messages = await consumer.consume({ max_messages: 1000 });
+    this.lastDelivered = this.floorOffset;
+    this.positioned = true;
+    await this.consumeFrom(this.floorOffset + 1, ++this.generation);
     this.ephemeral = this.nats.nc.subscribe(this.liveFilter, {
       callback: (err, msg) => {
         if (err !== null) return;
@@ -71,23 +95,73 @@ export class Tail {
         this.fanOut(ephemeralFrame(toEphemeralEnvelope(path, new Date().toISOString(), decodeBody(msg.data))));
       },
     });
-    void this.pump(this.messages, consumer);
   }
 
-  private async pump(messages: ConsumerMessages, consumer: { delete(): Promise<boolean> }): Promise<void> {
+  /**
+   * After the NATS connection is re-established. An idle ordered consumer may deliver nothing more until the
+   * client's heartbeat check resets it, tens of seconds later; a new consumer from the last delivered offset
+   * resumes at once, and subscribers notice nothing. If JetStream does not answer for a while, the tail ends and
+   * its clients resume with Last-Event-ID.
+   */
+  async replaceConsumer(): Promise<void> {
+    if (this.stopped || !this.positioned) return;
+    const generation = ++this.generation;
+    this.messages?.stop();
+    const deadline = performance.now() + REPLACE_GIVE_UP_MS;
+    for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2_000)) {
+      try {
+        await this.consumeFrom(this.lastDelivered + 1, generation);
+        return;
+      } catch (err) {
+        if (!this.isCurrent(generation)) return;
+        if (performance.now() > deadline) {
+          this.logger.warn({ err, filter: this.filter }, "live tail could not resume after a NATS reconnect");
+          this.finish("live tail lost its NATS consumer");
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+
+  private async consumeFrom(startSeq: number, generation: number): Promise<void> {
+    const consumer = await this.nats.js.consumers.get(this.nats.streamName, {
+      filter_subjects: this.filter,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: startSeq,
+    });
+    const messages = await consumer.consume({ max_messages: 1000 });
+    if (!this.isCurrent(generation)) {
+      messages.stop();
+      void consumer.delete().catch(() => undefined);
+      return;
+    }
+    this.messages = messages;
+    void this.pump(messages, consumer, generation);
+  }
+
+  /** Not stopped, and `generation` is the consumer that counts (a method: the state changes between awaits). */
+  private isCurrent(generation: number): boolean {
+    return !this.stopped && generation === this.generation;
+  }
+
+  private async pump(messages: ConsumerMessages, consumer: { delete(): Promise<boolean> }, generation: number): Promise<void> {
     let reason = "live tail stopped";
     try {
       for await (const m of messages) {
+        if (generation !== this.generation) break;
         const frame = storedFrame(decodeJsMsg(m));
+        this.lastDelivered = frame.offset ?? this.lastDelivered;
         this.remember(frame);
         this.fanOut(frame);
       }
     } catch (err) {
       reason = "live tail lost its NATS consumer";
-      this.logger.warn({ err, filter: this.filter }, reason);
+      if (generation === this.generation) this.logger.warn({ err, filter: this.filter }, reason);
     } finally {
       void consumer.delete().catch(() => undefined);
-      this.finish(reason);
+      // A replaced consumer ends quietly: its successor carries on.
+      if (generation === this.generation) this.finish(reason);
     }
   }
 

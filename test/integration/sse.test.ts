@@ -142,6 +142,51 @@ describe("SSE live tail", () => {
     for (const c of clients) c.abort();
   });
 
+  it("keeps delivering on the same connection right after the gateway's NATS connection is re-established", async () => {
+    const root = uniquePath();
+    const path = `${root}/a`;
+    const subtree = `${root}/**`;
+    const one = await openSse(`${gw.url}/streams${path}?live=sse`);
+    const all = await openSse(`${gw.url}/streams${subtree}?live=sse`);
+    const before = await append(gw.url, path, { type: "before" });
+    await one.waitFor((m) => m.length === 1);
+    await gw.nats.nc.reconnect();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const after = await append(gw.url, path, [{ type: "after-1" }, { type: "after-2" }]);
+    // An ordered consumer left alone would stay silent for tens of seconds here.
+    await one.waitFor((m) => m.length === 3, 5_000);
+    expect(offsetsOf(one.messages)).toEqual([...before, ...after].map((e) => e.offset));
+    await all.waitFor((m) => offsetsOf(m).includes(after[1]?.offset ?? -1), 5_000);
+    expect(offsetsOf(all.messages)).toEqual([...before, ...after].map((e) => e.offset));
+    one.abort();
+    all.abort();
+  }, 20_000);
+
+  it("resumes a client from far behind a warm tail whose memory would overflow its socket buffer", async () => {
+    // 8 MB of ~1 KB events in the tail's memory: written in one go, more than the kernel's socket buffer and the
+    // gateway's cap would take, so the client would be cut off, and again at each resume from the same point.
+    const small = await startGateway({ SSE_MAX_BUFFERED_BYTES: String(256 * 1024), SSE_REPLAY_BUFFER_EVENTS: "10000" });
+    try {
+      const path = uniquePath();
+      const keeper = await openSse(`${small.url}/streams${path}?live=sse`);
+      const first = await append(small.url, path, { type: "first" });
+      const rest: EventEnvelope[] = [];
+      for (let i = 0; i < 80; i++) rest.push(...(await append(small.url, path, Array.from({ length: 100 }, (_, j) => ({ type: "big", payload: { i, j, text: "x".repeat(1000) } })))));
+      await keeper.waitFor((m) => m.length === 1 + rest.length);
+      const late = await openSse(`${small.url}/streams${path}`, { "last-event-id": String(first[0]?.offset ?? 0) });
+      await late.waitFor((m) => m.length === rest.length, 10_000);
+      expect(offsetsOf(late.messages)).toEqual(rest.map((e) => e.offset));
+      // Still the same connection, still live.
+      const next = await append(small.url, path, { type: "next" });
+      await late.waitFor((m) => m.length === rest.length + 1);
+      expect(offsetsOf(late.messages).at(-1)).toBe(next[0]?.offset);
+      keeper.abort();
+      late.abort();
+    } finally {
+      await small.close();
+    }
+  }, 30_000);
+
   it("survives a gateway restart: EventSource reconnects with Last-Event-ID and sees every event once", async () => {
     const first = await startGateway();
     const port = first.port;
