@@ -83,9 +83,9 @@ export interface Mesh {
 export async function startMesh(options: MeshOptions): Promise<Mesh> {
   let nats: NatsServer | undefined;
   let natsUrl = options.natsUrl;
-  const embedded = natsUrl === undefined || natsUrl === "";
+  const envOf = (service: ServiceSpec, url: string): NodeJS.ProcessEnv => ({ ...options.env, ...service.env, NATS_URL: url });
   // Before anything starts. The embedded server's URL is not known yet; any valid URL stands in for it.
-  checkConfigs(options.services, (service) => ({ ...options.env, ...service.env, NATS_URL: embedded ? "nats://127.0.0.1:4222" : natsUrl }));
+  checkConfigs(options.services, (service) => envOf(service, natsUrl === undefined || natsUrl === "" ? "nats://127.0.0.1:4222" : natsUrl));
   if (natsUrl === undefined || natsUrl === "") {
     const bin = findNatsServer();
     if (bin === null) throw new Error(natsServerMissingHelp());
@@ -99,7 +99,7 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
   for (const service of options.services) {
     const child = spawn(service.command, service.args, {
       cwd: projectRoot,
-      env: { ...options.env, ...service.env, NATS_URL: natsUrl },
+      env: envOf(service, natsUrl),
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });

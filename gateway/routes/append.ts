@@ -28,11 +28,6 @@ const IfMatchSchema = z
 const BatchSchema = z.array(EventInputSchema).min(1, "a batch needs at least one event");
 
 /**
- * `POST /streams/<path>`: append one event or an array of events, in order.
- * 201 when anything new was stored, 200 when every event was an idempotent
- * retry (the reply then shows what was stored the first time).
- */
-/**
  * Events are JSON. Fastify also parses text/plain, as a string, which would otherwise read as an invalid event
  * rather than as the wrong content type.
  */
@@ -43,6 +38,11 @@ function requireJsonBody(request: FastifyRequest): void {
   if (essence !== "application/json") throw new AgentmeshError("UNSUPPORTED_MEDIA_TYPE", `Events are sent as application/json, not ${essence}`);
 }
 
+/**
+ * `POST /streams/<path>`: append one event or an array of events, in order.
+ * 201 when anything new was stored, 200 when every event was an idempotent
+ * retry (the reply then shows what was stored the first time).
+ */
 export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; maxBatchEvents: number }): void {
   app.post("/streams/*", { schema: RouteDocs.append }, async (request, reply) => {
     requireJsonBody(request);
