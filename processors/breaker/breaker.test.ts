@@ -51,4 +51,16 @@ describe("circuit breaker", () => {
     expect(feed(configured, [0, 0, 0, 0, 0, 0]).tripped).not.toBeNull();
     expect(feed(configured, Array.from({ length: 50 }, () => 0), "stream/resumed").tripped).toBeNull();
   });
+
+  it("grants a raised burst at once: 1,000 events right after raising the limits do not trip it", () => {
+    const raised = reduceBreaker(initialBreakerState(limits), event(0, "stream/circuit-breaker-configured", { maxEventsPerSecond: 1_000_000, burst: 1_000_000 }));
+    expect(feed(raised, Array.from({ length: 1000 }, () => 1)).tripped).toBeNull();
+    // Lowering them still takes effect at once.
+    const lowered = reduceBreaker(initialBreakerState(limits), event(0, "stream/circuit-breaker-configured", { maxEventsPerSecond: 5, burst: 5 }));
+    expect(feed(lowered, [1, 1, 1, 1, 1, 1]).tripped).not.toBeNull();
+  });
+
+  it("does not count inbound webhooks: a third party cannot pause a stream by posting to it", () => {
+    expect(feed(initialBreakerState(limits), Array.from({ length: 500 }, () => 0), "webhook/received").tripped).toBeNull();
+  });
 });

@@ -23,8 +23,18 @@ export interface BreakerState {
   tripped: { offset: number; rate: number } | null;
 }
 
-/** Control events do not count as load: pausing or configuring must never trip the breaker. */
-const NOT_COUNTED: ReadonlySet<string> = new Set([SystemEventTypes.paused, SystemEventTypes.resumed, SystemEventTypes.breakerConfigured]);
+/**
+ * Not load: pausing or configuring must never trip the breaker, and inbound webhooks are outside input that
+ * the gateway admits at its own per-stream limit (a flood gets 429 there), so a third party cannot pause a
+ * stream by posting to it. What the stream's processors do in reply still counts.
+ */
+const NOT_COUNTED: ReadonlySet<string> = new Set([SystemEventTypes.paused, SystemEventTypes.resumed, SystemEventTypes.breakerConfigured, SystemEventTypes.webhookReceived]);
+
+/** The bucket at `nowMs` under the limits it has had until then. */
+function refill(state: BreakerState, nowMs: number): number {
+  const elapsedMs = state.lastMs === null ? 0 : Math.max(0, nowMs - state.lastMs);
+  return Math.min(state.limits.burst, state.tokens + (elapsedMs / 1000) * state.limits.maxEventsPerSecond);
+}
 
 export function initialBreakerState(limits: BreakerLimits): BreakerState {
   return { limits, tokens: limits.burst, lastMs: null, recent: [], tripped: null };
@@ -35,13 +45,16 @@ export function reduceBreaker(state: BreakerState, event: EventEnvelope): Breake
   if (event.type === SystemEventTypes.breakerConfigured) {
     const configured = BreakerConfiguredSchema.safeParse(event.payload);
     if (!configured.success) return state;
-    return { ...state, limits: configured.data, tokens: Math.min(state.tokens, configured.data.burst) };
+    // The wait until now is credited at the old rate, and a larger burst is granted at once: raising the
+    // limits must let the next burst of the new size through.
+    const now = Date.parse(event.createdAt);
+    const tokens = refill(state, now) + Math.max(0, configured.data.burst - state.limits.burst);
+    return { ...state, limits: configured.data, tokens: Math.min(tokens, configured.data.burst), lastMs: Math.max(now, state.lastMs ?? now) };
   }
   if (NOT_COUNTED.has(event.type)) return state;
 
   const now = Date.parse(event.createdAt);
-  const elapsedMs = state.lastMs === null ? 0 : Math.max(0, now - state.lastMs);
-  const refilled = Math.min(state.limits.burst, state.tokens + (elapsedMs / 1000) * state.limits.maxEventsPerSecond);
+  const refilled = refill(state, now);
   const recent = state.recent.filter((t) => now - t < 1000);
   recent.push(now);
   const over = refilled < 1;
