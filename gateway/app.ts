@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { AgentmeshError, ensureError } from "../shared/errors.js";
 import type { Logger } from "../shared/logger.js";
 import type { Nats } from "../shared/nats.js";
+import { SecretBox } from "../shared/secrets.js";
 import { ReadCursors } from "../shared/read-cursors.js";
 import type { StreamIndexes } from "../shared/stream-indexes.js";
 import { AccessControl } from "./auth/access.js";
@@ -28,6 +29,12 @@ export interface GatewayDeps {
   logger: Logger;
 }
 
+/** A URL as logged: a bearer token given as `access_token` never reaches the logs. */
+function redactedUrl(url: string): string {
+  // The query parser decodes names, so `access%5Ftoken` is the same parameter.
+  return /access(?:_|%5f)token/i.test(url) ? url.replace(/([?&]access(?:_|%5f)token=)[^&#]*/gi, "$1[redacted]") : url;
+}
+
 /** The HTTP face of the mesh. Testable without listening (`app.inject`) and with it. */
 export function buildApp(deps: GatewayDeps): FastifyInstance {
   const { config, nats, indexes, logger } = deps;
@@ -35,6 +42,8 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: fastifyLogger,
     bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
+    // A client that trickles its headers or body is cut off (408) instead of holding a socket and a parser forever.
+    requestTimeout: config.GATEWAY_REQUEST_TIMEOUT_MS,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     // One line per request, written in onResponse below, instead of Fastify's two.
@@ -51,7 +60,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     const route = request.routeOptions.url ?? "unmatched";
     httpRequests.inc({ method: request.method, route, status: reply.statusCode });
     httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
-    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100, code: errorCodeOf(request) };
+    const line = { method: request.method, url: redactedUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100, code: errorCodeOf(request) };
     if (reply.statusCode >= 500) request.log.warn(line, "request");
     else request.log.info(line, "request");
     done();
@@ -65,9 +74,11 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
         ...(config.AUTH_JWKS_URL === undefined ? {} : { jwksUrl: config.AUTH_JWKS_URL }),
         ...(config.AUTH_ISSUER === undefined ? {} : { issuer: config.AUTH_ISSUER }),
         ...(config.AUTH_AUDIENCE === undefined ? {} : { audience: config.AUTH_AUDIENCE }),
+        maxLifetimeSeconds: config.AUTH_MAX_TOKEN_LIFETIME_S,
       })
     : null;
-  const access = new AccessControl(verifier);
+  const access = new AccessControl(verifier, config.GATEWAY_MAX_BATCH_EVENTS);
+  const secrets = config.SECRETS_KEYS === undefined ? null : new SecretBox(config.SECRETS_KEYS);
 
   const hub = new TailHub(nats, { replayBufferEvents: config.SSE_REPLAY_BUFFER_EVENTS, lingerMs: config.SSE_TAIL_LINGER_MS }, logger);
   const cursors = new ReadCursors(nats);
@@ -79,24 +90,26 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   });
 
   void registerOpenApi(app);
-  void registerRateLimit(app, config.RATE_LIMIT_PER_SECOND);
+  void registerRateLimit(app, access, config.RATE_LIMIT_PER_SECOND);
   // Routes go in a plugin registered after the rate limit, so its route hook sees every one of them.
   void app.register((scope, _options, done) => {
     registerHealthRoutes(scope, { nats });
     registerMetricsRoute(scope);
     registerListRoute(scope, { nats, access });
-    registerAppendRoute(scope, { nats, indexes, access, maxBatchEvents: config.GATEWAY_MAX_BATCH_EVENTS });
-    registerHookRoutes(scope, { nats, indexes });
+    registerAppendRoute(scope, { nats, indexes, access, secrets });
+    registerHookRoutes(scope, { nats, indexes, secrets, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
     registerDurableStreamRoutes(scope, {
       nats,
       indexes,
       access,
+      secrets,
+      authEnabled: access.enabled,
       logger,
       replicas: config.EVENTS_REPLICAS,
       bodyLimitBytes: config.GATEWAY_BODY_LIMIT_BYTES,
       longPollTimeoutMs: config.DURABLE_LONG_POLL_TIMEOUT_MS,
     });
-    registerReadRoute(scope, { nats, access, connections: new ConnectionLimiter(config.SSE_MAX_CONNECTIONS_PER_CLIENT), hub, cursors, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
+    registerReadRoute(scope, { nats, access, connections: new ConnectionLimiter(access, config.SSE_MAX_CONNECTIONS_PER_CLIENT), hub, cursors, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
     done();
   });
   return app;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { baseConfigShape, ConfigError, configFields, parseConfig } from "../shared/config.js";
+import { SecretKeysSchema } from "../shared/secrets.js";
 
 export const gatewayConfigShape = {
   ...baseConfigShape,
@@ -29,6 +30,16 @@ export const gatewayConfigShape = {
   AUTH_JWKS_URL: z.url().optional(),
   AUTH_ISSUER: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
+  /** Longest lifetime a bearer token may have (exp - iat), in seconds; longer ones are refused. */
+  AUTH_MAX_TOKEN_LIFETIME_S: configFields.positiveInt.default(24 * 3600),
+  /** Keys that seal the credentials events carry (shared/secrets.ts): `id:base64key[,...]`, the first seals. */
+  SECRETS_KEYS: SecretKeysSchema.optional(),
+  /** How long a client may take to send a whole request (headers and body); slower ones are cut off with 408. */
+  GATEWAY_REQUEST_TIMEOUT_MS: configFields.positiveInt.default(30_000),
+  /** Inbound webhooks per second per stream, on each gateway replica (429 above it). */
+  HOOKS_PER_STREAM_PER_SECOND: configFields.positiveInt.default(20),
+  /** How far a signed webhook's timestamp may be from now, in seconds; below half the dedupe window, so a replay is either a duplicate or too old. */
+  HOOKS_TIMESTAMP_TOLERANCE_S: configFields.positiveInt.default(50),
 } as const;
 
 export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
@@ -40,6 +51,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv) {
     throw new ConfigError(["AUTH: set AUTH_JWT_SECRET or AUTH_JWKS_URL for bearer tokens, or AUTH=off explicitly for local use"]);
   }
   if (config.AUTH === "jwt" && !keyed) throw new ConfigError(["AUTH=jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL"]);
+  if (config.HOOKS_TIMESTAMP_TOLERANCE_S * 1000 * 2 > config.EVENTS_DUPLICATE_WINDOW_MS) {
+    throw new ConfigError([`HOOKS_TIMESTAMP_TOLERANCE_S: at most half of EVENTS_DUPLICATE_WINDOW_MS (${config.EVENTS_DUPLICATE_WINDOW_MS / 2000} s), or a replayed webhook could outlive its dedupe`]);
+  }
   return config;
 }
 

@@ -4,11 +4,17 @@ import { AgentmeshError } from "./errors.js";
 import { eventsAppended } from "./metrics.js";
 import { maxMessageBytes, natsFailure, type Nats } from "./nats.js";
 import { getEvent, lastOffset } from "./read.js";
+import { SecretFields, sealPayload, type SecretBox } from "./secrets.js";
 import { eventsSubject, liveSubject, type StreamPath } from "./subjects.js";
 import type { StreamIndexes } from "./stream-indexes.js";
 import { JetStreamErrorCodes, SystemEventTypes } from "./wire.js";
+import { authorizeAppend, type Writer } from "./writer.js";
 
 export interface AppendOptions {
+  /** Who appends: the authorization decision (shared/writer.ts) is made here, for every way in. */
+  writer: Writer;
+  /** Seals the credentials some events carry (shared/secrets.ts); without it such events are refused. */
+  secrets?: SecretBox | null;
   /** Append only if the stream's last offset is this (0: the stream must be empty). */
   expectOffset?: number;
   /** Refuse appends to paused streams (all but stream/resumed), and record what this append changes in the indexes. */
@@ -46,7 +52,8 @@ interface Prepared {
  * A batch is not atomic: a failure part-way leaves the events before it stored
  * (the error says how many). Clients that retry with idempotency keys are safe.
  */
-export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonly ValidEventInput[], options: AppendOptions = {}): Promise<AppendResult> {
+export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonly ValidEventInput[], options: AppendOptions): Promise<AppendResult> {
+  authorizeAppend(options.writer, path, inputs.map((input) => input.type));
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
   const pause = options.indexes?.pauseStatus(path);
   const staleIndex = pause !== undefined && options.unpausedThrough !== undefined && pause.offset <= options.unpausedThrough;
@@ -58,8 +65,9 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   const subject = eventsSubject(path);
   const createdAt = new Date().toISOString();
   const maxBytes = maxMessageBytes(nats);
+  const secrets = options.secrets ?? null;
   const prepared = inputs.map((input, index): Prepared => {
-    const body = toStoredBody(input, createdAt);
+    const body = toStoredBody({ ...input, payload: sealPayload(secrets, path, input.type, input.payload, index) }, createdAt);
     const text = serialise(body, index);
     const bytes = Buffer.from(text);
     if (bytes.byteLength > maxBytes) {
@@ -78,6 +86,9 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   const json: string[] = new Array<string>(acks.length);
   const events: EventEnvelope[] = new Array<EventEnvelope>(acks.length);
   const duplicates: Promise<void>[] = [];
+  // A retry shows what was stored the first time, but only to a writer who may read it: an idempotency key
+  // must not let an append-only token read another writer's event.
+  const showStored = options.writer.mayRead(path);
   for (const [index, ack] of acks.entries()) {
     const item = prepared[index] as Prepared;
     if (!ack.duplicate) {
@@ -85,6 +96,11 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
       // Paths are unreserved characters only, so they need no escaping; the body is our own JSON object.
       json[index] = `{"streamPath":"${path}","offset":${ack.seq},${item.text.slice(1)}`;
       events[index] = toEnvelope(path, ack.seq, createdAt, item.body);
+      continue;
+    }
+    if (!showStored) {
+      events[index] = toEnvelope(path, ack.seq, createdAt, item.body);
+      json[index] = JSON.stringify(events[index]);
       continue;
     }
     duplicates.push(
@@ -165,7 +181,11 @@ function withAppended(error: AgentmeshError, appended: number): AgentmeshError {
  * Publish an ephemeral event on `live.<tokens>`: SSE readers see it, history
  * never does. Core NATS, so nothing acknowledges it and nothing stores it.
  */
-export function publishEphemeral(nats: Nats, path: StreamPath, input: ValidEventInput): { createdAt: string } {
+export function publishEphemeral(nats: Nats, writer: Writer, path: StreamPath, input: ValidEventInput, indexes?: StreamIndexes): { createdAt: string } {
+  authorizeAppend(writer, path, [input.type]);
+  if (indexes?.isPaused(path) === true) throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused`);
+  // Live readers would see the payload as sent: credentials are never ephemeral.
+  if (SecretFields[input.type] !== undefined) throw new AgentmeshError("INVALID_EVENT", `${input.type} carries a credential and cannot be ephemeral`);
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
   const createdAt = new Date().toISOString();
   const body = toStoredBody({ ...input, idempotencyKey: undefined }, createdAt);

@@ -32,6 +32,7 @@ export const ErrorCodes = {
   EVENT_TOO_LARGE: { status: 413, message: "The event is larger than NATS accepts in one message" },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
   NATS_UNAVAILABLE: { status: 503, message: "NATS is not reachable; retry later" },
+  SECRETS_UNAVAILABLE: { status: 503, message: "This service has no key to seal or open secrets with (SECRETS_KEYS)" },
   INTERNAL: { status: 500, message: "Internal error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -12,6 +12,7 @@ import { decodeJsMsg } from "./read.js";
 import { StreamStateCache, type StreamState } from "./stream-state-cache.js";
 import type { StreamPath } from "./subjects.js";
 import { ConsumerNames, SubjectRoots, SystemEventTypes } from "./wire.js";
+import { serviceWriter, type Writer } from "./writer.js";
 
 /** What a processor sees when an event it triggers on arrives. */
 export interface ReactionContext<S> {
@@ -89,6 +90,7 @@ export class ProcessorRuntime<S> {
   private running = false;
   private readonly maxDeliver: number;
   private readonly ackWaitMs: number;
+  private readonly writer: Writer;
 
   constructor(
     private readonly processor: Processor<S>,
@@ -98,6 +100,7 @@ export class ProcessorRuntime<S> {
     this.triggers = typeMatcher(processor.triggers);
     this.maxDeliver = options.maxDeliver ?? 10;
     this.ackWaitMs = options.ackWaitMs ?? 30_000;
+    this.writer = serviceWriter(processor.name);
   }
 
   /** Events waiting in the durable consumer, for the lag gauge; null before start. */
@@ -204,7 +207,7 @@ export class ProcessorRuntime<S> {
       try {
         const setting = this.processor.serialiseDecisions ?? true;
         const serialise = typeof setting === "function" ? setting(event) : setting;
-        await appendEvents(this.options.nats, path, reactions, { indexes: this.options.indexes, unpausedThrough: stream.offset, ...(serialise ? { expectOffset: stream.offset } : {}) });
+        await appendEvents(this.options.nats, path, reactions, { writer: this.writer, indexes: this.options.indexes, unpausedThrough: stream.offset, ...(serialise ? { expectOffset: stream.offset } : {}) });
         log.info({ reactions: reactions.map((r) => r.type) }, "reacted");
         return "reacted";
       } catch (err) {
@@ -248,7 +251,7 @@ export class ProcessorRuntime<S> {
           source: { processor: this.processor.name, causationOffset: event.offset },
           idempotencyKey: `${this.processor.name}:${event.offset}:error`,
         },
-      ]);
+      ], { writer: this.writer });
       m.term(error.message);
     } catch (recordErr) {
       // Could not record it: let JetStream redeliver rather than lose the failure silently.

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { StoredWebhookSecretSchema } from "./secrets.js";
 
 /** Payload schemas of the events the mesh itself writes (docs/EVENTS.md, "Event types"). */
 
@@ -32,7 +33,7 @@ export type ErrorOccurred = z.infer<typeof ErrorOccurredSchema>;
 
 export const InboundConfiguredSchema = z.object({
   /** A Standard Webhooks secret (`whsec_` + base64); absent or null turns verification off. */
-  secret: z.string().startsWith("whsec_").nullable().optional(),
+  secret: StoredWebhookSecretSchema.nullable().optional(),
 });
 
 export const WebhookReceivedSchema = z.object({

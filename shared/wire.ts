@@ -52,6 +52,7 @@ export const SystemEventTypes = {
 /** Appending these changes how a stream is run (pause, limits, schedules, webhooks): the `admin` right is needed. */
 export const AdminEventTypes: ReadonlySet<string> = new Set([
   SystemEventTypes.paused,
+  SystemEventTypes.agentPaused,
   SystemEventTypes.resumed,
   SystemEventTypes.breakerConfigured,
   SystemEventTypes.inboundConfigured,
@@ -59,6 +60,8 @@ export const AdminEventTypes: ReadonlySet<string> = new Set([
   "schedule/cancelled",
   "subscription/configured",
   "subscription/removed",
+  // The model, prompt, tools and turn limit an agent runs with: what it costs and how far it may go alone.
+  "agent/configured",
 ]);
 
 export const KvBuckets = {

@@ -3,6 +3,8 @@
  * (unless NATS_URL is set), then every service as its own process, prints their
  * logs readably, and stops everything cleanly on Ctrl-C.
  */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { ConfigError, configFields, parseConfig } from "../../shared/config.js";
@@ -15,6 +17,23 @@ const launcherShape = {
   AGENTMESH_DATA_DIR: z.string().default(join(projectRoot, ".data")),
   LOG_FORMAT: z.enum(["pretty", "json"]).default(process.stdout.isTTY ? "pretty" : "json"),
 };
+
+/** AUTH=off on a laptop unless tokens are configured (AUTH_JWT_SECRET or AUTH_JWKS_URL) or AUTH is set. */
+function authDefault(env: NodeJS.ProcessEnv): Record<string, string> {
+  const configured = [env.AUTH, env.AUTH_JWT_SECRET, env.AUTH_JWKS_URL].some((v) => v !== undefined && v !== "");
+  return configured ? {} : { AUTH: "off" };
+}
+
+/** A sealing key for this data directory, made once (mode 0600) unless SECRETS_KEYS is given. */
+function secretsDefault(dataDir: string, env: NodeJS.ProcessEnv): Record<string, string> {
+  if (env.SECRETS_KEYS !== undefined && env.SECRETS_KEYS !== "") return {};
+  const file = join(dataDir, "secrets-keys");
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(file, `local:${randomBytes(32).toString("base64")}\n`, { mode: 0o600, flag: "wx" });
+  }
+  return { SECRETS_KEYS: readFileSync(file, "utf8").trim() };
+}
 
 const format = createLineFormatter();
 let mesh: Mesh | undefined;
@@ -52,8 +71,9 @@ async function main(): Promise<void> {
     dataDir: config.AGENTMESH_DATA_DIR,
     services: DEFAULT_SERVICES,
     // On a laptop, webhooks to local receivers are the point; production allows no private network by default.
-    // AUTH=off unless configured: a laptop default the gateway warns about loudly.
-    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", AUTH: "off", ...process.env },
+    // AUTH=off only when nothing configures tokens: a secret or a JWKS URL turns bearer tokens on, as the
+    // README says. SECRETS_KEYS defaults to a key kept in the data directory, so sealed secrets open after a restart.
+    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", ...authDefault(process.env), ...secretsDefault(config.AGENTMESH_DATA_DIR, process.env), ...process.env },
     onLine: (service, line) => process.stdout.write(`${format(service, line)}\n`),
     // The banner and routine [INF] lines would drown the services' logs; warnings and errors still show.
     onNatsLine: (line) => {

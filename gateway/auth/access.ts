@@ -1,6 +1,7 @@
 import type { FastifyRequest } from "fastify";
 import { AgentmeshError } from "../../shared/errors.js";
-import type { StreamSelector } from "../../shared/subjects.js";
+import type { StreamPath, StreamSelector } from "../../shared/subjects.js";
+import type { Writer } from "../../shared/writer.js";
 import { allows, type Right } from "./grants.js";
 import type { Principal, TokenVerifier } from "./verifier.js";
 
@@ -17,7 +18,11 @@ function describe(selector: StreamSelector): string {
 export class AccessControl {
   private readonly principals = new WeakMap<FastifyRequest, Promise<Principal>>();
 
-  constructor(private readonly verifier: TokenVerifier | null) {}
+  constructor(
+    private readonly verifier: TokenVerifier | null,
+    /** Events one request may append (GATEWAY_MAX_BATCH_EVENTS), on every face. */
+    private readonly maxBatchEvents: number,
+  ) {}
 
   get enabled(): boolean {
     return this.verifier !== null;
@@ -44,8 +49,16 @@ export class AccessControl {
     if (verifier === null) return Promise.resolve({ subject: "anonymous", grants: [{ path: "/**", rights: ["read", "append", "admin"] }] });
     let principal = this.principals.get(request);
     if (principal === undefined) {
-      const token = this.token(request);
-      principal = token === null ? Promise.reject(new AgentmeshError("UNAUTHENTICATED", "A bearer token is required")) : verifier.verify(token);
+      let token: string | null;
+      try {
+        token = this.token(request);
+      } catch (err) {
+        token = null;
+        principal = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      principal ??= token === null ? Promise.reject(new AgentmeshError("UNAUTHENTICATED", "A bearer token is required")) : verifier.verify(token);
+      // Callers that only ask (limits) must not leave a rejection unhandled.
+      principal.catch(() => undefined);
       this.principals.set(request, principal);
     }
     return principal;
@@ -57,6 +70,23 @@ export class AccessControl {
     if (!allows(principal.grants, right, selector)) {
       throw new AgentmeshError("FORBIDDEN", `The token does not grant ${right} on ${describe(selector)}`);
     }
+  }
+
+  /**
+   * The request's client as a writer: appendEvents makes the authorization decision with it. 401 here
+   * without a valid token.
+   */
+  async writer(request: FastifyRequest): Promise<Writer> {
+    const { subject, grants } = await this.principal(request);
+    const forbidden = (right: Right, path: StreamPath): AgentmeshError => new AgentmeshError("FORBIDDEN", `The token does not grant ${right} on ${path}`);
+    return {
+      name: subject,
+      maxBatchEvents: this.maxBatchEvents,
+      require: (right, path) => {
+        if (!allows(grants, right, { kind: "stream", path })) throw forbidden(right, path);
+      },
+      mayRead: (path) => allows(grants, "read", { kind: "stream", path }),
+    };
   }
 
   /** For filtering listings: may this request read that? */

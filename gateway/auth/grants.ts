@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { StreamPath, StreamSelector } from "../../shared/subjects.js";
+import type { Right } from "../../shared/writer.js";
 
 /**
  * What a bearer token grants, from its `streams` claim:
@@ -9,8 +10,8 @@ import type { StreamPath, StreamSelector } from "../../shared/subjects.js";
  * is every stream.
  */
 
-export const RightSchema = z.enum(["read", "append", "admin"]);
-export type Right = z.infer<typeof RightSchema>;
+export const RightSchema = z.enum(["read", "append", "admin"]) satisfies z.ZodType<Right>;
+export type { Right };
 
 export const GrantSchema = z.object({
   path: z.string().regex(/^\/(\*\*|[A-Za-z0-9._~*-]+(\/[A-Za-z0-9._~*-]+)*(\/\*\*)?)$/, "a stream path pattern like /agents/*/inbox or /agents/**"),

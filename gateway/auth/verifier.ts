@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { AgentmeshError } from "../../shared/errors.js";
 import { StreamsClaimSchema, type Grant } from "./grants.js";
@@ -14,7 +15,12 @@ export interface VerifierOptions {
   jwksUrl?: string;
   issuer?: string;
   audience?: string;
+  /** Longest lifetime a token may have (`exp` minus `iat`, or minus now without `iat`), in seconds. */
+  maxLifetimeSeconds: number;
 }
+
+/** Clocks differ a little between whoever mints a token and the gateway. */
+const CLOCK_TOLERANCE_S = 30;
 
 /** Verified tokens are remembered this long at most (and never past their own expiry). */
 const CACHE_MS = 60_000;
@@ -51,12 +57,22 @@ export class TokenVerifier {
         ...(this.options.secret !== undefined ? { algorithms: ["HS256"] } : {}),
         ...(this.options.issuer === undefined ? {} : { issuer: this.options.issuer }),
         ...(this.options.audience === undefined ? {} : { audience: this.options.audience }),
+        requiredClaims: ["exp"],
+        clockTolerance: CLOCK_TOLERANCE_S,
       };
       const { payload } =
         this.key instanceof Uint8Array ? await jwtVerify(token, this.key, verifyOptions) : await jwtVerify(token, this.key, verifyOptions);
       const grants = StreamsClaimSchema.safeParse(payload.streams ?? []);
       if (!grants.success) throw new AgentmeshError("UNAUTHENTICATED", `The token's streams claim is invalid: ${grants.error.issues[0]?.message ?? ""}`);
-      return { principal: { subject: payload.sub ?? "anonymous", grants: grants.data }, expiresAtMs: payload.exp === undefined ? Number.POSITIVE_INFINITY : payload.exp * 1000 };
+      const exp = payload.exp ?? 0;
+      const nowS = Date.now() / 1000;
+      if (payload.iat !== undefined && payload.iat > nowS + CLOCK_TOLERANCE_S) throw new AgentmeshError("UNAUTHENTICATED", "Invalid bearer token: it was issued in the future (iat)");
+      if (exp - (payload.iat ?? nowS) > this.options.maxLifetimeSeconds + CLOCK_TOLERANCE_S) {
+        throw new AgentmeshError("UNAUTHENTICATED", `Invalid bearer token: it lives longer than ${this.options.maxLifetimeSeconds} s (AUTH_MAX_TOKEN_LIFETIME_S)`);
+      }
+      // Tokens without a subject are told apart by their hash, so limits keyed on the subject still count each.
+      const subject = payload.sub ?? `token:${createHash("sha256").update(token).digest("hex").slice(0, 16)}`;
+      return { principal: { subject, grants: grants.data }, expiresAtMs: exp * 1000 };
     } catch (err) {
       if (err instanceof AgentmeshError) throw err;
       const why = err instanceof joseErrors.JWTExpired ? "the token has expired" : err instanceof joseErrors.JOSEError ? err.code : "the token could not be verified";

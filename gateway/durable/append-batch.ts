@@ -1,4 +1,5 @@
 import type { StreamPath } from "../../shared/subjects.js";
+import type { Writer } from "../../shared/writer.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
 import { maxMessageBytes } from "../../shared/nats.js";
 import { closedConflict, contentTypeConflict, type DurableDeps } from "./protocol-context.js";
@@ -16,6 +17,8 @@ import { isJsonContentType, normaliseContentType } from "./stream-record.js";
  */
 
 export interface PlainAppend {
+  /** Who appends: decides, for an agent stream, which events it may store. */
+  writer: Writer;
   contentType: string;
   /** What this append stores: the body's bytes, or for JSON its values as compact JSON without brackets. */
   data: Buffer;
@@ -70,7 +73,7 @@ export class AppendBatcher {
     await writeToCurrentRecord(deps, path, {
       onAgentStream: async () => {
         for (const p of batch) {
-          await appendToAgentStream(deps, path, p.contentType, p.values).then(
+          await appendToAgentStream(deps, p.writer, path, p.contentType, p.values).then(
             (tail) => { p.resolve(tail); },
             (err: unknown) => { p.reject(err); },
           );

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { StreamPath } from "../../shared/subjects.js";
+import type { Writer } from "../../shared/writer.js";
 import { durablePathFromUrl } from "../stream-url.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
 import { closedConflict, contentTypeConflict, headerValue, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
@@ -18,6 +19,7 @@ import { isJsonContentType, normaliseContentType, type DurableStreamRecord, type
  */
 
 interface AppendRequest {
+  writer: Writer;
   path: StreamPath;
   producer: ProducerTuple | undefined;
   body: Buffer;
@@ -29,7 +31,9 @@ interface AppendRequest {
 export async function appendToStream(deps: DurableDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const producer = parseProducer(request.headers);
   const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+  const writer = await deps.access.writer(request);
   const wanted: AppendRequest = {
+    writer,
     path: durablePathFromUrl(request.url),
     producer,
     body,
@@ -39,12 +43,13 @@ export async function appendToStream(deps: DurableDeps, request: FastifyRequest,
   };
   if (body.byteLength === 0 && !wanted.close) throw new AgentmeshError("BAD_REQUEST", "An append needs a body (to close the stream without appending, send Stream-Closed: true)");
   if (body.byteLength > 0 && wanted.contentType === undefined) throw new AgentmeshError("INVALID_HEADER", "An append needs a Content-Type matching the stream's");
-  await deps.access.require(request, "append", { kind: "stream", path: wanted.path });
+  // The full decision, for agent streams, is appendEvents'; this is the right every append needs.
+  writer.require("append", wanted.path);
 
   if (producer === undefined && wanted.streamSeq === undefined && !wanted.close && wanted.contentType !== undefined) {
     const values = isJsonContentType(wanted.contentType) ? parseJsonValues(body, false) : undefined;
     const data = values === undefined ? body : Buffer.from(jsonValuesText(values));
-    const tail = await deps.appends.append(deps, wanted.path, { contentType: wanted.contentType, data, values });
+    const tail = await deps.appends.append(deps, wanted.path, { writer, contentType: wanted.contentType, data, values });
     setTail(reply, tail);
     return reply.code(204).send();
   }
@@ -129,6 +134,6 @@ async function appendToAgentFace(deps: DurableDeps, wanted: AppendRequest, reply
   }
   const contentType = wanted.contentType ?? "";
   const values = isJsonContentType(contentType) ? parseJsonValues(wanted.body, false) : undefined;
-  setTail(reply, await appendToAgentStream(deps, wanted.path, contentType, values));
+  setTail(reply, await appendToAgentStream(deps, wanted.writer, wanted.path, contentType, values));
   return reply.code(204).send();
 }

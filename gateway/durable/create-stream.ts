@@ -72,6 +72,8 @@ function parseCreateRequest(request: FastifyRequest): CreateRequest {
 export async function createStream(deps: DurableDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const wanted = parseCreateRequest(request);
   await deps.access.require(request, "append", { kind: "stream", path: wanted.path });
+  // A fork reads its source: creating one must not let a token read what it could not read directly.
+  if (wanted.fork !== undefined) await deps.access.require(request, "read", { kind: "stream", path: wanted.fork.from });
   return deps.store.locks.run(wanted.path, async () => {
     for (;;) {
       const existing = await deps.store.lookup(wanted.path);

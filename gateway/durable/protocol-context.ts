@@ -3,6 +3,7 @@ import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
+import type { SecretBox } from "../../shared/secrets.js";
 import type { AccessControl } from "../auth/access.js";
 import type { AppendBatcher } from "./append-batch.js";
 import type { ChangeSignals } from "./change-signals.js";
@@ -16,6 +17,9 @@ export interface DurableDeps {
   nats: Nats;
   indexes: StreamIndexes;
   access: AccessControl;
+  /** Whether bearer tokens are checked: reads are then cacheable privately only. */
+  authEnabled: boolean;
+  secrets: SecretBox | null;
   store: DurableStreamStore;
   signals: ChangeSignals;
   appends: AppendBatcher;

@@ -46,10 +46,10 @@ export async function readStream(deps: DurableDeps, request: FastifyRequest, rep
     return sendBody(reply, 200, stream.contentType, responseBody([], isJsonContentType(stream.contentType)));
   }
   const result = await readView(deps.nats, stream.view, after, { maxBytes: deps.readMaxBytes, maxMessages: READ_MAX_MESSAGES });
-  return sendRead(request, reply, stream, after, result, undefined);
+  return sendRead(deps, request, reply, stream, after, result, undefined);
 }
 
-function sendRead(request: FastifyRequest, reply: FastifyReply, stream: ReadableStream, after: number, result: ReadResult, cursor: string | undefined): FastifyReply {
+function sendRead(deps: DurableDeps, request: FastifyRequest, reply: FastifyReply, stream: ReadableStream, after: number, result: ReadResult, cursor: string | undefined): FastifyReply {
   const closedAtEnd = stream.closed && result.upToDate;
   // Identifies the bytes of this answer: incarnation, range, and whether it ends the stream.
   const etag = `"${stream.id}:${formatOffset(after)}:${formatOffset(result.nextSeq)}${closedAtEnd ? ":c" : ""}"`;
@@ -57,7 +57,10 @@ function sendRead(request: FastifyRequest, reply: FastifyReply, stream: Readable
   if (result.upToDate) void reply.header(DsHeaders.upToDate, "true");
   setClosed(reply, closedAtEnd);
   if (cursor !== undefined) void reply.header(DsHeaders.cursor, cursor);
-  void reply.header("etag", etag).header("cache-control", result.upToDate ? "no-cache" : "public, max-age=60, stale-while-revalidate=300");
+  // With auth on, a cache shared between clients must never answer one client with what another could read.
+  const scope = deps.authEnabled ? "private" : "public";
+  void reply.header("etag", etag).header("cache-control", result.upToDate ? "no-cache" : `${scope}, max-age=60, stale-while-revalidate=300`);
+  if (deps.authEnabled) void reply.header("vary", "authorization");
   if (request.headers["if-none-match"] === etag) return reply.code(304).send();
   return sendBody(reply, 200, stream.contentType, responseBody(result.chunks, isJsonContentType(stream.contentType)));
 }
@@ -79,7 +82,7 @@ async function longPoll(deps: DurableDeps, request: FastifyRequest, reply: Fasti
     for (;;) {
       if (after < stream.view.tailSeq || fromStart) {
         const result = await readView(deps.nats, stream.view, after, limits);
-        if (result.chunks.length > 0 || fromStart) return await sendRead(request, reply, stream, after, result, nextCursor(clientCursor));
+        if (result.chunks.length > 0 || fromStart) return await sendRead(deps, request, reply, stream, after, result, nextCursor(clientCursor));
       }
       if (stream.closed) break;
       const outcome = await listener.next(Math.max(0, deadline - Date.now()), abort.signal);

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "../../shared/logger.js";
 import type { Nats } from "../../shared/nats.js";
+import type { SecretBox } from "../../shared/secrets.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import type { AccessControl } from "../auth/access.js";
 import { DURABLE_PREFIX } from "../stream-url.js";
@@ -18,6 +19,8 @@ export interface DurableRouteOptions {
   nats: Nats;
   indexes: StreamIndexes;
   access: AccessControl;
+  authEnabled: boolean;
+  secrets: SecretBox | null;
   logger: Logger;
   replicas: number;
   bodyLimitBytes: number;
@@ -36,6 +39,8 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     nats: options.nats,
     indexes: options.indexes,
     access: options.access,
+    authEnabled: options.authEnabled,
+    secrets: options.secrets,
     store: new DurableStreamStore(options.nats, options.logger, options.replicas),
     signals,
     appends: new AppendBatcher(),

@@ -4,9 +4,11 @@ import { appendEvents, publishEphemeral } from "../../shared/append.js";
 import { EventInputSchema } from "../../shared/envelope.js";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Nats } from "../../shared/nats.js";
+import type { SecretBox } from "../../shared/secrets.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import { StreamResumedSchema } from "../../shared/system-events.js";
-import { AdminEventTypes, SystemEventTypes } from "../../shared/wire.js";
+import { SystemEventTypes } from "../../shared/wire.js";
+import { authorizeAppend, checkBatchSize } from "../../shared/writer.js";
 import type { AccessControl } from "../auth/access.js";
 import { resumedPathFromUrl, streamPathFromUrl } from "../stream-url.js";
 import { RouteDocs } from "../openapi.js";
@@ -43,20 +45,23 @@ function requireJsonBody(request: FastifyRequest): void {
  * 201 when anything new was stored, 200 when every event was an idempotent
  * retry (the reply then shows what was stored the first time).
  */
-export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; maxBatchEvents: number }): void {
+export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; secrets: SecretBox | null }): void {
   app.post("/streams/*", { schema: RouteDocs.append }, async (request, reply) => {
     requireJsonBody(request);
+    const writer = await deps.access.writer(request);
     const resumed = resumedPathFromUrl(request.url);
     if (resumed !== null) {
-      await deps.access.require(request, "admin", { kind: "stream", path: resumed });
+      const resume = [{ type: SystemEventTypes.resumed, payload: parseOr(StreamResumedSchema, request.body ?? {}, "INVALID_EVENT", "") }];
+      // Decided before the pause state is looked at, so that only an admin learns it.
+      authorizeAppend(writer, resumed, [SystemEventTypes.resumed]);
       // A person's act: appends stream/resumed, after which appends and reactions continue.
       if (deps.indexes.pauseStatus(resumed)?.paused !== true) throw new AgentmeshError("STREAM_NOT_PAUSED", `The stream ${resumed} is not paused`);
-      const payload = parseOr(StreamResumedSchema, request.body ?? {}, "INVALID_EVENT", "");
-      const result = await appendEvents(deps.nats, resumed, [{ type: SystemEventTypes.resumed, payload }], { indexes: deps.indexes });
+      const result = await appendEvents(deps.nats, resumed, resume, { writer, indexes: deps.indexes, secrets: deps.secrets });
       return reply.code(201).send(result.events[0]);
     }
     const path = streamPathFromUrl(request.url);
-    await deps.access.require(request, "append", { kind: "stream", path });
+    // The full decision is appendEvents'; refusing a token without append here spares parsing its body.
+    writer.require("append", path);
     const query = parseOr(AppendQuerySchema, request.query, "INVALID_QUERY", "");
     const ifMatch = request.headers["if-match"];
     const headerOffset = ifMatch === undefined ? undefined : parseOr(IfMatchSchema, ifMatch, "INVALID_HEADER", "If-Match");
@@ -68,24 +73,20 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
     const body: unknown = request.body;
     if (body === undefined || body === null) throw new AgentmeshError("INVALID_EVENT", "The body must be an event object or an array of events");
     const isBatch = Array.isArray(body);
-    if (isBatch && body.length > deps.maxBatchEvents) {
-      throw new AgentmeshError("BATCH_TOO_LARGE", `A batch holds at most ${deps.maxBatchEvents} events; got ${body.length}`);
-    }
+    if (isBatch) checkBatchSize(writer, body.length);
     const inputs = isBatch ? parseOr(BatchSchema, body, "INVALID_EVENT", "events") : [parseOr(EventInputSchema, body, "INVALID_EVENT", "")];
-    if (inputs.some((input) => AdminEventTypes.has(input.type))) await deps.access.require(request, "admin", { kind: "stream", path });
 
     if (query.ephemeral === true) {
-      if (deps.indexes.isPaused(path)) throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused`);
       if (isBatch || expectOffset !== undefined) throw new AgentmeshError("INVALID_QUERY", "An ephemeral event is one event, with no expected offset");
       const input = inputs[0] as (typeof inputs)[number];
       if (input.idempotencyKey !== undefined) {
         throw new AgentmeshError("INVALID_EVENT", "idempotencyKey: an ephemeral event is never stored, so there is nothing to deduplicate", { details: { field: "idempotencyKey" } });
       }
-      const { createdAt } = publishEphemeral(deps.nats, path, input);
+      const { createdAt } = publishEphemeral(deps.nats, writer, path, input, deps.indexes);
       return reply.code(202).send({ streamPath: path, ephemeral: true, type: input.type, createdAt });
     }
 
-    const result = await appendEvents(deps.nats, path, inputs, { indexes: deps.indexes, ...(expectOffset === undefined ? {} : { expectOffset }) });
+    const result = await appendEvents(deps.nats, path, inputs, { writer, indexes: deps.indexes, secrets: deps.secrets, ...(expectOffset === undefined ? {} : { expectOffset }) });
     // The envelopes' JSON is already built from the stored text; sending it as is skips a second serialisation.
     return reply
       .code(result.stored > 0 ? 201 : 200)

@@ -1,12 +1,16 @@
 import { createHash } from "node:crypto";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Webhook } from "standardwebhooks";
 import { appendEvents } from "../../shared/append.js";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Nats } from "../../shared/nats.js";
+import { openSecret, type SecretBox } from "../../shared/secrets.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
+import type { StreamPath } from "../../shared/subjects.js";
 import type { WebhookReceived } from "../../shared/system-events.js";
 import { SystemEventTypes } from "../../shared/wire.js";
+import type { Writer } from "../../shared/writer.js";
+import { keyedLimit } from "../limits.js";
 import { RouteDocs } from "../openapi.js";
 import { hookPathFromUrl } from "../stream-url.js";
 
@@ -73,13 +77,60 @@ function dedupeKey(webhookId: string): string {
 }
 
 /**
+ * A third party posting a webhook: it may store `webhook/received` (the only type this route builds) on the
+ * stream it names, one event per request, and read nothing back.
+ */
+const webhookSender: Writer = {
+  name: "webhook",
+  maxBatchEvents: 1,
+  require: (right, path) => {
+    if (right !== "append") throw new AgentmeshError("FORBIDDEN", `An inbound webhook cannot ${right} ${path}`);
+  },
+  mayRead: () => false,
+};
+
+export interface HookRouteDeps {
+  nats: Nats;
+  indexes: StreamIndexes;
+  secrets: SecretBox | null;
+  /** Webhooks admitted per second per stream on this replica; the rest get 429 before anything is stored. */
+  perStreamPerSecond: number;
+  /** How far `webhook-timestamp` may be from now: kept under half the dedupe window, so a replay is refused. */
+  timestampToleranceS: number;
+}
+
+/** The stream's inbound secret in clear, or null when it verifies nothing; stored sealed (shared/secrets.ts). */
+function inboundSecret(deps: HookRouteDeps, path: StreamPath): string | null {
+  const stored = deps.indexes.inboundSecret(path);
+  return stored === null ? null : openSecret(deps.secrets, stored, path, SystemEventTypes.inboundConfigured, "secret");
+}
+
+function verifySignature(secret: string, raw: Buffer, header: (name: string) => string | undefined, toleranceS: number): void {
+  const timestamp = Number(header("webhook-timestamp") ?? "");
+  // The library allows five minutes either way; a replay must not outlive the dedupe window, so ours is tighter.
+  if (!Number.isInteger(timestamp) || Math.abs(Date.now() / 1000 - timestamp) > toleranceS) {
+    throw new AgentmeshError("INVALID_SIGNATURE", `webhook-timestamp must be within ${toleranceS} s of the gateway's clock`);
+  }
+  try {
+    new Webhook(secret).verify(raw, {
+      "webhook-id": header("webhook-id") ?? "",
+      "webhook-timestamp": header("webhook-timestamp") ?? "",
+      "webhook-signature": header("webhook-signature") ?? "",
+    });
+  } catch (err) {
+    throw new AgentmeshError("INVALID_SIGNATURE", `The webhook signature does not verify: ${err instanceof Error ? err.message : "invalid"}`, { cause: err });
+  }
+}
+
+/**
  * `POST /hooks/<path>`: any third party, any body. Nothing is rejected for its
  * shape: the request is stored as `webhook/received`. Only a stream with a
  * secret (webhook/inbound-configured) checks Standard Webhooks signatures, on
  * the raw bytes. A repeated `webhook-id` is stored once.
  */
-export function registerHookRoutes(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes }): void {
+export function registerHookRoutes(app: FastifyInstance, deps: HookRouteDeps): void {
   void app.register((scope, _options, done) => {
+    const admit = keyedLimit(scope, deps.perStreamPerSecond, (request: FastifyRequest) => `hook:${hookPathFromUrl(request.url)}`);
     // Every content type, kept as raw bytes: signatures are over the exact body, never a re-serialisation.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, parsed) => {
@@ -92,18 +143,11 @@ export function registerHookRoutes(app: FastifyInstance, deps: { nats: Nats; ind
         const value = request.headers[name];
         return Array.isArray(value) ? value[0] : value;
       };
-      const secret = deps.indexes.inboundSecret(path);
-      if (secret !== null) {
-        try {
-          new Webhook(secret).verify(raw, {
-            "webhook-id": header("webhook-id") ?? "",
-            "webhook-timestamp": header("webhook-timestamp") ?? "",
-            "webhook-signature": header("webhook-signature") ?? "",
-          });
-        } catch (err) {
-          throw new AgentmeshError("INVALID_SIGNATURE", `The webhook signature does not verify: ${err instanceof Error ? err.message : "invalid"}`, { cause: err });
-        }
-      }
+      const secret = inboundSecret(deps, path);
+      // A signed stream counts only verified webhooks against its admission limit, so forged ones cannot
+      // crowd out its sender; an unsigned stream counts every one.
+      if (secret !== null) verifySignature(secret, raw, header, deps.timestampToleranceS);
+      await admit(request);
       const contentType = header("content-type") ?? null;
       const payload: WebhookReceived = { contentType, headers: keptHeaders(request.headers), ...representBody(raw, contentType) };
       const webhookId = header("webhook-id");
@@ -111,7 +155,7 @@ export function registerHookRoutes(app: FastifyInstance, deps: { nats: Nats; ind
         deps.nats,
         path,
         [{ type: SystemEventTypes.webhookReceived, payload, ...(webhookId === undefined || webhookId === "" ? {} : { idempotencyKey: dedupeKey(webhookId) }) }],
-        { indexes: deps.indexes },
+        { writer: webhookSender, indexes: deps.indexes },
       );
       const event = result.events[0];
       return reply.code(result.stored > 0 ? 201 : 200).send({ streamPath: path, offset: event?.offset, type: event?.type });

@@ -82,7 +82,7 @@ export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
         const first = page?.events[0];
         after = first === undefined ? (page?.nextOffset ?? 0) : first.offset - 1;
       }
-      const release = deps.connections.acquire(request);
+      const release = await deps.connections.acquire(request);
       let tail;
       try {
         tail = await deps.hub.acquire(selector);

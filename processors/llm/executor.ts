@@ -6,9 +6,13 @@ import type { Nats } from "../../shared/nats.js";
 import { decodeJsMsg } from "../../shared/read.js";
 import { eventsSubject, type StreamPath } from "../../shared/subjects.js";
 import { SystemEventTypes } from "../../shared/wire.js";
+import { serviceWriter } from "../../shared/writer.js";
 import type { ConversationState } from "./conversation.js";
 import { AgentEventTypes, InputAddedSchema, type RequestResult } from "./events.js";
 import type { ModelClient } from "./model-client.js";
+
+/** Response chunks are published by the LLM processor itself. */
+const chunkWriter = serviceWriter("llm");
 
 /** Token streaming is coalesced to at most one ephemeral chunk per this period, so it never floods SSE or the breaker. */
 const CHUNK_PERIOD_MS = 50;
@@ -70,7 +74,7 @@ export async function executeRequest(context: ExecutionContext): Promise<Request
     const text = buffered;
     buffered = "";
     try {
-      publishEphemeral(nats, path, { type: AgentEventTypes.responseChunk, payload: { requestOffset, sequence: sequence++, text } });
+      publishEphemeral(nats, chunkWriter, path, { type: AgentEventTypes.responseChunk, payload: { requestOffset, sequence: sequence++, text } });
     } catch (err) {
       log.debug({ err }, "could not publish a response chunk");
     }

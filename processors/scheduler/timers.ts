@@ -7,6 +7,7 @@ import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import { nextDue } from "./schedule.js";
 import type { IndexedSchedule, ScheduleIndex } from "./schedule-index.js";
+import { serviceWriter } from "../../shared/writer.js";
 
 /** setTimeout cannot wait longer than ~24.8 days; far schedules are re-armed. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
@@ -99,7 +100,7 @@ export class ScheduleTimers {
             idempotencyKey: `${processor}:${entry.slug}:${dueMs}`,
           },
         ],
-        { indexes },
+        { writer: serviceWriter(processor), indexes },
       );
       scheduleDelay.observe((Date.now() - dueMs) / 1000);
       log.info({ delayMs: Date.now() - dueMs }, "schedule fired");

@@ -1,6 +1,26 @@
 import { lookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from "node:dns";
 import ipaddr from "ipaddr.js";
 
+/** IPv6 forms that carry an IPv4 address a host may route to as such (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`). */
+function embeddedIPv4(address: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | ipaddr.IPv6 {
+  if (address.kind() !== "ipv6") return address;
+  const v6 = address as ipaddr.IPv6;
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address();
+  const parts = v6.parts;
+  // ::/96 (IPv4-compatible, deprecated by RFC 4291 but still routed as IPv4 by some stacks), except :: and ::1.
+  if (parts.slice(0, 6).every((p) => p === 0) && (parts[6] !== 0 || (parts[7] ?? 0) > 1)) {
+    return ipaddr.fromByteArray(v6.toByteArray().slice(12));
+  }
+  return address;
+}
+
+/** The address's range; an IPv6 address outside global unicast (2000::/3) is never taken as public. */
+function rangeOf(address: ipaddr.IPv4 | ipaddr.IPv6): string {
+  const range = address.range();
+  if (address.kind() === "ipv6" && range === "unicast" && !address.match(ipaddr.parseCIDR("2000::/3"))) return "reserved";
+  return range;
+}
+
 /**
  * Refuses webhook URLs that reach the pusher's own network (SSRF): loopback,
  * private, link-local and the like, unless the operator allows a range by its
@@ -13,9 +33,8 @@ export class AddressGuard {
   /** Why an address is refused, or null when it may be reached. */
   refusal(address: string): string | null {
     if (!ipaddr.isValid(address)) return `${address} is not an IP address`;
-    let parsed = ipaddr.parse(address);
-    if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();
-    const range = parsed.range();
+    const parsed = embeddedIPv4(ipaddr.parse(address));
+    const range = rangeOf(parsed);
     if (range === "unicast" || this.allowedRanges.has(range)) return null;
     return `${address} is a ${range} address (allow it with WEBHOOK_ALLOWED_NETWORKS=${range})`;
   }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { StoredWebhookSecretSchema } from "../../shared/secrets.js";
 import { SlugSchema } from "../scheduler/events.js";
 
 /** The webhook pusher's events (docs/EVENTS.md, "Webhooks out"). */
@@ -18,8 +19,8 @@ export const SubscriptionConfiguredSchema = z.object({
   url: z.url({ protocol: /^https?$/, message: "an http or https URL" }),
   /** Glob patterns over event types (`agent/*`); default: all but subscription/*. */
   types: z.array(z.string().min(1)).min(1).optional(),
-  /** Standard Webhooks secret (`whsec_` + base64): deliveries are signed when set. */
-  secret: z.string().startsWith("whsec_").optional(),
+  /** Standard Webhooks secret (`whsec_` + base64), stored sealed: deliveries are signed when set. */
+  secret: StoredWebhookSecretSchema.optional(),
 });
 
 export const SubscriptionRemovedSchema = z.object({ slug: SlugSchema });

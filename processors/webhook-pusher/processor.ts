@@ -5,6 +5,7 @@ import type { LogIndex } from "../../shared/log-index.js";
 import type { Nats } from "../../shared/nats.js";
 import { TerminalError } from "../../shared/processor-errors.js";
 import type { Processor } from "../../shared/processor-runtime.js";
+import { openSecret, type SecretBox } from "../../shared/secrets.js";
 import { eventsSubject, slugKeyOf, type StreamPath } from "../../shared/subjects.js";
 import type { AddressGuard } from "./address-guard.js";
 import { SubscriptionConfiguredSchema, SubscriptionEventTypes, SubscriptionRemovedSchema } from "./events.js";
@@ -16,6 +17,8 @@ export interface PusherDeps {
   nats: Nats;
   index: LogIndex<SubscriptionEntry>;
   guard: AddressGuard;
+  /** Opens the secrets the gateway sealed. */
+  secrets: SecretBox | null;
   /** How long a delivery may take; the consumer's ack wait must exceed it. */
   timeoutMs: number;
 }
@@ -31,6 +34,17 @@ async function urlRefusal(guard: AddressGuard, url: string): Promise<string | nu
     if (refusal !== null) return `${host} resolves to ${refusal}`;
   }
   return null;
+}
+
+/** Why the subscription's secret cannot be used here (sealed under a key this pusher lacks); null when it can. */
+function secretRefusal(secrets: SecretBox | null, entry: SubscriptionEntry): string | null {
+  if (entry.secret === null) return null;
+  try {
+    openSecret(secrets, entry.secret, entry.path, SubscriptionEventTypes.configured, "secret");
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : "the secret does not open";
+  }
 }
 
 async function ensureConsumer(nats: Nats, name: string, path: StreamPath, fromOffset: number, ackWaitMs: number): Promise<void> {
@@ -84,11 +98,11 @@ export function webhookPusherProcessor(deps: PusherDeps): Processor<null> {
       const { slug, url, types, secret } = configured.data;
       const consumer = subscriptionConsumerName(path, slug);
       const entry: SubscriptionEntry = { path, slug, url, types: types ?? null, secret: secret ?? null, offset: event.offset, active: true, consumer };
-      const refusal = await urlRefusal(guard, url);
+      const refusal = (await urlRefusal(guard, url)) ?? secretRefusal(deps.secrets, entry);
       if (refusal !== null) {
         await index.record(slugKeyOf(path, slug), { ...entry, active: false });
         log.warn({ slug, refusal }, "subscription refused");
-        return [{ type: SubscriptionEventTypes.disabled, payload: { slug, reason: `refused URL: ${refusal}` } }];
+        return [{ type: SubscriptionEventTypes.disabled, payload: { slug, reason: `refused: ${refusal}` } }];
       }
       await ensureConsumer(nats, consumer, path, event.offset + 1, deps.timeoutMs + 15_000);
       await index.record(slugKeyOf(path, slug), entry);

@@ -3,6 +3,7 @@ import { LogIndex } from "../../shared/log-index.js";
 import type { ProcessorDeps } from "../../shared/processor-main.js";
 import type { Processor } from "../../shared/processor-runtime.js";
 import { slugKeyOf } from "../../shared/subjects.js";
+import { SecretBox } from "../../shared/secrets.js";
 import { AddressGuard } from "./address-guard.js";
 import { loadWebhookPusherConfig } from "./config.js";
 import { WebhookSender } from "./delivery.js";
@@ -10,6 +11,7 @@ import { SubscriptionEventTypes } from "./events.js";
 import { WEBHOOK_PUSHER_NAME, webhookPusherProcessor } from "./processor.js";
 import { SUBSCRIPTION_BUCKET, type SubscriptionEntry } from "./subscriptions.js";
 import { SubscriptionWorker } from "./worker.js";
+import { serviceWriter } from "../../shared/writer.js";
 
 /** Wires the pusher: the subscription index, one worker per active subscription, and the processor that fills the index. */
 export async function buildWebhookPusher(deps: ProcessorDeps, env: NodeJS.ProcessEnv, options: { filterSubject?: string } = {}): Promise<Processor<null>> {
@@ -17,6 +19,7 @@ export async function buildWebhookPusher(deps: ProcessorDeps, env: NodeJS.Proces
   const pusherConfig = loadWebhookPusherConfig(env);
   const guard = new AddressGuard(pusherConfig.WEBHOOK_ALLOWED_NETWORKS);
   const sender = new WebhookSender(guard, pusherConfig.WEBHOOK_TIMEOUT_MS);
+  const secrets = pusherConfig.SECRETS_KEYS === undefined ? null : new SecretBox(pusherConfig.SECRETS_KEYS);
   const workers = new Map<string, SubscriptionWorker>();
   const onDisabled = async (entry: SubscriptionEntry, atOffset: number): Promise<void> => {
     const result = await appendEvents(
@@ -30,13 +33,13 @@ export async function buildWebhookPusher(deps: ProcessorDeps, env: NodeJS.Proces
           idempotencyKey: `${WEBHOOK_PUSHER_NAME}:disabled:${entry.slug}:${entry.offset}`,
         },
       ],
-      { indexes },
+      { writer: serviceWriter(WEBHOOK_PUSHER_NAME), indexes },
     );
     await index.record(slugKeyOf(entry.path, entry.slug), { ...entry, active: false, offset: result.events[0]?.offset ?? entry.offset });
     await nats.jsm.consumers.delete(nats.streamName, entry.consumer).catch(() => false);
   };
 
-  const workerDeps = { nats, indexes, sender, retryScheduleMs: pusherConfig.WEBHOOK_RETRY_SCHEDULE_MS, logger, processor: WEBHOOK_PUSHER_NAME, onDisabled };
+  const workerDeps = { nats, indexes, sender, secrets, retryScheduleMs: pusherConfig.WEBHOOK_RETRY_SCHEDULE_MS, logger, processor: WEBHOOK_PUSHER_NAME, onDisabled };
   const index = await LogIndex.open<SubscriptionEntry>(nats, SUBSCRIPTION_BUCKET, logger, config.EVENTS_REPLICAS, (key, entry) => {
     const worker = workers.get(key);
     if (entry?.active === true) {
@@ -57,6 +60,6 @@ export async function buildWebhookPusher(deps: ProcessorDeps, env: NodeJS.Proces
     index.close();
     await sender.close();
   });
-  const processor = webhookPusherProcessor({ nats, index, guard, timeoutMs: pusherConfig.WEBHOOK_TIMEOUT_MS });
+  const processor = webhookPusherProcessor({ nats, index, guard, secrets, timeoutMs: pusherConfig.WEBHOOK_TIMEOUT_MS });
   return options.filterSubject === undefined ? processor : { ...processor, filterSubject: options.filterSubject };
 }

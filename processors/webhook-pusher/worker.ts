@@ -6,15 +6,19 @@ import type { Nats } from "../../shared/nats.js";
 import { typeMatcher } from "../../shared/processor-runtime.js";
 import { webhookDeliveries } from "../../shared/metrics.js";
 import { decodeJsMsg } from "../../shared/read.js";
+import { openSecret, type SecretBox } from "../../shared/secrets.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
-import type { WebhookSender } from "./delivery.js";
+import type { DeliveryOutcome, WebhookSender } from "./delivery.js";
 import { DEFAULT_EXCLUDED_TYPES, SubscriptionEventTypes } from "./events.js";
 import type { SubscriptionEntry } from "./subscriptions.js";
+import { serviceWriter } from "../../shared/writer.js";
 
 export interface WorkerDeps {
   nats: Nats;
   indexes: StreamIndexes;
   sender: WebhookSender;
+  /** Opens the secrets the gateway sealed. */
+  secrets: SecretBox | null;
   /** Delay before attempt n+1 after attempt n failed; its length is the number of attempts. */
   retryScheduleMs: readonly number[];
   logger: Logger;
@@ -83,7 +87,7 @@ export class SubscriptionWorker {
           }
           const { entry } = this;
           const log = this.deps.logger.child({ processor: this.deps.processor, stream: entry.path, offset: event.offset, type: event.type, slug: entry.slug });
-          const outcome = await this.deps.sender.send({ url: entry.url, body: decoded.json, id: `${entry.slug}_${event.offset}`, ...(entry.secret === null ? {} : { secret: entry.secret }) });
+          const outcome = await this.deliver(entry, decoded.json, event.offset);
           webhookDeliveries.inc({ outcome: outcome.kind });
           if (outcome.kind === "delivered") {
             log.info({ status: outcome.status, attempt: m.info.deliveryCount }, "webhook delivered");
@@ -116,6 +120,18 @@ export class SubscriptionWorker {
     }
   }
 
+  /** Signed when the subscription has a secret, opened per delivery: it is never kept in clear beside the entry. */
+  private async deliver(entry: SubscriptionEntry, body: string, offset: number): Promise<DeliveryOutcome> {
+    let secret: string | undefined;
+    try {
+      secret = entry.secret === null ? undefined : openSecret(this.deps.secrets, entry.secret, entry.path, SubscriptionEventTypes.configured, "secret");
+    } catch (err) {
+      // Never sent unsigned: it fails, and retries until the key is configured or the attempts run out.
+      return { kind: "failed", error: err instanceof Error ? err.message : "the secret does not open" };
+    }
+    return this.deps.sender.send({ url: entry.url, body, id: `${entry.slug}_${offset}`, ...(secret === undefined ? {} : { secret }) });
+  }
+
   private async recordFailure(entry: SubscriptionEntry, offset: number, attempts: number, error: string, status: number | undefined): Promise<boolean> {
     try {
       await appendEvents(
@@ -129,7 +145,7 @@ export class SubscriptionWorker {
             idempotencyKey: `${this.deps.processor}:failed:${entry.slug}:${offset}`,
           },
         ],
-        { indexes: this.deps.indexes },
+        { writer: serviceWriter(this.deps.processor), indexes: this.deps.indexes },
       );
       return true;
     } catch (err) {

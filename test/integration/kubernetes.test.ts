@@ -54,10 +54,10 @@ function variables(shape: z.ZodRawShape): { known: Set<string>; required: string
 }
 
 const SERVICES: Record<string, { entry: string; shape: z.ZodRawShape; mustSet: string[] }> = {
-  gateway: { entry: "gateway/main.ts", shape: gatewayConfigShape, mustSet: ["NATS_URL", "GATEWAY_HOST", "GATEWAY_PORT", "AUTH", "AUTH_JWT_SECRET", "EVENTS_REPLICAS"] },
+  gateway: { entry: "gateway/main.ts", shape: gatewayConfigShape, mustSet: ["NATS_URL", "GATEWAY_HOST", "GATEWAY_PORT", "AUTH", "AUTH_JWT_SECRET", "SECRETS_KEYS", "EVENTS_REPLICAS"] },
   breaker: { entry: "processors/breaker/main.ts", shape: { ...processorConfigShape, ...breakerConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS"] },
   scheduler: { entry: "processors/scheduler/main.ts", shape: processorConfigShape, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS"] },
-  "webhook-pusher": { entry: "processors/webhook-pusher/main.ts", shape: { ...processorConfigShape, ...webhookPusherConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS"] },
+  "webhook-pusher": { entry: "processors/webhook-pusher/main.ts", shape: { ...processorConfigShape, ...webhookPusherConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "SECRETS_KEYS"] },
   llm: { entry: "processors/llm/main.ts", shape: { ...processorConfigShape, ...llmConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "LLM_BASE_URL", "LLM_API_KEY"] },
 };
 

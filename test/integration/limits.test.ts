@@ -20,8 +20,6 @@ describe("limits, each with a clear error", () => {
     expect(limited[0]?.headers.get("retry-after")).toBeTruthy();
     const health = await Promise.all(Array.from({ length: 30 }, () => request(`${gw.url}/healthz`)));
     expect(health.every((r) => r.status === 200)).toBe(true);
-    // Another client (another token) has its own budget.
-    expect((await request(`${gw.url}/streams${path}`, { headers: { authorization: "Bearer other" } })).status).not.toBe(429);
     await new Promise((resolve) => setTimeout(resolve, 1100));
   });
 

@@ -4,7 +4,7 @@ import type { EventEnvelope } from "../../shared/envelope.js";
 import type { RunningProcessor } from "../../shared/processor-main.js";
 import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
 import { buildWebhookPusher } from "../../processors/webhook-pusher/service.js";
-import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+import { request, startGateway, TEST_SECRETS_KEYS, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, runBuiltProcessor, waitFor } from "../support/processors.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
@@ -12,7 +12,7 @@ let gw: TestGateway;
 let replicas: RunningProcessor[] = [];
 const receivers: WebhookReceiver[] = [];
 const root = uniquePath("hooks");
-const pusherEnv = { WEBHOOK_ALLOWED_NETWORKS: "loopback", WEBHOOK_RETRY_SCHEDULE_MS: "0,200,400,800,1600", WEBHOOK_TIMEOUT_MS: "2000" };
+const pusherEnv = { SECRETS_KEYS: TEST_SECRETS_KEYS, WEBHOOK_ALLOWED_NETWORKS: "loopback", WEBHOOK_RETRY_SCHEDULE_MS: "0,200,400,800,1600", WEBHOOK_TIMEOUT_MS: "2000" };
 const secret = `whsec_${Buffer.from("webhook-secret-24-bytes!").toString("base64")}`;
 
 beforeAll(async () => {

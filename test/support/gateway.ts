@@ -21,7 +21,7 @@ export interface TestGateway {
  * nats-server. `env` overrides configuration as the environment would.
  */
 export async function startGateway(env: Record<string, string> = {}, port = 0): Promise<TestGateway> {
-  const config = loadGatewayConfig({ NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", GATEWAY_PORT: String(port), AUTH: "off", ...env });
+  const config = loadGatewayConfig({ NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", GATEWAY_PORT: String(port), AUTH: "off", SECRETS_KEYS: TEST_SECRETS_KEYS, ...env });
   const logger = createLogger("gateway-test", config.LOG_LEVEL);
   const nats = await connectToEvents(config, "gateway-test", logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
@@ -41,6 +41,9 @@ export async function startGateway(env: Record<string, string> = {}, port = 0): 
     },
   };
 }
+
+/** The sealing key every test service shares (shared/secrets.ts), as one deployment's services would. */
+export const TEST_SECRETS_KEYS = `test:${Buffer.alloc(32, 7).toString("base64")}`;
 
 /** A stream path no other test uses. */
 export function uniquePath(prefix = "t"): string {

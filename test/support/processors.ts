@@ -4,16 +4,16 @@ import type { EventEnvelope } from "../../shared/envelope.js";
 import { startProcessor, type ProcessorDeps, type RunningProcessor } from "../../shared/processor-main.js";
 import type { Nats } from "../../shared/nats.js";
 import type { Processor } from "../../shared/processor-runtime.js";
-import { request } from "./gateway.js";
+import { request, TEST_SECRETS_KEYS } from "./gateway.js";
 
 /** Run a processor in this process against the test run's nats-server, as its main.ts would. */
 export function runProcessor<S>(processor: Processor<S>, env: Record<string, string> = {}): Promise<RunningProcessor> {
-  return startProcessor(() => processor, processor.name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", HEALTH_PORT: "0", ...env });
+  return startProcessor(() => processor, processor.name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", HEALTH_PORT: "0", SECRETS_KEYS: TEST_SECRETS_KEYS, ...env });
 }
 
 /** Run a processor whose wiring needs the runtime's dependencies (the scheduler, the webhook pusher). */
 export function runBuiltProcessor<S>(name: string, build: (deps: ProcessorDeps) => Promise<Processor<S>>, env: Record<string, string> = {}): Promise<RunningProcessor> {
-  return startProcessor(build, name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", HEALTH_PORT: "0", ...env });
+  return startProcessor(build, name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", HEALTH_PORT: "0", SECRETS_KEYS: TEST_SECRETS_KEYS, ...env });
 }
 
 /** A processor name no other test uses (durable consumers are per name). */

@@ -1,0 +1,145 @@
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { z } from "zod";
+import { AgentmeshError } from "./errors.js";
+import type { StreamPath } from "./subjects.js";
+
+/**
+ * Credentials that events carry (webhook secrets, and whatever later events
+ * add) are stored sealed: AES-256-GCM under a key from configuration, bound to
+ * the stream, the event type and the field, so the log stays the one source of
+ * truth while no reader of it (JSON, SSE, Durable Streams, forks) ever sees the
+ * secret, and a sealed value copied into another stream does not open there.
+ * docs/SECURITY.md ("Where secrets live") says why this and not a side store.
+ *
+ * Sealed form: `sealed:v1:<key id>:<base64url of iv(12) | ciphertext | tag(16)>`.
+ */
+
+/** Event types whose payload carries credentials, and the fields that hold them (top-level strings). */
+export const SecretFields: Readonly<Record<string, readonly string[]>> = {
+  "webhook/inbound-configured": ["secret"],
+  "subscription/configured": ["secret"],
+};
+
+const SEALED_PREFIX = "sealed:v1:";
+const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+export function isSealed(value: string): boolean {
+  return value.startsWith(SEALED_PREFIX);
+}
+
+/** `SECRETS_KEYS`: `id:base64key[,id:base64key...]`, 32-byte keys; the first seals, all open (key rotation). */
+export const SecretKeysSchema = z
+  .string()
+  .min(1)
+  .transform((value, ctx) => {
+    const keys: { id: string; key: Buffer }[] = [];
+    for (const part of value.split(",").map((p) => p.trim()).filter((p) => p !== "")) {
+      const colon = part.indexOf(":");
+      const id = colon === -1 ? "" : part.slice(0, colon);
+      const key = Buffer.from(colon === -1 ? "" : part.slice(colon + 1), "base64");
+      if (!KEY_ID.test(id) || key.byteLength !== 32) {
+        ctx.addIssue({ code: "custom", message: "each key is <id>:<32 bytes in base64> (id: 1-32 of A-Z a-z 0-9 _ -); `openssl rand -base64 32` makes one" });
+        return z.NEVER;
+      }
+      if (keys.some((k) => k.id === id)) {
+        ctx.addIssue({ code: "custom", message: `key id ${id} appears twice` });
+        return z.NEVER;
+      }
+      keys.push({ id, key });
+    }
+    if (keys.length === 0) {
+      ctx.addIssue({ code: "custom", message: "at least one key" });
+      return z.NEVER;
+    }
+    return keys;
+  });
+
+export type SecretKeys = z.output<typeof SecretKeysSchema>;
+
+/** What a sealed value is bound to: the same secret in another stream, type or field does not open. */
+function context(path: StreamPath, type: string, field: string): Buffer {
+  return Buffer.from(`${path}\n${type}\n${field}`);
+}
+
+export class SecretBox {
+  private readonly byId: ReadonlyMap<string, Buffer>;
+  private readonly sealing: { id: string; key: Buffer };
+
+  constructor(keys: SecretKeys) {
+    const first = keys[0];
+    if (first === undefined) throw new Error("a secret box needs at least one key");
+    this.sealing = first;
+    this.byId = new Map(keys.map((k) => [k.id, k.key]));
+  }
+
+  seal(plain: string, path: StreamPath, type: string, field: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.sealing.key, iv);
+    cipher.setAAD(context(path, type, field));
+    const sealed = Buffer.concat([iv, cipher.update(plain, "utf8"), cipher.final(), cipher.getAuthTag()]);
+    return `${SEALED_PREFIX}${this.sealing.id}:${sealed.toString("base64url")}`;
+  }
+
+  /** The secret, or an error naming why it cannot be opened (unknown key id, tampered, or bound elsewhere). */
+  open(sealed: string, path: StreamPath, type: string, field: string): string {
+    if (!isSealed(sealed)) throw new Error("not a sealed value");
+    const rest = sealed.slice(SEALED_PREFIX.length);
+    const colon = rest.indexOf(":");
+    const id = rest.slice(0, colon);
+    const key = this.byId.get(id);
+    if (colon === -1 || key === undefined) throw new Error(`sealed with key ${JSON.stringify(id)}, which SECRETS_KEYS does not hold`);
+    const bytes = Buffer.from(rest.slice(colon + 1), "base64url");
+    if (bytes.byteLength < 12 + 16) throw new Error("sealed value is truncated");
+    const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(0, 12));
+    decipher.setAAD(context(path, type, field));
+    decipher.setAuthTag(bytes.subarray(bytes.byteLength - 16));
+    try {
+      return Buffer.concat([decipher.update(bytes.subarray(12, bytes.byteLength - 16)), decipher.final()]).toString("utf8");
+    } catch (err) {
+      throw new Error("sealed value does not open: tampered, or sealed for another stream, type or field", { cause: err });
+    }
+  }
+}
+
+/**
+ * The payload as it is stored: each credential field sealed. A client sends
+ * the secret itself; a value that is already sealed is refused (it could only
+ * be a copy). Without a box, events that carry credentials are refused: the
+ * log never holds one in clear.
+ */
+export function sealPayload(box: SecretBox | null, path: StreamPath, type: string, payload: unknown, index: number): unknown {
+  const fields = SecretFields[type];
+  if (fields === undefined || typeof payload !== "object" || payload === null || Array.isArray(payload)) return payload;
+  const record = payload as Record<string, unknown>;
+  let sealed: Record<string, unknown> | undefined;
+  for (const field of fields) {
+    const value = record[field];
+    if (typeof value !== "string") continue;
+    if (isSealed(value)) {
+      throw new AgentmeshError("INVALID_EVENT", `Event ${index}: payload.${field} must be the secret itself, not a sealed value`, { details: { index, field: `payload.${field}` } });
+    }
+    if (box === null) {
+      throw new AgentmeshError("SECRETS_UNAVAILABLE", `Event ${index} (${type}) carries a credential, and this service has no SECRETS_KEYS to seal it with`, { details: { index } });
+    }
+    sealed ??= { ...record };
+    sealed[field] = box.seal(value, path, type, field);
+  }
+  return sealed ?? payload;
+}
+
+/**
+ * A credential as stored, in clear for the service that uses it. A value that is not sealed was stored before
+ * sealing existed (or by a writer that bypassed the gateway) and is used as it is.
+ */
+export function openSecret(box: SecretBox | null, stored: string, path: StreamPath, type: string, field: string): string {
+  if (!isSealed(stored)) return stored;
+  if (box === null) throw new AgentmeshError("SECRETS_UNAVAILABLE", `The ${type} secret of ${path} is sealed, and this service has no SECRETS_KEYS to open it`);
+  try {
+    return box.open(stored, path, type, field);
+  } catch (err) {
+    throw new AgentmeshError("SECRETS_UNAVAILABLE", `The ${type} secret of ${path} does not open with this service's SECRETS_KEYS: ${err instanceof Error ? err.message : "unknown"}`, { cause: err });
+  }
+}
+
+/** A credential field of a stored payload: the Standard Webhooks secret as sent, or sealed by the gateway. */
+export const StoredWebhookSecretSchema = z.string().refine((value) => value.startsWith("whsec_") || isSealed(value), "a Standard Webhooks secret (whsec_...)");
