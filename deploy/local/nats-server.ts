@@ -123,6 +123,14 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   }
 }
 
+function parsePortsFile(text: string): { nats?: string[] } | null {
+  try {
+    return JSON.parse(text) as { nats?: string[] };
+  } catch {
+    return null;
+  }
+}
+
 async function waitForPort(child: ChildProcess, portsDir: string, output: string[]): Promise<number> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
@@ -131,8 +139,9 @@ async function waitForPort(child: ChildProcess, portsDir: string, output: string
     }
     const file = existsSync(portsDir) ? readdirSync(portsDir).find((name) => name.endsWith(".ports")) : undefined;
     if (file !== undefined) {
-      const ports = JSON.parse(readFileSync(join(portsDir, file), "utf8")) as { nats?: string[] };
-      const match = /:(\d+)$/.exec(ports.nats?.[0] ?? "");
+      // nats-server may be part-way through writing the file: an incomplete one is read again next time.
+      const ports = parsePortsFile(readFileSync(join(portsDir, file), "utf8"));
+      const match = /:(\d+)$/.exec(ports?.nats?.[0] ?? "");
       if (match?.[1] !== undefined) return Number(match[1]);
     }
     await sleep(20);
