@@ -88,7 +88,7 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   const duplicates: Promise<void>[] = [];
   // A retry shows what was stored the first time, but only to a writer who may read it: an idempotency key
   // must not let an append-only token read another writer's event.
-  const showStored = options.writer.mayRead(path);
+  const showStored = options.writer.may("read", path);
   for (const [index, ack] of acks.entries()) {
     const item = prepared[index] as Prepared;
     if (!ack.duplicate) {

@@ -14,18 +14,24 @@ export type Right = "read" | "append" | "admin";
 export interface Writer {
   /** Who, for errors and logs (a token's subject, `webhook`, a service's name). */
   readonly name: string;
-  /** Throws FORBIDDEN unless the writer holds `right` on `path`. */
-  require(right: Right, path: StreamPath): void;
-  /** Whether the writer may read `path`: an idempotent retry shows the stored event only to a reader. */
-  mayRead(path: StreamPath): boolean;
+  /** Whether the writer holds `right` on `path`. */
+  may(right: Right, path: StreamPath): boolean;
   /** The most events one request may carry, refused before anything is stored. */
   readonly maxBatchEvents: number;
 }
 
-/** The right an append of these event types needs: `admin` if any changes how the stream is run. */
-export function rightNeeded(types: Iterable<string>): Right {
-  for (const type of types) if (AdminEventTypes.has(type)) return "admin";
-  return "append";
+/** The right an event type needs: `admin` for the types that change how a stream is run, else `append`. */
+export function rightFor(type: string): Right {
+  return AdminEventTypes.has(type) ? "admin" : "append";
+}
+
+export function requireRight(writer: Writer, right: Right, path: StreamPath): void {
+  if (!writer.may(right, path)) throw new AgentmeshError("FORBIDDEN", `${writer.name} is not granted ${right} on ${path}`);
+}
+
+/** The least a writer needs before its events are even parsed: some right to write to the stream. */
+export function requireSomeWrite(writer: Writer, path: StreamPath): void {
+  if (!writer.may("append", path) && !writer.may("admin", path)) throw new AgentmeshError("FORBIDDEN", `${writer.name} is granted neither append nor admin on ${path}`);
 }
 
 /** The size check every face makes, before parsing or storing anything. */
@@ -36,15 +42,14 @@ export function checkBatchSize(writer: Writer, count: number): void {
 }
 
 /**
- * The authorization decision for an append: `append` on the stream, at most
- * `maxBatchEvents` events, and `admin` if any event is of an admin-only type.
- * Made before anything is published.
+ * The authorization decision for an append, made before anything is
+ * published: at most `maxBatchEvents` events, `append` for ordinary event
+ * types and `admin` for each admin-only type (a batch mixing both needs both).
  */
 export function authorizeAppend(writer: Writer, path: StreamPath, types: readonly string[]): void {
-  writer.require("append", path);
+  requireSomeWrite(writer, path);
   checkBatchSize(writer, types.length);
-  const right = rightNeeded(types);
-  if (right !== "append") writer.require(right, path);
+  for (const right of new Set(types.map(rightFor))) requireRight(writer, right, path);
 }
 
 /**
@@ -52,5 +57,5 @@ export function authorizeAppend(writer: Writer, path: StreamPath, types: readonl
  * decide what a service may publish (deploy/nats/permissions.conf).
  */
 export function serviceWriter(name: string): Writer {
-  return { name, require: () => undefined, mayRead: () => true, maxBatchEvents: Number.POSITIVE_INFINITY };
+  return { name, may: () => true, maxBatchEvents: Number.POSITIVE_INFINITY };
 }

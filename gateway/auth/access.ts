@@ -78,14 +78,10 @@ export class AccessControl {
    */
   async writer(request: FastifyRequest): Promise<Writer> {
     const { subject, grants } = await this.principal(request);
-    const forbidden = (right: Right, path: StreamPath): AgentmeshError => new AgentmeshError("FORBIDDEN", `The token does not grant ${right} on ${path}`);
     return {
-      name: subject,
+      name: `The token of ${subject}`,
       maxBatchEvents: this.maxBatchEvents,
-      require: (right, path) => {
-        if (!allows(grants, right, { kind: "stream", path })) throw forbidden(right, path);
-      },
-      mayRead: (path) => allows(grants, "read", { kind: "stream", path }),
+      may: (right: Right, path: StreamPath) => allows(grants, right, { kind: "stream", path }),
     };
   }
 

@@ -1,5 +1,6 @@
 import type { StreamPath } from "../../shared/subjects.js";
 import type { Writer } from "../../shared/writer.js";
+import { AgentmeshError } from "../../shared/errors.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
 import { maxMessageBytes } from "../../shared/nats.js";
 import { closedConflict, contentTypeConflict, type DurableDeps } from "./protocol-context.js";
@@ -89,7 +90,9 @@ export class AppendBatcher {
     const jsonMode = isJsonContentType(record.contentType);
     const accepted: Pending[] = [];
     for (const p of batch) {
-      if (normaliseContentType(p.contentType) !== normaliseContentType(record.contentType)) {
+      if (!p.writer.may("append", path)) {
+        p.reject(new AgentmeshError("FORBIDDEN", `${p.writer.name} is not granted append on ${path}`));
+      } else if (normaliseContentType(p.contentType) !== normaliseContentType(record.contentType)) {
         p.reject(contentTypeConflict(record, p.contentType));
       } else accepted.push(p);
     }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { StreamPath } from "../../shared/subjects.js";
-import type { Writer } from "../../shared/writer.js";
+import { requireRight, requireSomeWrite, type Writer } from "../../shared/writer.js";
 import { durablePathFromUrl } from "../stream-url.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
 import { closedConflict, contentTypeConflict, headerValue, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
@@ -43,8 +43,8 @@ export async function appendToStream(deps: DurableDeps, request: FastifyRequest,
   };
   if (body.byteLength === 0 && !wanted.close) throw new AgentmeshError("BAD_REQUEST", "An append needs a body (to close the stream without appending, send Stream-Closed: true)");
   if (body.byteLength > 0 && wanted.contentType === undefined) throw new AgentmeshError("INVALID_HEADER", "An append needs a Content-Type matching the stream's");
-  // The full decision, for agent streams, is appendEvents'; this is the right every append needs.
-  writer.require("append", wanted.path);
+  // Data appends to a Durable Stream need append; for an agent stream the full decision is appendEvents'.
+  requireSomeWrite(writer, wanted.path);
 
   if (producer === undefined && wanted.streamSeq === undefined && !wanted.close && wanted.contentType !== undefined) {
     const values = isJsonContentType(wanted.contentType) ? parseJsonValues(body, false) : undefined;
@@ -66,6 +66,7 @@ function setProducer(reply: FastifyReply, epoch: number, seq: number): void {
 }
 
 async function appendToRecord(deps: DurableDeps, wanted: AppendRequest, found: CurrentRecord, reply: FastifyReply, expectLastSeq: number): Promise<FastifyReply> {
+  requireRight(wanted.writer, "append", wanted.path);
   const { record } = found;
   const { producer } = wanted;
   if (record.closed) {

@@ -8,7 +8,7 @@ import type { SecretBox } from "../../shared/secrets.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import { StreamResumedSchema } from "../../shared/system-events.js";
 import { SystemEventTypes } from "../../shared/wire.js";
-import { authorizeAppend, checkBatchSize } from "../../shared/writer.js";
+import { authorizeAppend, checkBatchSize, requireSomeWrite } from "../../shared/writer.js";
 import type { AccessControl } from "../auth/access.js";
 import { resumedPathFromUrl, streamPathFromUrl } from "../stream-url.js";
 import { RouteDocs } from "../openapi.js";
@@ -60,8 +60,8 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
       return reply.code(201).send(result.events[0]);
     }
     const path = streamPathFromUrl(request.url);
-    // The full decision is appendEvents'; refusing a token without append here spares parsing its body.
-    writer.require("append", path);
+    // The full decision is appendEvents'; refusing a token that may not write here spares parsing its body.
+    requireSomeWrite(writer, path);
     const query = parseOr(AppendQuerySchema, request.query, "INVALID_QUERY", "");
     const ifMatch = request.headers["if-match"];
     const headerOffset = ifMatch === undefined ? undefined : parseOr(IfMatchSchema, ifMatch, "INVALID_HEADER", "If-Match");

@@ -81,12 +81,9 @@ function dedupeKey(webhookId: string): string {
  * stream it names, one event per request, and read nothing back.
  */
 const webhookSender: Writer = {
-  name: "webhook",
+  name: "An inbound webhook",
   maxBatchEvents: 1,
-  require: (right, path) => {
-    if (right !== "append") throw new AgentmeshError("FORBIDDEN", `An inbound webhook cannot ${right} ${path}`);
-  },
-  mayRead: () => false,
+  may: (right) => right === "append",
 };
 
 export interface HookRouteDeps {

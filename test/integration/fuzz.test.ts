@@ -1,10 +1,16 @@
 import { request as httpRequest } from "node:http";
 import fc from "fast-check";
+import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 
 let gw: TestGateway;
+let authGw: TestGateway;
+const authSecret = "a-fuzz-test-secret-that-is-40-characters";
+const mint = (streams: unknown, subject: string) =>
+  new SignJWT({ streams }).setProtectedHeader({ alg: "HS256" }).setSubject(subject).setIssuedAt().setExpirationTime("10m").sign(new TextEncoder().encode(authSecret));
 beforeAll(async () => {
+  authGw = await startGateway({ AUTH: "jwt", AUTH_JWT_SECRET: authSecret, GATEWAY_BODY_LIMIT_BYTES: "65536", DURABLE_LONG_POLL_TIMEOUT_MS: "200" });
   // A short long-poll, so that a generated `live=long-poll` read answers within the request timeout.
   gw = await startGateway({ GATEWAY_BODY_LIMIT_BYTES: "65536", DURABLE_LONG_POLL_TIMEOUT_MS: "200" });
   // Streams for the generated requests to find: a JSON and a text Durable Stream, and an agent stream.
@@ -14,6 +20,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await gw.close();
+  await authGw.close();
 });
 
 interface RawReply {
@@ -23,9 +30,9 @@ interface RawReply {
 }
 
 /** A request sent byte for byte as generated (fetch would normalise paths and refuse some headers). */
-function send(method: string, path: string, headers: Record<string, string>, body: string | undefined): Promise<RawReply> {
+function send(method: string, path: string, headers: Record<string, string>, body: string | undefined, port = gw.port): Promise<RawReply> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: "127.0.0.1", port: gw.port, method, path, headers, timeout: 5_000 }, (res) => {
+    const req = httpRequest({ host: "127.0.0.1", port, method, path, headers, timeout: 5_000 }, (res) => {
       const contentType = res.headers["content-type"] ?? "";
       if (contentType.startsWith("text/event-stream")) {
         // A valid live tail: its status is the answer; the stream itself would never end.
@@ -114,6 +121,54 @@ describe("bad input never breaks the gateway", () => {
         },
       ),
       { numRuns: 2000 },
+    );
+  }, 120_000);
+
+  it("with auth on, no route answers 2xx to a token without the right", async () => {
+    // Seen from each caller, every stream outside /elsewhere is one it has no right to change (and, but for
+    // the read-only token, to read): only the open routes (webhooks in, probes, metrics, docs, CORS) may succeed.
+    const callers = {
+      none: undefined,
+      junk: "Bearer not-a-token",
+      elsewhere: `Bearer ${await mint([{ path: "/elsewhere/**", rights: ["read", "append", "admin"] }], "elsewhere")}`,
+      readOnly: `Bearer ${await mint([{ path: "/**", rights: ["read"] }], "reader")}`,
+    };
+    const isOpen = (method: string, target: string): boolean =>
+      /^\/(hooks\/|healthz|readyz|metrics|docs)/.test(target) || (method === "OPTIONS" && target.startsWith("/v1/stream/"));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"),
+        fc.constantFrom("/streams/", "/streams", "/hooks/", "/v1/stream/", "/v1/stream/a", "/streams/c", "/readyz"),
+        rawPath,
+        query,
+        headers,
+        jsonBody,
+        fc.constantFrom(...(Object.keys(callers) as (keyof typeof callers)[])),
+        fc.boolean(),
+        async (method, prefix, path, queryParams, requestHeaders, body, caller, asQueryToken) => {
+          const auth = callers[caller];
+          const params = { ...queryParams, ...(auth !== undefined && asQueryToken ? { access_token: auth.slice("Bearer ".length) } : {}) };
+          const search = new URLSearchParams(params).toString();
+          const target = `${prefix}${path}${search === "" ? "" : `?${search}`}`.replaceAll(" ", "%20");
+          const headersSent: Record<string, string> = { ...requestHeaders };
+          delete headersSent.authorization;
+          if (auth !== undefined && !asQueryToken) headersSent.authorization = auth;
+          const withBody = method === "POST" || method === "PUT";
+          const url = target.startsWith("/") ? target : `/${target}`;
+          const reply = await send(method, url, headersSent, withBody ? body : undefined, authGw.port);
+          expect(reply.status, `${method} ${url} -> ${reply.status}`).toBeLessThan(500);
+          if (reply.status >= 300 || isOpen(method, url)) return;
+          const why = `${caller}: ${method} ${url} -> ${reply.status} ${reply.body.slice(0, 200)}`;
+          // What may succeed: a read-only token reading, and any valid token listing what it may read.
+          const listing = (method === "GET" || method === "HEAD") && /^\/streams(\?|$)/.test(url);
+          if (listing && caller !== "none" && caller !== "junk") {
+            if (method === "GET") for (const stream of (JSON.parse(reply.body) as { streams: { path: string }[] }).streams) expect(caller === "readOnly" || stream.path.startsWith("/elsewhere/"), why).toBe(true);
+            return;
+          }
+          expect(caller === "readOnly" && (method === "GET" || method === "HEAD"), why).toBe(true);
+        },
+      ),
+      { numRuns: 1500 },
     );
   }, 120_000);
 });

@@ -13,6 +13,8 @@ export interface TestGateway {
   port: number;
   app: FastifyInstance;
   nats: Nats;
+  /** Every route the gateway serves, as `METHOD url` (HEAD routes Fastify adds for GETs included). */
+  routes: string[];
   close(): Promise<void>;
 }
 
@@ -26,6 +28,11 @@ export async function startGateway(env: Record<string, string> = {}, port = 0): 
   const nats = await connectToEvents(config, "gateway-test", logger);
   const indexes = await StreamIndexes.open(nats, logger, config.EVENTS_REPLICAS);
   const app = buildApp({ config, nats, indexes, logger });
+  const routes: string[] = [];
+  // Routes are registered by plugins that load at listen, so this sees every one of them.
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) routes.push(`${method} ${route.url}`);
+  });
   await app.listen({ host: "127.0.0.1", port: config.GATEWAY_PORT });
   const address = app.server.address();
   const actualPort = typeof address === "object" && address !== null ? address.port : config.GATEWAY_PORT;
@@ -34,6 +41,7 @@ export async function startGateway(env: Record<string, string> = {}, port = 0): 
     port: actualPort,
     app,
     nats,
+    routes,
     close: async () => {
       await app.close();
       indexes.close();

@@ -1,0 +1,283 @@
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Grant } from "../../gateway/auth/grants.js";
+import { AdminEventTypes } from "../../shared/wire.js";
+import type { Right } from "../../shared/writer.js";
+import { request, startGateway, type TestGateway } from "../support/gateway.js";
+
+/**
+ * Every route and face of the gateway × every kind of caller, generated from
+ * the tables below. Each refusal is followed by reading the log back: nothing
+ * may have been stored. A route the gateway serves that no table names fails
+ * the test, so a new route cannot ship without its rule.
+ */
+
+const secret = "an-authorization-matrix-secret-of-40-chars";
+const root = `/authz-${Date.now().toString(36)}`;
+
+type Caller = "none" | "elsewhere" | "read" | "append" | "admin" | "owner";
+const CALLERS: Record<Caller, Grant[] | null> = {
+  none: null,
+  elsewhere: [{ path: "/elsewhere/**", rights: ["read", "append", "admin"] }],
+  read: [{ path: `${root}/**`, rights: ["read"] }],
+  append: [{ path: `${root}/**`, rights: ["append"] }],
+  admin: [{ path: `${root}/**`, rights: ["admin"] }],
+  owner: [{ path: `${root}/**`, rights: ["read", "append", "admin"] }],
+};
+
+let gw: TestGateway;
+const tokens = new Map<Caller, string>();
+let ownerToken = "";
+
+function mint(grants: Grant[], subject: string): Promise<string> {
+  return new SignJWT({ streams: grants }).setProtectedHeader({ alg: "HS256" }).setSubject(subject).setIssuedAt().setExpirationTime("10m").sign(new TextEncoder().encode(secret));
+}
+
+beforeAll(async () => {
+  gw = await startGateway({ AUTH: "jwt", AUTH_JWT_SECRET: secret, DURABLE_LONG_POLL_TIMEOUT_MS: "200" });
+  for (const [caller, grants] of Object.entries(CALLERS) as [Caller, Grant[] | null][]) if (grants !== null) tokens.set(caller, await mint(grants, caller));
+  ownerToken = tokens.get("owner") ?? "";
+});
+afterAll(async () => {
+  await gw.close();
+});
+
+interface Sent {
+  method: string;
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+interface Case {
+  /** The route it exercises, as the gateway names it (`METHOD url`). */
+  route: string;
+  name: string;
+  /** Every right the caller needs on the streams under the test root; `public` needs no token, `token` any valid one. */
+  needs: Right[] | "public" | "token";
+  /** Run with the owner's token before the request, on the case's own stream. */
+  setup?: (path: string) => Promise<void>;
+  send: (path: string, auth: Record<string, string>) => Sent;
+  /** What a refusal must leave as it was (default: the stream's events and its Durable Streams state). */
+  watched?: (path: string) => string[];
+  /** Extra checks on an allowed answer. */
+  allowed?: (reply: Reply, caller: Caller) => void;
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+const owner = (): Record<string, string> => ({ authorization: `Bearer ${ownerToken}` });
+const json = { "content-type": "application/json" };
+const event = (type: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type, payload: payloadFor(type), ...extra });
+
+/** Payloads valid for the admin-only types, so that an allowed append really stores them. */
+function payloadFor(type: string): unknown {
+  switch (type) {
+    case "stream/paused":
+    case "agent/paused":
+      return { reason: "matrix" };
+    case "stream/circuit-breaker-configured":
+      return { maxEventsPerSecond: 50, burst: 50 };
+    case "webhook/inbound-configured":
+    case "subscription/configured":
+      return { slug: "s", url: "https://example.invalid/hook", secret: `whsec_${Buffer.from("matrix-secret-24-bytes!!").toString("base64")}` };
+    case "schedule/added":
+      return { slug: "s", append: { type: "tick" }, schedule: { kind: "in", seconds: 3600 } };
+    default:
+      return { slug: "s" };
+  }
+}
+
+async function appendAsOwner(path: string, body: unknown): Promise<void> {
+  const reply = await request(`${gw.url}/streams${path}`, { body, headers: owner() });
+  if (reply.status !== 201) throw new Error(`setup append to ${path}: ${reply.status} ${JSON.stringify(reply.body)}`);
+}
+
+async function createDurable(path: string): Promise<void> {
+  const reply = await fetch(`${gw.url}/v1/stream${path}`, { method: "PUT", headers: { ...owner(), "content-type": "text/plain" }, body: "first" });
+  if (reply.status !== 201) throw new Error(`setup create ${path}: ${reply.status}`);
+}
+
+const adminTypes = [...AdminEventTypes];
+
+/** The event API (`/streams`). */
+const eventApiCases: Case[] = [
+  { route: "POST /streams/*", name: "append an event", needs: ["append"], send: (p, a) => ({ method: "POST", url: `/streams${p}`, headers: { ...a, ...json }, body: JSON.stringify(event("note")) }) },
+  ...adminTypes.map((type): Case => ({
+    route: "POST /streams/*",
+    name: `append ${type} alone`,
+    needs: ["admin"],
+    send: (p, a) => ({ method: "POST", url: `/streams${p}`, headers: { ...a, ...json }, body: JSON.stringify(event(type)) }),
+  })),
+  ...adminTypes.map((type): Case => ({
+    route: "POST /streams/*",
+    name: `append ${type} inside a batch`,
+    needs: ["append", "admin"],
+    send: (p, a) => ({ method: "POST", url: `/streams${p}`, headers: { ...a, ...json }, body: JSON.stringify([event("note"), event(type)]) }),
+  })),
+  { route: "POST /streams/*", name: "append an ephemeral event", needs: ["append"], send: (p, a) => ({ method: "POST", url: `/streams${p}?ephemeral=true`, headers: { ...a, ...json }, body: JSON.stringify(event("token")) }) },
+  { route: "POST /streams/*", name: "append an ephemeral admin-only event", needs: ["admin"], send: (p, a) => ({ method: "POST", url: `/streams${p}?ephemeral=true`, headers: { ...a, ...json }, body: JSON.stringify(event("stream/paused")) }) },
+  {
+    route: "POST /streams/*",
+    name: "resume a paused stream",
+    needs: ["admin"],
+    setup: (p) => appendAsOwner(p, event("stream/paused")),
+    send: (p, a) => ({ method: "POST", url: `/streams${p}/resume`, headers: { ...a, ...json }, body: "{}" }),
+  },
+  {
+    route: "POST /streams/*",
+    name: "replay another writer's idempotency key",
+    needs: ["append"],
+    setup: (p) => appendAsOwner(p, { type: "note", payload: { private: "only-readers-see-this" }, idempotencyKey: "k1" }),
+    send: (p, a) => ({ method: "POST", url: `/streams${p}`, headers: { ...a, ...json }, body: JSON.stringify({ type: "probe", idempotencyKey: "k1" }) }),
+    allowed: (reply, caller) => {
+      if (!CALLERS[caller]?.some((g) => g.rights.includes("read"))) expect(reply.body).not.toContain("only-readers-see-this");
+    },
+  },
+  { route: "GET /streams/*", name: "read a page", needs: ["read"], setup: (p) => appendAsOwner(p, event("note")), send: (p, a) => ({ method: "GET", url: `/streams${p}`, headers: a }) },
+  { route: "HEAD /streams/*", name: "read a page's headers", needs: ["read"], setup: (p) => appendAsOwner(p, event("note")), send: (p, a) => ({ method: "HEAD", url: `/streams${p}`, headers: a }) },
+  { route: "GET /streams/*", name: "tail a stream live (SSE)", needs: ["read"], setup: (p) => appendAsOwner(p, event("note")), send: (p, a) => ({ method: "GET", url: `/streams${p}?live=sse`, headers: a }) },
+  {
+    route: "GET /streams/*",
+    name: "tail a stream live with ?access_token",
+    needs: ["read"],
+    setup: (p) => appendAsOwner(p, event("note")),
+    send: (p, a) => ({ method: "GET", url: `/streams${p}?live=sse${a.authorization === undefined ? "" : `&access_token=${a.authorization.slice("Bearer ".length)}`}` }),
+  },
+  { route: "GET /streams/*", name: "read a subtree", needs: ["read"], setup: (p) => appendAsOwner(`${p}/child`, event("note")), send: (p, a) => ({ method: "GET", url: `/streams${p}/**`, headers: a }) },
+  { route: "GET /streams/*", name: "tail a subtree live", needs: ["read"], setup: (p) => appendAsOwner(`${p}/child`, event("note")), send: (p, a) => ({ method: "GET", url: `/streams${p}/**?live=sse`, headers: a }) },
+  {
+    route: "GET /streams",
+    name: "list streams (only what the token may read)",
+    needs: "token",
+    setup: (p) => appendAsOwner(p, event("note")),
+    send: (p, a) => ({ method: "GET", url: `/streams?prefix=${p}`, headers: a }),
+    allowed: (reply, caller) => {
+      const listed = (JSON.parse(reply.body) as { streams: unknown[] }).streams;
+      const mayRead = CALLERS[caller]?.some((g) => g.path === `${root}/**` && g.rights.includes("read")) === true;
+      expect(listed.length > 0, `${caller} sees ${listed.length} streams`).toBe(mayRead);
+    },
+  },
+  { route: "HEAD /streams", name: "list streams' headers", needs: "token", send: (p, a) => ({ method: "HEAD", url: `/streams?prefix=${p}`, headers: a }) },
+];
+
+/** The Durable Streams face (`/v1/stream`). */
+const durableCases: Case[] = [
+  { route: "PUT /v1/stream/*", name: "create a Durable Stream", needs: ["append"], send: (p, a) => ({ method: "PUT", url: `/v1/stream${p}`, headers: { ...a, "content-type": "text/plain" }, body: "hello" }) },
+  {
+    route: "PUT /v1/stream/*",
+    name: "fork a stream (needs read on its source)",
+    needs: ["append", "read"],
+    setup: (p) => appendAsOwner(`${p}/source`, event("note", { payload: { private: "source-only" } })),
+    send: (p, a) => ({ method: "PUT", url: `/v1/stream${p}/fork`, headers: { ...a, "content-type": "application/json", "stream-forked-from": `${p}/source` } }),
+    watched: (p) => [`${p}/fork`],
+  },
+  { route: "POST /v1/stream/*", name: "append data to a Durable Stream", needs: ["append"], setup: createDurable, send: (p, a) => ({ method: "POST", url: `/v1/stream${p}`, headers: { ...a, "content-type": "text/plain" }, body: "more" }) },
+  {
+    route: "POST /v1/stream/*",
+    name: "append data with a producer",
+    needs: ["append"],
+    setup: createDurable,
+    send: (p, a) => ({ method: "POST", url: `/v1/stream${p}`, headers: { ...a, "content-type": "text/plain", "producer-id": "p", "producer-epoch": "0", "producer-seq": "0" }, body: "more" }),
+  },
+  { route: "POST /v1/stream/*", name: "append an event to an agent stream", needs: ["append"], setup: (p) => appendAsOwner(p, event("note")), send: (p, a) => ({ method: "POST", url: `/v1/stream${p}`, headers: { ...a, ...json }, body: JSON.stringify(event("note")) }) },
+  ...adminTypes.map((type): Case => ({
+    route: "POST /v1/stream/*",
+    name: `append ${type} to an agent stream`,
+    needs: ["admin"],
+    setup: (p) => appendAsOwner(p, event("note")),
+    send: (p, a) => ({ method: "POST", url: `/v1/stream${p}`, headers: { ...a, ...json }, body: JSON.stringify(event(type)) }),
+  })),
+  ...adminTypes.map((type): Case => ({
+    route: "POST /v1/stream/*",
+    name: `append ${type} inside a batch to an agent stream`,
+    needs: ["append", "admin"],
+    setup: (p) => appendAsOwner(p, event("note")),
+    send: (p, a) => ({ method: "POST", url: `/v1/stream${p}`, headers: { ...a, ...json }, body: JSON.stringify([event("note"), event(type)]) }),
+  })),
+  { route: "GET /v1/stream/*", name: "read a Durable Stream", needs: ["read"], setup: createDurable, send: (p, a) => ({ method: "GET", url: `/v1/stream${p}?offset=-1`, headers: a }) },
+  { route: "GET /v1/stream/*", name: "read an agent stream through the protocol", needs: ["read"], setup: (p) => appendAsOwner(p, event("note")), send: (p, a) => ({ method: "GET", url: `/v1/stream${p}?offset=-1`, headers: a }) },
+  { route: "GET /v1/stream/*", name: "long-poll a Durable Stream", needs: ["read"], setup: createDurable, send: (p, a) => ({ method: "GET", url: `/v1/stream${p}?offset=now&live=long-poll`, headers: a }) },
+  { route: "GET /v1/stream/*", name: "tail a Durable Stream (SSE)", needs: ["read"], setup: createDurable, send: (p, a) => ({ method: "GET", url: `/v1/stream${p}?offset=-1&live=sse`, headers: a }) },
+  { route: "HEAD /v1/stream/*", name: "a Durable Stream's metadata", needs: ["read"], setup: createDurable, send: (p, a) => ({ method: "HEAD", url: `/v1/stream${p}`, headers: a }) },
+  { route: "DELETE /v1/stream/*", name: "delete a Durable Stream", needs: ["admin"], setup: createDurable, send: (p, a) => ({ method: "DELETE", url: `/v1/stream${p}`, headers: a }) },
+  { route: "OPTIONS /v1/stream/*", name: "CORS preflight", needs: "public", send: (p) => ({ method: "OPTIONS", url: `/v1/stream${p}` }) },
+];
+
+/** Open by design: third parties post webhooks; probes, metrics and the API docs need no token. */
+const publicCases: Case[] = [
+  { route: "POST /hooks/*", name: "post an inbound webhook", needs: "public", send: (p, a) => ({ method: "POST", url: `/hooks${p}`, headers: { ...a, ...json }, body: "{}" }) },
+  ...["/healthz", "/readyz", "/metrics", "/docs", "/docs/json", "/docs/yaml", "/docs/static/index.html", "/docs/static/swagger-initializer.js", "/docs/static/swagger-ui.css"].flatMap((url) =>
+    ["GET", "HEAD"].map((method): Case => ({ route: `${method} ${url.startsWith("/docs/static/swagger-ui") ? "/docs/static/*" : url}`, name: `${method} ${url}`, needs: "public", send: () => ({ method, url }) })),
+  ),
+];
+
+const CASES = [...eventApiCases, ...durableCases, ...publicCases];
+
+function isAllowed(needs: Case["needs"], caller: Caller): boolean {
+  if (needs === "public") return true;
+  if (caller === "none") return false;
+  if (needs === "token") return true;
+  return needs.every((right) => CALLERS[caller]?.some((g) => g.path === `${root}/**` && g.rights.includes(right)) === true);
+}
+
+/** Send as given; a live answer (SSE) counts by its status and is closed at once. */
+async function send(sent: Sent): Promise<Reply> {
+  const abort = new AbortController();
+  const response = await fetch(`${gw.url}${sent.url}`, { method: sent.method, headers: sent.headers ?? {}, ...(sent.body === undefined ? {} : { body: sent.body }), signal: abort.signal, redirect: "manual" });
+  if (response.headers.get("content-type")?.startsWith("text/event-stream") === true) {
+    abort.abort();
+    return { status: response.status, body: "" };
+  }
+  return { status: response.status, body: await response.text() };
+}
+
+/** What a refusal must not change: the stream's stored events, and its Durable Streams state and data. */
+async function snapshot(path: string): Promise<string> {
+  const events = await request<{ events: unknown[] }>(`${gw.url}/streams${path}?limit=1000`, { headers: owner() });
+  const durable = await fetch(`${gw.url}/v1/stream${path}?offset=-1`, { headers: owner() });
+  return JSON.stringify({ events: events.status === 200 ? events.body.events : events.status, durable: durable.status, data: await durable.text() });
+}
+
+let counter = 0;
+
+describe.each(CASES.map((c) => [`${c.route}: ${c.name}`, c] as const))("%s", (_title, testCase) => {
+  it.each(Object.keys(CALLERS) as Caller[])("as %s", async (caller) => {
+    const path = `${root}/c${(counter += 1)}`;
+    await testCase.setup?.(path);
+    const watched = testCase.watched?.(path) ?? [path];
+    const before = await Promise.all(watched.map(snapshot));
+    const token = tokens.get(caller);
+    const reply = await send(testCase.send(path, token === undefined ? {} : { authorization: `Bearer ${token}` }));
+    if (isAllowed(testCase.needs, caller)) {
+      expect(reply.status, `${caller}: ${reply.body}`).toBeGreaterThanOrEqual(200);
+      // The docs' pages redirect to their canonical URL.
+      expect(reply.status, `${caller}: ${reply.body}`).toBeLessThan(testCase.needs === "public" ? 400 : 300);
+      testCase.allowed?.(reply, caller);
+      return;
+    }
+    expect(reply.status, reply.body).toBe(caller === "none" ? 401 : 403);
+    // The log is read back: a check made after the publish would answer 403 and still have stored the event.
+    expect(await Promise.all(watched.map(snapshot))).toEqual(before);
+  });
+});
+
+describe("the table", () => {
+  it("names every route the gateway serves", () => {
+    const covered = new Set(CASES.map((c) => c.route));
+    // Fastify's HEAD twin of the docs' trailing-slash route, which serves the same page as GET /docs.
+    covered.add("HEAD /docs/");
+    const uncovered = gw.routes.filter((route) => !covered.has(route));
+    expect(uncovered, "routes with no authorization rule in this table").toEqual([]);
+  });
+
+  it("covers every admin-only event type on both faces", () => {
+    for (const type of AdminEventTypes) {
+      expect(CASES.some((c) => c.route === "POST /streams/*" && c.name === `append ${type} alone`)).toBe(true);
+      expect(CASES.some((c) => c.route === "POST /v1/stream/*" && c.name === `append ${type} to an agent stream`)).toBe(true);
+    }
+  });
+});
