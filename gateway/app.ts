@@ -89,6 +89,9 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     done();
   });
 
+  // One count of live connections per client across both faces.
+  const connections = new ConnectionLimiter(access, config.SSE_MAX_CONNECTIONS_PER_CLIENT);
+
   void registerOpenApi(app);
   void registerRateLimit(app, access, config.RATE_LIMIT_PER_SECOND);
   // Routes go in a plugin registered after the rate limit, so its route hook sees every one of them.
@@ -99,6 +102,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     registerAppendRoute(scope, { nats, indexes, access, secrets });
     registerHookRoutes(scope, { nats, indexes, secrets, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
     registerDurableStreamRoutes(scope, {
+      connections,
       nats,
       indexes,
       access,
@@ -109,7 +113,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
       bodyLimitBytes: config.GATEWAY_BODY_LIMIT_BYTES,
       longPollTimeoutMs: config.DURABLE_LONG_POLL_TIMEOUT_MS,
     });
-    registerReadRoute(scope, { nats, access, connections: new ConnectionLimiter(access, config.SSE_MAX_CONNECTIONS_PER_CLIENT), hub, cursors, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
+    registerReadRoute(scope, { nats, access, connections, hub, cursors, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
     done();
   });
   return app;

@@ -5,6 +5,7 @@ import type { Nats } from "../../shared/nats.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import type { SecretBox } from "../../shared/secrets.js";
 import type { AccessControl } from "../auth/access.js";
+import type { ConnectionLimiter } from "../limits.js";
 import type { AppendBatcher } from "./append-batch.js";
 import type { ChangeSignals } from "./change-signals.js";
 import { formatOffset } from "./offsets.js";
@@ -17,6 +18,8 @@ export interface DurableDeps {
   nats: Nats;
   indexes: StreamIndexes;
   access: AccessControl;
+  /** Live reads (long-poll, SSE) count against the client's live connections, as event-API tails do. */
+  connections: ConnectionLimiter;
   /** Whether bearer tokens are checked: reads are then cacheable privately only. */
   authEnabled: boolean;
   secrets: SecretBox | null;

@@ -35,9 +35,18 @@ export async function readStream(deps: DurableDeps, request: FastifyRequest, rep
   if (stream.record !== undefined) await deps.store.touch(path, stream.record);
 
   const after = "now" in from ? stream.view.tailSeq : from.after;
-  if (live === "sse") return streamSse(deps, request, reply, path, stream, after);
-  const cursor = query.get("cursor") ?? undefined;
-  if (live === "long-poll") return longPoll(deps, request, reply, path, stream, after, offsets[0] === "-1", cursor);
+  if (live !== undefined) {
+    const release = await deps.connections.acquire(request);
+    try {
+      if (live === "sse") {
+        await streamSse(deps, request, reply, path, stream, after);
+        return undefined;
+      }
+      return await longPoll(deps, request, reply, path, stream, after, offsets[0] === "-1", query.get("cursor") ?? undefined);
+    } finally {
+      release();
+    }
+  }
 
   if ("now" in from) {
     setTail(reply, stream.view.tailSeq);

@@ -4,6 +4,7 @@ import type { Nats } from "../../shared/nats.js";
 import type { SecretBox } from "../../shared/secrets.js";
 import type { StreamIndexes } from "../../shared/stream-indexes.js";
 import type { AccessControl } from "../auth/access.js";
+import type { ConnectionLimiter } from "../limits.js";
 import { DURABLE_PREFIX } from "../stream-url.js";
 import { AppendBatcher } from "./append-batch.js";
 import { appendToStream } from "./append-stream.js";
@@ -16,6 +17,7 @@ import { deleteStream, headStream } from "./stream-metadata.js";
 import { DurableStreamStore } from "./stream-store.js";
 
 export interface DurableRouteOptions {
+  connections: ConnectionLimiter;
   nats: Nats;
   indexes: StreamIndexes;
   access: AccessControl;
@@ -39,6 +41,7 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     nats: options.nats,
     indexes: options.indexes,
     access: options.access,
+    connections: options.connections,
     authEnabled: options.authEnabled,
     secrets: options.secrets,
     store: new DurableStreamStore(options.nats, options.logger, options.replicas),

@@ -29,6 +29,11 @@ const DROPPED_HEADERS: ReadonlySet<string> = new Set([
   "proxy-authorization",
   "cookie",
   "x-api-key",
+  // Senders that authenticate with a shared token in clear (GitLab's X-Gitlab-Token and the like).
+  "x-gitlab-token",
+  "x-auth-token",
+  "x-access-token",
+  "api-key",
 ]);
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
