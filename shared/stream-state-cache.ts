@@ -1,6 +1,6 @@
 import type { EventEnvelope } from "./envelope.js";
 import type { Nats } from "./nats.js";
-import { lastOffset, readRange } from "./read.js";
+import { lastOffset, readFew } from "./read.js";
 import { eventsSubject, type StreamPath } from "./subjects.js";
 import { initialSystemState, reduceSystemState, type SystemState } from "./system-state.js";
 
@@ -37,7 +37,8 @@ export class StreamStateCache<S> {
     let entry = this.entries.get(path) ?? { offset: 0, system: initialSystemState(), state: this.reducer.initialState() };
     const last = await lastOffset(this.nats, path);
     if (last > entry.offset) {
-      for await (const event of readRange(this.nats, eventsSubject(path), entry.offset + 1, last)) entry = this.apply(entry, event.envelope);
+      // Usually a few events: direct gets, and a consumer only for a long catch-up (a cold start).
+      for await (const m of readFew(this.nats, eventsSubject(path), entry.offset + 1, last)) entry = this.apply(entry, m.decode().envelope);
     }
     this.entries.delete(path);
     this.entries.set(path, entry);
