@@ -62,6 +62,9 @@ export const AdminEventTypes: ReadonlySet<string> = new Set([
   "subscription/removed",
   // The model, prompt, tools and turn limit an agent runs with: what it costs and how far it may go alone.
   "agent/configured",
+  // Stored by the gateway for POST /hooks; the breaker does not count it as load, so a client writing one
+  // directly could run a loop past the breaker.
+  SystemEventTypes.webhookReceived,
 ]);
 
 export const KvBuckets = {

@@ -82,13 +82,13 @@ function dedupeKey(webhookId: string): string {
 }
 
 /**
- * A third party posting a webhook: it may store `webhook/received` (the only type this route builds) on the
- * stream it names, one event per request, and read nothing back.
+ * A third party posting a webhook: it may store `webhook/received` (the only type this route builds, which
+ * clients need admin to write) on the stream it names, one event per request, and read nothing back.
  */
 const webhookSender: Writer = {
   name: "An inbound webhook",
   maxBatchEvents: 1,
-  may: (right) => right === "append",
+  may: (right) => right !== "read",
 };
 
 export interface HookRouteDeps {
