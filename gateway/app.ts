@@ -29,10 +29,30 @@ export interface GatewayDeps {
   logger: Logger;
 }
 
-/** A URL as logged: a bearer token given as `access_token` never reaches the logs. */
+/** The name of a query parameter as the query parser reads it; null when it cannot be decoded. */
+function parameterName(raw: string): string | null {
+  try {
+    return decodeURIComponent(raw.replaceAll("+", " "));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A URL as logged: a bearer token given as `access_token` never reaches the logs, however its name is
+ * percent-encoded (the parser decodes names, so `%61ccess_token` is the same parameter). A name that does not
+ * decode is redacted too, rather than guessed at.
+ */
 function redactedUrl(url: string): string {
-  // The query parser decodes names, so `access%5Ftoken` is the same parameter.
-  return /access(?:_|%5f)token/i.test(url) ? url.replace(/([?&]access(?:_|%5f)token=)[^&#]*/gi, "$1[redacted]") : url;
+  const start = url.indexOf("?");
+  if (start === -1) return url;
+  const parts = url.slice(start + 1).split("&").map((part) => {
+    const equals = part.indexOf("=");
+    const rawName = equals === -1 ? part : part.slice(0, equals);
+    const name = parameterName(rawName);
+    return equals !== -1 && (name === null || name === "access_token") ? `${rawName}=[redacted]` : part;
+  });
+  return `${url.slice(0, start + 1)}${parts.join("&")}`;
 }
 
 /** The HTTP face of the mesh. Testable without listening (`app.inject`) and with it. */
@@ -43,7 +63,12 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     loggerInstance: fastifyLogger,
     bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
     // A client that trickles its headers or body is cut off (408) instead of holding a socket and a parser forever.
+    // Node checks the deadline every connectionsCheckingInterval (30 s by default): check often enough to honour it.
     requestTimeout: config.GATEWAY_REQUEST_TIMEOUT_MS,
+    http: {
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(config.GATEWAY_REQUEST_TIMEOUT_MS / 4))),
+      headersTimeout: Math.min(60_000, config.GATEWAY_REQUEST_TIMEOUT_MS),
+    },
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     // One line per request, written in onResponse below, instead of Fastify's two.

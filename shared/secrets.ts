@@ -114,7 +114,11 @@ export function sealPayload(box: SecretBox | null, path: StreamPath, type: strin
   let sealed: Record<string, unknown> | undefined;
   for (const field of fields) {
     const value = record[field];
-    if (typeof value !== "string") continue;
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "string") {
+      // Anything else could hold a credential in a shape that is not sealed: refused, never stored in clear.
+      throw new AgentmeshError("INVALID_EVENT", `Event ${index}: payload.${field} must be a string`, { details: { index, field: `payload.${field}` } });
+    }
     if (isSealed(value)) {
       throw new AgentmeshError("INVALID_EVENT", `Event ${index}: payload.${field} must be the secret itself, not a sealed value`, { details: { index, field: `payload.${field}` } });
     }

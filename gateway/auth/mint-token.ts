@@ -3,12 +3,13 @@
  * Mints an HS256 bearer token for the gateway with AUTH_JWT_SECRET (or --secret).
  */
 import { parseArgs } from "node:util";
-import { SignJWT } from "jose";
+import { decodeJwt, SignJWT } from "jose";
 import { GrantSchema, StreamsClaimSchema, type Grant } from "./grants.js";
 
 const USAGE = `usage: npm run token -- --path <pattern> --rights <read,append,admin> [--path ... --rights ...]
-                        [--subject <name>] [--expires <1h|30m|7d>] [--secret <secret>]
-Each --path pairs with the --rights after it. The secret defaults to AUTH_JWT_SECRET.`;
+                        [--subject <name>] [--expires <1h|30m|24h>] [--secret <secret>]
+Each --path pairs with the --rights after it. The secret defaults to AUTH_JWT_SECRET.
+Tokens always expire; the gateway refuses ones that live longer than AUTH_MAX_TOKEN_LIFETIME_S (default 24 h).`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${USAGE}\n`);
@@ -41,4 +42,9 @@ const token = await new SignJWT({ streams: StreamsClaimSchema.parse(grants) })
   .setIssuedAt()
   .setExpirationTime(values.expires)
   .sign(new TextEncoder().encode(secret));
+const { exp, iat } = decodeJwt(token);
+const maxLifetimeS = Number(process.env.AUTH_MAX_TOKEN_LIFETIME_S ?? 24 * 3600);
+if (exp !== undefined && iat !== undefined && exp - iat > maxLifetimeS) {
+  process.stderr.write(`warning: this token lives ${Math.round((exp - iat) / 3600)} h; a gateway with AUTH_MAX_TOKEN_LIFETIME_S=${maxLifetimeS} refuses it\n`);
+}
 process.stdout.write(`${token}\n`);
