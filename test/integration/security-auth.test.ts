@@ -238,8 +238,7 @@ describe("bearer tokens", () => {
     }
   });
 
-  // Product bug: the query parser decodes any percent-encoded character of a name, but gateway/app.ts redacts only
-  // `access_token` and `access%5Ftoken`, so `?%61ccess_token=<token>` authenticates and is logged in clear.
+  // The query parser decodes any percent-encoded character of a name, so `?%61ccess_token=<token>` authenticates too.
   it("never writes a bearer token to the logs whatever percent-encoding spells access_token", async () => {
     const lines: string[] = [];
     const gw = await startGatewayProcess({
