@@ -86,6 +86,34 @@ describe("processor runtime", () => {
     expect(events.find((e) => e.type === "stream/error-occurred")?.payload).toEqual({ processor: name, message: "cannot digest this", offset: poison?.offset });
   });
 
+  // KNOWN BUG, kept visible: the runtime terminates a given-up event with `m.term(reason)`, which sends
+  // `+TERM <reason>`; nats-server before 2.10 (2.9.10 here, as Debian ships it) does not recognise that as a
+  // termination, so the event stays unacknowledged (num_ack_pending 1) until the ack wait (30 s) brings it back.
+  // `it.fails` passes while the bug is there; once it is fixed this fails, and `.fails` should go.
+  it.fails("acknowledges an event it gives up on, so that JetStream does not deliver it again", async () => {
+    const root = uniquePath("rt");
+    const name = uniqueName("giving-up");
+    await start({
+      name,
+      triggers: ["job/*"],
+      filterSubject: subtree(root),
+      initialState: () => null,
+      reduce: () => null,
+      react: ({ event }) => {
+        if (event.type === "job/poison") throw new TerminalError("cannot digest this");
+        return [{ type: "done" }];
+      },
+    });
+    const path = `${root}/a`;
+    await append(path, [{ type: "job/poison" }, { type: "job/fine" }]);
+    const events = await waitFor(async () => {
+      const all = await readAll(gw.url, path);
+      return all.some((e) => e.type === "done") && all.some((e) => e.type === "stream/error-occurred") ? all : undefined;
+    });
+    // Well within the 30 s ack wait: a terminated event is acknowledged at once.
+    await waitForSettledProcessor(gw.nats, name, lastOffset(events), 5_000);
+  });
+
   it("retries failures with backoff and gives up at the delivery limit", async () => {
     const root = uniquePath("rt");
     const name = uniqueName("flaky");
