@@ -22,11 +22,11 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
 }
 
-export async function readAll(baseUrl: string, path: string): Promise<EventEnvelope[]> {
+export async function readAll(baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<EventEnvelope[]> {
   const events: EventEnvelope[] = [];
   let after = 0;
   for (;;) {
-    const page = await request<{ events: EventEnvelope[]; nextOffset: number; upToDate: boolean }>(`${baseUrl}/streams${path}?after=${after}&limit=1000`);
+    const page = await request<{ events: EventEnvelope[]; nextOffset: number; upToDate: boolean }>(`${baseUrl}/streams${path}?after=${after}&limit=1000`, { headers });
     if (page.status === 404) return events;
     if (page.status !== 200) throw new Error(`read ${path}: ${page.status} ${JSON.stringify(page.body)}`);
     events.push(...page.body.events);
