@@ -157,6 +157,8 @@ describe("agent loop with a real model server", () => {
     expect(events.filter((e) => e.type === "agent/llm-request-started")).toHaveLength(3);
     expect((events.find((e) => e.type === "agent/paused")?.payload as { reason: string }).reason).toContain("maxAutonomousTurns 3");
     expect((await say(path, "hello?")).status).toBe(423);
+    // Refused means not stored.
+    expect(await readAll(gw.url, path)).toEqual(events);
     model.fallback = () => ({ chunks: ["done"] });
     expect((await request(`${gw.url}/streams${path}/resume`, { body: { reason: "checked" } })).status).toBe(201);
     const resumed = await until(path, (e) => settledResults(e).some((r) => r.text === "done"));
