@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/envelope.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
-import { readAll } from "../support/processors.js";
+import { readAll, waitFor } from "../support/processors.js";
 import { openSse } from "../support/sse.js";
 
 let gw: TestGateway;
@@ -44,8 +44,13 @@ describe("limits, each with a clear error", () => {
     expect(third.body).toMatchObject({ error: { code: "TOO_MANY_CONNECTIONS" } });
     first.abort();
     await first.ended;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const again = await openSse(`${gw.url}/streams${path}?live=sse`);
+    // The gateway frees the slot when it sees the socket close: a moment after the client's abort.
+    const again = await waitFor(async () => {
+      const attempt = await openSse(`${gw.url}/streams${path}?live=sse`);
+      if (attempt.status === 200) return attempt;
+      attempt.abort();
+      return undefined;
+    }, 5_000, "the slot freed");
     expect(again.status).toBe(200);
     second.abort();
     again.abort();
