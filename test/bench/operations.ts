@@ -5,7 +5,8 @@
  *   - scheduler firing delay with 10,000 schedules pending;
  *   - webhook deliveries per second to a local receiver (one subscription, and ten);
  *   - the cost of access control: single appends with AUTH=jwt / with AUTH=off.
- * Results: stdout and .data/bench-operations.json.
+ * Every sample is kept (warm-up runs are separate and untimed), only 2xx answers count as appends, and only
+ * distinct webhook ids as deliveries. Results: stdout and .data/bench-operations.json.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -16,7 +17,7 @@ import autocannon from "autocannon";
 import type { EventSourceMessage } from "eventsource-parser";
 import { SignJWT } from "jose";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
-import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
+import { REPO_ROOT, startGatewayProcess, stopChild, type GatewayProcess } from "./support/gateway-process.js";
 import { keepAliveAgent, postJson } from "./support/http.js";
 import { print, progress } from "./support/log.js";
 import { openSseStream } from "./support/sse-client.js";
@@ -51,7 +52,10 @@ async function until(condition: () => boolean, timeoutMs: number, what: string):
 /**
  * Append -> reaction stored, one event every `intervalMs`, through a processor that answers at
  * once. `serialise`: whether its decisions are committed with the expected last offset (the
- * default for processors whose decisions depend on the stream's state).
+ * default for processors whose decisions depend on the stream's state). An untimed warm-up of
+ * 50 events first; then every one of `total` events is measured and waited for, none dropped:
+ * the time of each reaction is kept by the offset it answers, and joined with the append's
+ * start afterwards, so a reaction seen before its append's reply is not lost either.
  */
 async function processorHop(gateway: GatewayProcess, natsUrl: string, serialise: boolean, intervalMs: number): Promise<LatencySummary> {
   const path = `/bench/hop-${serialise ? "serialised" : "free"}`;
@@ -63,24 +67,28 @@ async function processorHop(gateway: GatewayProcess, natsUrl: string, serialise:
     SLOW_WORKER_SERIALISE: String(serialise),
   });
   await sleep(3000);
-  const sentAt = new Map<number, number>();
-  const latencies: number[] = [];
+  const reactedAt = new Map<number, number>();
   const stream = await openSseStream(`${gateway.url}/streams${path}?live=sse`, (message: EventSourceMessage) => {
     const event = JSON.parse(message.data) as Envelope;
-    if (event.type !== "job/done" || event.source === undefined) return;
-    const started = sentAt.get(event.source.causationOffset);
-    if (started !== undefined) latencies.push(performance.now() - started);
+    if (event.type === "job/done" && event.source !== undefined) reactedAt.set(event.source.causationOffset, performance.now());
   });
   const agent = keepAliveAgent(8);
-  const total = 500;
-  for (let i = 0; i < total; i++) {
-    const started = performance.now();
-    void postJson<Envelope>(agent, `${gateway.url}/streams${path}`, JSON.stringify({ type: "job/requested", payload: { i } })).then((event) => sentAt.set(event.offset, started));
-    await sleep(intervalMs);
-  }
-  await until(() => latencies.length >= total - 50, 60_000, "hop reactions");
+  const run = async (count: number, phase: string): Promise<number[]> => {
+    const sentAt = new Map<number, number>();
+    const appends: Promise<void>[] = [];
+    for (let i = 0; i < count; i++) {
+      const started = performance.now();
+      appends.push(postJson<Envelope>(agent, `${gateway.url}/streams${path}`, JSON.stringify({ type: "job/requested", payload: { phase, i } })).then((event) => void sentAt.set(event.offset, started)));
+      await sleep(intervalMs);
+    }
+    await Promise.all(appends);
+    await until(() => [...sentAt.keys()].every((offset) => reactedAt.has(offset)), 60_000, `${phase}: every reaction`);
+    return [...sentAt].map(([offset, started]) => (reactedAt.get(offset) as number) - started);
+  };
+  await run(50, "warm-up");
+  const latencies = await run(500, "measured");
   stream.close();
-  return summarise(latencies.slice(50));
+  return summarise(latencies);
 }
 
 /** Scheduler: 10,000 far schedules pending, then 200 due soon; delay = stored time - due time. */
@@ -108,12 +116,15 @@ async function schedulerDelay(gateway: GatewayProcess, natsUrl: string): Promise
 }
 
 /** Webhook pusher -> a local receiver: deliveries per second for one subscription and for ten. */
-async function webhookThroughput(gateway: GatewayProcess, natsUrl: string): Promise<{ oneSubscription: number; tenSubscriptions: number }> {
-  let received = 0;
+async function webhookThroughput(gateway: GatewayProcess, natsUrl: string): Promise<{ oneSubscription: number; tenSubscriptions: number; duplicates: number[] }> {
+  // Distinct deliveries, by webhook id: a redelivery of one already received is not throughput.
+  let delivered = new Set<string>();
+  let requests = 0;
   const receiver = createServer((request, response) => {
     request.resume();
     request.on("end", () => {
-      received += 1;
+      requests += 1;
+      delivered.add(String(request.headers["webhook-id"]));
       response.writeHead(204).end();
     });
   });
@@ -123,8 +134,10 @@ async function webhookThroughput(gateway: GatewayProcess, natsUrl: string): Prom
   startService("processors/webhook-pusher/main.ts", { NATS_URL: natsUrl, WEBHOOK_ALLOWED_NETWORKS: "loopback" });
   await sleep(3000);
   const agent = keepAliveAgent(8);
+  const duplicates: number[] = [];
   const run = async (subscriptions: number, events: number): Promise<number> => {
-    received = 0;
+    delivered = new Set();
+    requests = 0;
     const paths = Array.from({ length: subscriptions }, (_, i) => `/bench/hooks-${subscriptions}-${i}`);
     for (const path of paths) await postJson(agent, `${gateway.url}/streams${path}`, JSON.stringify({ type: "subscription/configured", payload: { slug: "bench", url } }));
     await sleep(1000);
@@ -132,20 +145,55 @@ async function webhookThroughput(gateway: GatewayProcess, natsUrl: string): Prom
     for (const path of paths) {
       for (let i = 0; i < events / subscriptions; i += 100) await postJson(agent, `${gateway.url}/streams${path}`, JSON.stringify(Array.from({ length: 100 }, () => ({ type: "agent/said", payload: { text: "x".repeat(180) } }))));
     }
-    await until(() => received >= events, 120_000, `${events} deliveries`);
-    return Math.round(events / ((performance.now() - started) / 1000));
+    await until(() => delivered.size >= events, 120_000, `${events} deliveries`);
+    const rate = Math.round(events / ((performance.now() - started) / 1000));
+    duplicates.push(requests - delivered.size);
+    return rate;
   };
   const oneSubscription = await run(1, 2000);
   const tenSubscriptions = await run(10, 5000);
   receiver.close();
-  return { oneSubscription, tenSubscriptions };
+  return { oneSubscription, tenSubscriptions, duplicates };
 }
 
-async function appendRate(url: string, headers: Record<string, string>): Promise<number> {
-  const options = { url: `${url}/streams/bench/auth`, method: "POST" as const, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ type: "bench", payload: { data: "x".repeat(180) } }), connections: 32, timeout: 30 };
+interface AppendRate {
+  /** 2xx answers per second of the timed run: anything else is not an append. */
+  perSec: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function appendRate(url: string, path: string, headers: Record<string, string>): Promise<AppendRate> {
+  const options = { url: `${url}/streams${path}`, method: "POST" as const, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ type: "bench", payload: { data: "x".repeat(180) } }), connections: 32, timeout: 30 };
   await autocannon({ ...options, duration: 1 });
   const result = await autocannon({ ...options, duration: 6 });
-  return Math.round(result.requests.average);
+  return { perSec: Math.round(result["2xx"] / result.duration), non2xx: result.non2xx, errors: result.errors + result.timeouts };
+}
+
+/**
+ * One side of the auth comparison, measured the same way as the other: a gateway process started fresh for it
+ * (nothing else running but nats-server), its own stream, the same load, then stopped.
+ */
+async function authSide(natsUrl: string, auth: "off" | "jwt", round: number): Promise<AppendRate> {
+  const env: Record<string, string> = auth === "off" ? { AUTH: "off" } : { AUTH: "jwt", AUTH_JWT_SECRET: SECRET };
+  const gateway = await startGatewayProcess({ natsUrl, env, onLog: () => undefined });
+  try {
+    const headers: Record<string, string> = {};
+    if (auth === "jwt") {
+      const token = await new SignJWT({ streams: [{ path: "/bench/**", rights: ["append"] }] }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(new TextEncoder().encode(SECRET));
+      headers.authorization = `Bearer ${token}`;
+    }
+    return await appendRate(gateway.url, `/bench/auth-${auth}-${round}`, headers);
+  } finally {
+    await gateway.stop();
+  }
+}
+
+/** Both sides twice, in the order off, jwt, jwt, off, so a drift of the machine's speed during the scenario weighs on both alike. */
+async function authCost(natsUrl: string): Promise<{ off: AppendRate[]; jwt: AppendRate[] }> {
+  const sides = { off: [] as AppendRate[], jwt: [] as AppendRate[] };
+  for (const [round, auth] of (["off", "jwt", "jwt", "off"] as const).entries()) sides[auth].push(await authSide(natsUrl, auth, round));
+  return sides;
 }
 
 async function main(): Promise<void> {
@@ -162,14 +210,16 @@ async function main(): Promise<void> {
     const schedule = await schedulerDelay(gateway, nats.url);
     progress("webhook deliveries");
     const webhooks = await webhookThroughput(gateway, nats.url);
-    for (const child of children) child.kill("SIGTERM");
-    progress("auth cost: appends without and with bearer tokens");
-    const off = await appendRate(gateway.url, {});
-    const withAuth = await startGatewayProcess({ natsUrl: nats.url, env: { AUTH: "jwt", AUTH_JWT_SECRET: SECRET }, onLog: () => undefined });
-    gateways.push(withAuth);
-    const token = await new SignJWT({ streams: [{ path: "/bench/**", rights: ["append"] }] }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(new TextEncoder().encode(SECRET));
-    const on = await appendRate(withAuth.url, { authorization: `Bearer ${token}` });
-    const results = { hop, hopSerialised, schedule, webhooks, auth: { offPerSec: off, jwtPerSec: on, ratio: on / off } };
+    // Nothing but nats-server may run during the auth comparison: the processors and this gateway are stopped (and waited for) first.
+    await Promise.all(children.map((child) => stopChild(child)));
+    await gateway.stop();
+    progress("auth cost: appends without and with bearer tokens, each on a fresh gateway, off/jwt/jwt/off");
+    const auth = await authCost(nats.url);
+    const perSec = (rates: AppendRate[]): number => Math.round(rates.reduce((sum, r) => sum + r.perSec, 0) / rates.length);
+    const off = perSec(auth.off);
+    const on = perSec(auth.jwt);
+    const refused = [...auth.off, ...auth.jwt].reduce((sum, r) => sum + r.non2xx + r.errors, 0);
+    const results = { hop, hopSerialised, schedule, webhooks, auth: { off: auth.off, jwt: auth.jwt, offPerSec: off, jwtPerSec: on, ratio: on / off, notAppended: refused } };
     mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
     writeFileSync(join(REPO_ROOT, ".data", "bench-operations.json"), JSON.stringify(results, null, 2));
     const ms = (v: number) => `${v.toFixed(2)} ms`;
@@ -181,7 +231,10 @@ processor hop, serialised decisions, 20/s, p50 / p99 | ${ms(hopSerialised.p50)} 
 scheduler delay, 10,000 pending, p50 / p99 / max    | ${ms(schedule.p50)} / ${ms(schedule.p99)} / ${ms(schedule.max)}
 webhook deliveries/s, 1 subscription (in order)     | ${webhooks.oneSubscription}
 webhook deliveries/s, 10 subscriptions              | ${webhooks.tenSubscriptions}
+webhook redeliveries of one already received        | ${webhooks.duplicates.join(" / ")}
 single appends/s, AUTH=off / AUTH=jwt (ratio)       | ${off} / ${on} (${Math.round((on / off) * 100)}%)
+  each run (off, jwt)                               | ${auth.off.map((r) => r.perSec).join(", ")} / ${auth.jwt.map((r) => r.perSec).join(", ")}
+  answers other than 2xx, errors                    | ${refused}
 `);
   } finally {
     for (const child of children) child.kill("SIGKILL");

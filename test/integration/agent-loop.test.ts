@@ -9,7 +9,7 @@ import { buildLlm } from "../../processors/llm/service.js";
 import { buildScheduler } from "../../processors/scheduler/service.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { startModelServer, type ModelServer } from "../support/model-server.js";
-import { readAll, runBuiltProcessor, runProcessor, uniqueName, waitFor, waitForConsumer } from "../support/processors.js";
+import { readAll, runBuiltProcessor, runProcessor, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";
 import { openSse } from "../support/sse.js";
 
 let gw: TestGateway;
@@ -157,6 +157,8 @@ describe("agent loop with a real model server", () => {
     expect(events.filter((e) => e.type === "agent/llm-request-started")).toHaveLength(3);
     expect((events.find((e) => e.type === "agent/paused")?.payload as { reason: string }).reason).toContain("maxAutonomousTurns 3");
     expect((await say(path, "hello?")).status).toBe(423);
+    // Refused means not stored.
+    expect(await readAll(gw.url, path)).toEqual(events);
     model.fallback = () => ({ chunks: ["done"] });
     expect((await request(`${gw.url}/streams${path}/resume`, { body: { reason: "checked" } })).status).toBe(201);
     const resumed = await until(path, (e) => settledResults(e).some((r) => r.text === "done"));
@@ -215,7 +217,9 @@ describe("agent loop with a real model server", () => {
       const survivor = spawnLlm();
       try {
         const events = await until(path, settledCount(1), 30_000);
-        await new Promise((resolve) => setTimeout(resolve, 2_500));
+        // Not a sleep against the 2 s ack wait: the consumer has every event acknowledged (the killed replica's
+        // delivery included), so the log is final.
+        await waitForSettledProcessor(gw.nats, name, events.at(-1)?.offset ?? 0, 30_000);
         const final = await readAll(gw.url, path);
         expect(types(final)).toEqual(["agent/input-added", "agent/llm-request-started", "agent/llm-request-settled"]);
         expect(settledResults(events)[0]).toMatchObject({ status: "succeeded", text: "after the crash" });

@@ -100,8 +100,11 @@ describe("append and read", () => {
     const path = uniquePath();
     const first = await post(path, { type: "init" });
     const attempts = await Promise.all(Array.from({ length: 10 }, (_, i) => post(path, { type: "race", payload: { i } }, { "if-match": String(first.body.offset) })));
-    expect(attempts.filter((a) => a.status === 201)).toHaveLength(1);
+    const won = attempts.filter((a) => a.status === 201);
+    expect(won).toHaveLength(1);
     expect(attempts.filter((a) => a.status === 409)).toHaveLength(9);
+    // The losers stored nothing: the log holds the winner's race event and no other.
+    expect((await get(path)).body.events).toEqual([first.body, ...won.map((a) => a.body)]);
   });
 
   it("pages from an offset with nextOffset and upToDate", async () => {
@@ -256,6 +259,7 @@ describe("what clients send", () => {
     const stale = await post<ErrorBody & { error: { expectedOffset: number; appended: number } }>(path, [{ type: "keyed", idempotencyKey: "d" }, { type: "new-3" }], { "if-match": String(last.body.offset) });
     expect(stale.status).toBe(409);
     expect(stale.body.error).toMatchObject({ code: "OFFSET_CONFLICT", expectedOffset: last.body.offset, appended: 1 });
+    expect((await get(path)).body.events.map((e) => e.type)).toEqual(["keyed", "other", "new-1", "new-2"]);
   });
 
   it("reads percent-encoded unreserved characters as themselves (RFC 3986)", async () => {

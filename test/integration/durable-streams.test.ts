@@ -188,6 +188,9 @@ describe("Durable Streams on JetStream", () => {
     expect(forgotten.status).toBe(409);
     expect(((await forgotten.json()) as { error: { code: string } }).error.code).toBe("PRODUCER_SEQ_GAP");
     expect((await produce("p4", 1)).status).toBe(200);
+    // The refused append stored nothing: the stream holds each producer's first append, then p4's second.
+    const content = await (await send(`${ds(path)}?offset=-1`, "GET")).text();
+    expect(content).toBe(`${Array.from({ length: 260 }, (_, i) => `p${i}:0`).join("")}p4:1`);
     expect((await send(ds(path), "POST", "x", { "content-type": "text/plain", "producer-id": "p".repeat(257), "producer-epoch": "0", "producer-seq": "0" })).status).toBe(400);
   });
 
@@ -204,13 +207,18 @@ describe("Durable Streams on JetStream", () => {
     const close = await send(ds(path), "POST", undefined, { "stream-closed": "true" });
     expect(close.status).toBe(409);
     expect(((await close.json()) as { error: { code: string } }).error.code).toBe("STREAM_APPEND_ONLY");
+    const closeWithData = await send(ds(path), "POST", JSON.stringify({ type: "agent/said" }), { "content-type": "application/json", "stream-closed": "true" });
+    expect(closeWithData.status).toBe(409);
     const del = await send(ds(path), "DELETE");
     expect(del.status).toBe(409);
-    expect((await request(`${gw.url}/streams${path}`)).status).toBe(200);
 
     // Same-config PUT is the idempotent create every client does; any other configuration is a conflict.
     expect((await send(ds(path), "PUT", undefined, { "content-type": "application/json" })).status).toBe(200);
     expect((await send(ds(path), "PUT", undefined, { "content-type": "text/plain" })).status).toBe(409);
+    // None of the refusals stored anything: the agent stream is as it was, and still open.
+    expect((await request<{ events: EventEnvelope[] }>(`${gw.url}/streams${path}`)).body.events).toEqual([reply.body]);
+    const after = await send(`${ds(path)}?offset=-1`, "GET");
+    expect(after.headers.get("stream-closed")).toBeNull();
   });
 
   it("refuses with 413 an append larger than one NATS message, and stores nothing", async () => {

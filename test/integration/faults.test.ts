@@ -8,7 +8,7 @@ import type { EventEnvelope } from "../../shared/envelope.js";
 import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
 import { request, startGateway, uniquePath } from "../support/gateway.js";
 import { freePort } from "../support/ports.js";
-import { readAll, uniqueName, waitFor, waitForConsumer } from "../support/processors.js";
+import { readAll, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";
 import { appendUnderLoad } from "../support/writers.js";
 
 const root = join(import.meta.dirname, "../..");
@@ -108,8 +108,11 @@ describe("faults survived", () => {
         const all = await readAll(gw.url, path);
         return all.filter((e) => e.type === "job/done").length >= 200 ? all : undefined;
       }, 40_000, "200 reactions");
-      await new Promise((resolve) => setTimeout(resolve, 2_500));
-      const done = (await readAll(gw.url, path)).filter((e) => e.type === "job/done");
+      // Not a sleep against the 2 s ack wait: wait until the consumer has nothing outstanding (the killed replica's
+      // deliveries redelivered and acknowledged), so no late duplicate can come after the count.
+      await waitForSettledProcessor(gw.nats, name, events.at(-1)?.offset ?? 0, 30_000);
+      const settled = await readAll(gw.url, path);
+      const done = settled.filter((e) => e.type === "job/done");
       const jobs = events.filter((e) => e.type === "job/requested").map((e) => e.offset);
       expect(done.map((e) => e.source?.causationOffset).sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual(jobs);
     } finally {

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventEnvelope } from "../../shared/envelope.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+import { readAll, waitFor } from "../support/processors.js";
 import { openSse } from "../support/sse.js";
 
 let gw: TestGateway;
@@ -10,12 +12,20 @@ afterAll(async () => {
   await gw.close();
 });
 
+/** Another client than the one being limited: its requests have their own budget. */
+const reader = { authorization: "Bearer reader" };
+
 describe("limits, each with a clear error", () => {
   it("limits requests per second per client with 429 RATE_LIMITED and Retry-After, and not health checks", async () => {
     const path = uniquePath();
     const replies = await Promise.all(Array.from({ length: 30 }, () => request(`${gw.url}/streams${path}`, { body: { type: "t" } })));
     const limited = replies.filter((r) => r.status === 429);
     expect(limited.length).toBeGreaterThanOrEqual(10);
+    // Refused means not stored: the log holds exactly the appends answered 201 (read as another client, with its own budget).
+    const accepted = replies.filter((r) => r.status === 201);
+    expect(accepted.length + limited.length).toBe(30);
+    const byOffset = (a: EventEnvelope, b: EventEnvelope) => a.offset - b.offset;
+    expect(await readAll(gw.url, path, reader)).toEqual(accepted.map((r) => r.body as EventEnvelope).sort(byOffset));
     expect(limited[0]?.body).toMatchObject({ error: { code: "RATE_LIMITED" } });
     expect(limited[0]?.headers.get("retry-after")).toBeTruthy();
     const health = await Promise.all(Array.from({ length: 30 }, () => request(`${gw.url}/healthz`)));
@@ -32,8 +42,13 @@ describe("limits, each with a clear error", () => {
     expect(third.body).toMatchObject({ error: { code: "TOO_MANY_CONNECTIONS" } });
     first.abort();
     await first.ended;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const again = await openSse(`${gw.url}/streams${path}?live=sse`);
+    // The gateway frees the slot when it sees the socket close: a moment after the client's abort.
+    const again = await waitFor(async () => {
+      const attempt = await openSse(`${gw.url}/streams${path}?live=sse`);
+      if (attempt.status === 200) return attempt;
+      attempt.abort();
+      return undefined;
+    }, 5_000, "the slot freed");
     expect(again.status).toBe(200);
     second.abort();
     again.abort();
@@ -45,5 +60,6 @@ describe("limits, each with a clear error", () => {
     const big = await request(`${gw.url}/streams${path}`, { body: { type: "t", payload: "x".repeat(3000) } });
     expect(big.status).toBe(413);
     expect(big.body).toMatchObject({ error: { code: "PAYLOAD_TOO_LARGE" } });
+    expect(await readAll(gw.url, path, reader)).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { connect } from "@nats-io/transport-node";
+import { connect, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { buildGoTools } from "../../deploy/local/go-tools.js";
@@ -11,6 +11,25 @@ import { readAll, runProcessor, waitFor } from "../support/processors.js";
 
 const root = join(import.meta.dirname, "../..");
 const passwords = { GATEWAY_PASSWORD: "gateway-pw", PROCESSOR_PASSWORD: "processor-pw", GO_TOOLS_PASSWORD: "go-tools-pw" };
+
+/** The server's own refusal of exactly this operation on exactly this subject: not a timeout, nor any other error. */
+function expectViolation(err: unknown, operation: "publish" | "subscription", subject: string): void {
+  const violation = err instanceof PermissionViolationError ? err : err instanceof Error && err.cause instanceof PermissionViolationError ? err.cause : undefined;
+  expect(violation, `expected a permissions violation, got ${String(err)}`).toBeInstanceOf(PermissionViolationError);
+  expect({ operation: violation?.operation, subject: violation?.subject }).toEqual({ operation, subject });
+}
+
+/** A request (a JetStream publish, a KV write, a JetStream API call) the server refuses to let out. */
+async function expectPublishRefused(nc: NatsConnection, subject: string): Promise<void> {
+  const err = await nc.request(subject, "forged", { timeout: 5_000 }).then(() => undefined, (e: unknown) => e);
+  expectViolation(err, "publish", subject);
+}
+
+async function expectSubscribeRefused(nc: NatsConnection, subject: string): Promise<void> {
+  const sub = nc.subscribe(subject);
+  await nc.flush();
+  expectViolation(await sub.closed, "subscription", subject);
+}
 
 describe("the NATS permissions shipped in deploy/nats/permissions.conf", () => {
   it("let each service do its job as its own user, and nothing outside it", async () => {
@@ -58,10 +77,28 @@ describe("the NATS permissions shipped in deploy/nats/permissions.conf", () => {
       const settled = await waitFor(async () => (await readAll(gw.url, path)).find((e: EventEnvelope) => e.type === "agent/tool-call-settled"), 15_000, "tool settled");
       expect(settled.payload).toEqual({ callId: "c1", result: { value: 5 } });
 
-      // ...and nothing else: the go-tools user may not write outside /agents, nor read other consumers.
-      const intruder = await connect({ servers: server.url, user: "go-tools", pass: passwords.GO_TOOLS_PASSWORD });
-      stops.unshift(() => intruder.close());
-      await expect(jetstream(intruder, { timeout: 1000 }).publish("events.billing.invoices", "forged")).rejects.toThrow();
+      // ...and nothing else, each user refused by the server itself (a timeout would not do: it proves nothing).
+      const as = async (user: "gateway" | "processor" | "go-tools", password: string): Promise<NatsConnection> => {
+        const nc = await connect({ servers: server.url, user, pass: password });
+        stops.unshift(() => nc.close());
+        return nc;
+      };
+      // The gateway may not touch the indexes processors own (the scheduler's, the webhook pusher's).
+      const asGateway = await as("gateway", passwords.GATEWAY_PASSWORD);
+      await expectPublishRefused(asGateway, "$KV.agentmesh-schedules.forged");
+      await expectPublishRefused(asGateway, "$KV.agentmesh-webhook-subscriptions.forged");
+      // A processor may not write Durable Streams data (the gateway's), nor listen to the log outside its consumer.
+      const asProcessor = await as("processor", passwords.PROCESSOR_PASSWORD);
+      await expectPublishRefused(asProcessor, "durable.forged");
+      await expectSubscribeRefused(asProcessor, "events.>");
+      // The go-tools user may not write outside /agents, nor read other consumers, nor listen to the log.
+      const asGoTools = await as("go-tools", passwords.GO_TOOLS_PASSWORD);
+      const refused = await jetstream(asGoTools, { timeout: 5_000 }).publish("events.billing.invoices", "forged").then(() => undefined, (e: unknown) => e);
+      expectViolation(refused, "publish", "events.billing.invoices");
+      await expectPublishRefused(asGoTools, "$JS.API.CONSUMER.INFO.EVENTS.processor-llm");
+      await expectSubscribeRefused(asGoTools, "events.>");
+      // Nothing any of them was refused reached the log.
+      expect((await request(`${gw.url}/streams/billing/invoices`)).status).toBe(404);
       const stranger = await connect({ servers: server.url, user: "nobody", pass: "wrong" }).then(
         () => "connected",
         (err: unknown) => (err instanceof Error ? err.message : String(err)),

@@ -6,8 +6,9 @@ import type { RunningProcessor } from "../../shared/processor-main.js";
 import { RetryableError, TerminalError } from "../../shared/processor-errors.js";
 import type { Processor } from "../../shared/processor-runtime.js";
 import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import { ConsumerNames } from "../../shared/wire.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
-import { readAll, runProcessor, uniqueName, waitFor, waitForConsumer } from "../support/processors.js";
+import { readAll, runProcessor, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";
 
 let gw: TestGateway;
 const running: RunningProcessor[] = [];
@@ -26,6 +27,21 @@ async function start<S>(processor: Processor<S>, env: Record<string, string> = {
 }
 const append = (path: string, body: unknown) => request<EventEnvelope | EventEnvelope[]>(`${gw.url}/streams${path}`, { body });
 const subtree = (root: string) => `${eventsSubject(parseStreamPath(root))}.>`;
+const lastOffset = (events: EventEnvelope[]) => events.at(-1)?.offset ?? 0;
+
+/**
+ * The processor's consumer has every event of the log acknowledged (num_pending and num_ack_pending 0, which
+ * includes messages waiting for redelivery), and the log has not moved since: nothing more will be appended.
+ */
+async function expectSettled(name: string, path: string): Promise<EventEnvelope[]> {
+  const events = await readAll(gw.url, path);
+  await waitForSettledProcessor(gw.nats, name, lastOffset(events));
+  const info = await gw.nats.jsm.consumers.info(gw.nats.streamName, ConsumerNames.processor(name));
+  expect({ pending: info.num_pending, ackPending: info.num_ack_pending }).toEqual({ pending: 0, ackPending: 0 });
+  const after = await readAll(gw.url, path);
+  expect(after).toEqual(events);
+  return after;
+}
 
 describe("processor runtime", () => {
   it("reacts to its trigger types only, marking each reaction with its source and a deterministic key", async () => {
@@ -42,6 +58,8 @@ describe("processor runtime", () => {
     const reactions = events.filter((e) => e.type === "bot/greeted");
     expect(reactions.map((r) => r.source)).toEqual(inputs.map((i) => ({ processor: name, causationOffset: i.offset })));
     expect(reactions.map((r) => r.idempotencyKey)).toEqual(inputs.map((i) => `${name}:${i.offset}:0`));
+    // Every event acknowledged, the untriggered ones and its own reactions included.
+    expect(await expectSettled(name, path)).toEqual(events);
   });
 
   it("records a terminal error as stream/error-occurred and goes on with the next event (a poison event never blocks)", async () => {
@@ -68,12 +86,41 @@ describe("processor runtime", () => {
     expect(events.find((e) => e.type === "stream/error-occurred")?.payload).toEqual({ processor: name, message: "cannot digest this", offset: poison?.offset });
   });
 
+  // KNOWN BUG, kept visible: the runtime terminates a given-up event with `m.term(reason)`, which sends
+  // `+TERM <reason>`; nats-server before 2.10 (2.9.10 here, as Debian ships it) does not recognise that as a
+  // termination, so the event stays unacknowledged (num_ack_pending 1) until the ack wait (30 s) brings it back.
+  // `it.fails` passes while the bug is there; once it is fixed this fails, and `.fails` should go.
+  it.fails("acknowledges an event it gives up on, so that JetStream does not deliver it again", async () => {
+    const root = uniquePath("rt");
+    const name = uniqueName("giving-up");
+    await start({
+      name,
+      triggers: ["job/*"],
+      filterSubject: subtree(root),
+      initialState: () => null,
+      reduce: () => null,
+      react: ({ event }) => {
+        if (event.type === "job/poison") throw new TerminalError("cannot digest this");
+        return [{ type: "done" }];
+      },
+    });
+    const path = `${root}/a`;
+    await append(path, [{ type: "job/poison" }, { type: "job/fine" }]);
+    const events = await waitFor(async () => {
+      const all = await readAll(gw.url, path);
+      return all.some((e) => e.type === "done") && all.some((e) => e.type === "stream/error-occurred") ? all : undefined;
+    });
+    // Well within the 30 s ack wait: a terminated event is acknowledged at once.
+    await waitForSettledProcessor(gw.nats, name, lastOffset(events), 5_000);
+  });
+
   it("retries failures with backoff and gives up at the delivery limit", async () => {
     const root = uniquePath("rt");
+    const name = uniqueName("flaky");
     const attempts = new Map<number, number>();
     await start(
       {
-        name: uniqueName("flaky"),
+        name,
         triggers: ["job/*"],
         filterSubject: subtree(root),
         initialState: () => null,
@@ -99,6 +146,7 @@ describe("processor runtime", () => {
     );
     expect(events.find((e) => e.type === "done")?.payload).toEqual({ attempts: 3 });
     expect(events.find((e) => e.type === "stream/error-occurred")?.payload).toMatchObject({ message: "still broken (3)" });
+    expect([...attempts.values()]).toEqual([3, 3]);
   });
 
   it("with 3 replicas, decides once per event and in order, whatever replica gets it", async () => {
@@ -120,8 +168,7 @@ describe("processor runtime", () => {
       const all = await readAll(gw.url, path);
       return all.filter((e) => e.type === "numbered").length >= 30 ? all : undefined;
     }, 20_000);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const numbered = (await readAll(gw.url, path)).filter((e) => e.type === "numbered");
+    const numbered = (await expectSettled(name, path)).filter((e) => e.type === "numbered");
     expect(numbered.map((e) => (e.payload as { n: number }).n)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
     const causes = numbered.map((e) => e.source?.causationOffset);
     expect(new Set(causes).size).toBe(30);
@@ -142,8 +189,7 @@ describe("processor runtime", () => {
     const second = await append(path, { type: "job" });
     await start(processor);
     await waitFor(async () => ((await readAll(gw.url, path)).filter((e) => e.type === "done").length === 2 ? true : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const done = (await readAll(gw.url, path)).filter((e) => e.type === "done");
+    const done = (await expectSettled(name, path)).filter((e) => e.type === "done");
     expect(done.map((e) => e.source?.causationOffset)).toEqual([job.offset, (second.body as EventEnvelope).offset]);
   });
 
@@ -174,8 +220,8 @@ describe("processor runtime", () => {
           const all = (await readAll(gw.url, path)).filter((e) => e.type === "job/done");
           return all.length > 0 ? all : undefined;
         }, 20_000, "job/done after restart");
-        await new Promise((resolve) => setTimeout(resolve, 2_500));
-        expect((await readAll(gw.url, path)).filter((e) => e.type === "job/done")).toHaveLength(1);
+        // The killed replica's delivery was redelivered (after the 2 s ack wait) and acknowledged: nothing is outstanding.
+        expect((await expectSettled(name, path)).filter((e) => e.type === "job/done")).toHaveLength(1);
         expect(done[0]?.source).toEqual({ processor: name, causationOffset: job.offset });
       } finally {
         survivor.child.kill("SIGTERM");

@@ -4,6 +4,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
 import type { EventEnvelope } from "../../shared/envelope.js";
+import { Kvm } from "@nats-io/kv";
+import type { StreamPath } from "../../shared/subjects.js";
+import { SCHEDULE_BUCKET, scheduleKey } from "../../processors/scheduler/schedule-index.js";
 import { buildScheduler } from "../../processors/scheduler/service.js";
 import { request, startGateway, uniquePath } from "../support/gateway.js";
 import { readAll, runBuiltProcessor, waitFor } from "../support/processors.js";
@@ -19,8 +22,9 @@ describe("scheduler restarts", () => {
       const path = uniquePath("restart");
       const added = await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "schedule/added", payload: { slug: "later", append: { type: "wake-up" }, schedule: { kind: "in", seconds: 4 } } } });
       expect(added.status).toBe(201);
-      // Let the scheduler index it, then take everything down but the store.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Once the scheduler has indexed it, take everything down but the store.
+      const index = await new Kvm(gw.nats.js).open(SCHEDULE_BUCKET);
+      await waitFor(async () => ((await index.get(scheduleKey(path as StreamPath, "later"))) === null ? undefined : true), 10_000, "schedule indexed");
       await scheduler.stop();
       await server.stop();
       server = await startNatsServer({ storeDir, port: server.port });

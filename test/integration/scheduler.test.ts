@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/envelope.js";
 import type { RunningProcessor } from "../../shared/processor-main.js";
-import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import { eventsSubject, parseStreamPath, type StreamPath } from "../../shared/subjects.js";
 import { Kvm } from "@nats-io/kv";
-import { SCHEDULE_BUCKET } from "../../processors/scheduler/schedule-index.js";
+import { SCHEDULE_BUCKET, scheduleKey, type ScheduleEntry } from "../../processors/scheduler/schedule-index.js";
 import { buildScheduler } from "../../processors/scheduler/service.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, runBuiltProcessor, uniqueName, waitFor } from "../support/processors.js";
@@ -27,6 +27,15 @@ const append = (path: string, body: unknown) => request(`${gw.url}/streams${path
 const fired = async (path: string, type: string) => (await readAll(gw.url, path)).filter((e) => e.type === type);
 const scheduledFor = (e: EventEnvelope) => String(e.metadata?.scheduledFor);
 
+/** Wait until the schedule index (what every replica's timers follow) says this about a schedule. */
+async function indexed(path: string, slug: string, holds: (entry: ScheduleEntry) => boolean, what: string): Promise<ScheduleEntry> {
+  const index = await new Kvm(gw.nats.js).open(SCHEDULE_BUCKET);
+  return waitFor(async () => {
+    const entry = (await index.get(scheduleKey(path as StreamPath, slug)))?.json<ScheduleEntry>();
+    return entry !== undefined && holds(entry) ? entry : undefined;
+  }, 10_000, `schedule ${slug} ${what}`);
+}
+
 describe("scheduler (3 replicas)", () => {
   it("fires a one-off schedule once, within 1 s of its due time, marked with source and schedule metadata", async () => {
     const path = `${root}/once`;
@@ -42,7 +51,8 @@ describe("scheduler (3 replicas)", () => {
     expect(delay).toBeGreaterThanOrEqual(0);
     expect(delay).toBeLessThan(1000);
     expect(event).toMatchObject({ payload: { n: 1 }, metadata: { scheduleSlug: "ping" }, source: { processor: name, causationOffset: (added.body as EventEnvelope).offset } });
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Done, not re-armed: no replica has it due any more (replicas that fired it too stored nothing: one key per due time).
+    await indexed(path, "ping", (entry) => entry.nextDueMs === null, "done");
     expect(await fired(path, "agent/ping")).toHaveLength(1);
   });
 
@@ -58,10 +68,15 @@ describe("scheduler (3 replicas)", () => {
     await append(path, { type: "schedule/added", payload: { slug: "beat", append: { type: "heartbeat-v2" }, schedule: { kind: "every", seconds: 1 } } });
     await waitFor(async () => ((await fired(path, "heartbeat-v2")).length >= 1 ? true : undefined), 5_000);
     await append(path, { type: "schedule/cancelled", payload: { slug: "beat" } });
-    await new Promise((resolve) => setTimeout(resolve, 1200));
-    const settled = (await readAll(gw.url, path)).length;
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    expect((await readAll(gw.url, path)).length).toBe(settled);
+    await indexed(path, "beat", (entry) => entry.definition === null, "cancelled");
+    const cancelledSeenAt = Date.now();
+    // A later one-off on the same stream, due after the beat's next due time: once it has fired and is done, the
+    // replicas' timers have gone past that time, and the cancelled beat fired nothing due after the cancellation.
+    await append(path, { type: "schedule/added", payload: { slug: "marker", append: { type: "marker" }, schedule: { kind: "in", seconds: 1.5 } } });
+    await waitFor(async () => ((await fired(path, "marker")).length === 1 ? true : undefined), 10_000, "marker fired");
+    await indexed(path, "marker", (entry) => entry.nextDueMs === null, "done");
+    const allBeats = (await readAll(gw.url, path)).filter((e) => e.type.startsWith("heartbeat"));
+    expect(allBeats.filter((e) => Date.parse(scheduledFor(e)) > cancelledSeenAt)).toEqual([]);
   });
 
   it("after downtime fires a missed run once, not a burst", async () => {
@@ -74,8 +89,11 @@ describe("scheduler (3 replicas)", () => {
     expect((await fired(path, "tick")).length).toBe(before);
     const restartedAt = Date.now();
     replicas = await Promise.all([startReplica(), startReplica(), startReplica()]);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    const afterRestart = (await fired(path, "tick")).slice(before);
+    // The catch-up run, then one due after the restart: the catch-up is behind us.
+    const afterRestart = await waitFor(async () => {
+      const ticks = (await fired(path, "tick")).slice(before);
+      return ticks.some((e) => Date.parse(scheduledFor(e)) >= restartedAt) ? ticks : undefined;
+    }, 10_000, "a tick due after the restart");
     // One catch-up run for the three missed seconds, then the regular rhythm (due times after the restart).
     const catchUp = afterRestart.filter((e) => Date.parse(scheduledFor(e)) < restartedAt);
     expect(catchUp).toHaveLength(1);

@@ -1,8 +1,9 @@
 import { EventSource } from "eventsource";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { EventEnvelope } from "../../shared/envelope.js";
 import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+import { startNatsProxy } from "../support/nats-proxy.js";
 import { openSse, type SseMessage } from "../support/sse.js";
 
 let gw: TestGateway;
@@ -186,6 +187,38 @@ describe("SSE live tail", () => {
       await small.close();
     }
   }, 30_000);
+
+  it("resumes on another gateway whose live tail lags behind the client's Last-Event-ID: nothing twice", async () => {
+    const proxy = await startNatsProxy(inject("natsUrl"));
+    const lagging = await startGateway({ NATS_URL: proxy.url });
+    try {
+      const path = uniquePath();
+      // A client keeps the lagging gateway's tail warm (so a resume there is served from memory and live).
+      const keeper = await openSse(`${lagging.url}/streams${path}?live=sse`);
+      const first = await append(gw.url, path, { type: "first" });
+      await keeper.waitFor((m) => m.length === 1);
+      // From here the lagging gateway hears nothing from NATS, while another gateway serves a client three events on.
+      proxy.hold();
+      const client = await openSse(`${gw.url}/streams${path}?live=sse`, { "last-event-id": String(first[0]?.offset) });
+      const ahead = await append(gw.url, path, [{ type: "a" }, { type: "b" }, { type: "c" }]);
+      await client.waitFor((m) => m.length === 3);
+      client.abort();
+      const resumed = await openSse(`${lagging.url}/streams${path}?live=sse`, { "last-event-id": client.messages.at(-1)?.id ?? "" });
+      // Its tail catches up with a, b and c, which this client already has, then d, which it has not.
+      proxy.release();
+      const next = await append(gw.url, path, { type: "d" });
+      await resumed.waitFor((m) => offsetsOf(m).includes(next[0]?.offset ?? -1));
+      expect(offsetsOf(resumed.messages)).toEqual(next.map((e) => e.offset));
+      await keeper.waitFor((m) => m.length === 5);
+      expect(offsetsOf(keeper.messages)).toEqual([...first, ...ahead, ...next].map((e) => e.offset));
+      keeper.abort();
+      resumed.abort();
+    } finally {
+      proxy.release();
+      await lagging.close();
+      await proxy.close();
+    }
+  });
 
   it("survives a gateway restart: EventSource reconnects with Last-Event-ID and sees every event once", async () => {
     const first = await startGateway();

@@ -68,10 +68,13 @@ describe("inbound webhooks", () => {
       const timestamp = new Date();
       return { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": String(Math.floor(timestamp.getTime() / 1000)), "webhook-signature": new Webhook(key).sign(id, timestamp, body) };
     };
+    const configured = await readAll(gw.url, path);
     expect(await hook(path, body, { "content-type": "application/json" })).toMatchObject({ status: 401, body: { error: { code: "INVALID_SIGNATURE" } } });
     const wrongKey = `whsec_${Buffer.from("another-secret-of-24-byt").toString("base64")}`;
     expect((await hook(path, body, signed("msg_1", wrongKey))).status).toBe(401);
     expect((await hook(path, `${body} `, signed("msg_2"))).status).toBe(401);
+    // Refused means not stored: the log is as it was before the three.
+    expect(await readAll(gw.url, path)).toEqual(configured);
     expect((await hook(path, body, signed("msg_3"))).status).toBe(201);
     const stored = await received(path);
     expect(stored).toHaveLength(1);
@@ -84,7 +87,9 @@ describe("inbound webhooks", () => {
   it("refuses webhooks for a paused stream with 423, so the sender retries later", async () => {
     const path = uniquePath("in");
     await request(`${gw.url}/streams${path}`, { body: { type: "stream/paused", payload: { reason: "maintenance" } } });
+    const paused = await readAll(gw.url, path);
     expect(await hook(path, "{}", { "content-type": "application/json" })).toMatchObject({ status: 423, body: { error: { code: "STREAM_PAUSED" } } });
+    expect(await readAll(gw.url, path)).toEqual(paused);
   });
 
   it("refuses an invalid path", async () => {

@@ -2,10 +2,11 @@ import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/envelope.js";
 import type { RunningProcessor } from "../../shared/processor-main.js";
-import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import { eventsSubject, parseStreamPath, type StreamPath } from "../../shared/subjects.js";
 import { buildWebhookPusher } from "../../processors/webhook-pusher/service.js";
+import { subscriptionConsumerName } from "../../processors/webhook-pusher/subscriptions.js";
 import { request, startGateway, TEST_SECRETS_KEYS, uniquePath, type TestGateway } from "../support/gateway.js";
-import { readAll, runBuiltProcessor, waitFor } from "../support/processors.js";
+import { readAll, runBuiltProcessor, waitFor, waitForSettledConsumer } from "../support/processors.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.js";
 
 let gw: TestGateway;
@@ -35,6 +36,22 @@ async function receiver(): Promise<WebhookReceiver> {
 const append = (path: string, body: unknown) => request<EventEnvelope | EventEnvelope[]>(`${gw.url}/streams${path}`, { body });
 const subscribe = (path: string, payload: Record<string, unknown>) => append(path, { type: "subscription/configured", payload });
 const bodies = (r: WebhookReceiver) => r.received.map((w) => JSON.parse(w.body) as EventEnvelope);
+const consumerOf = (path: string, slug: string) => subscriptionConsumerName(path as StreamPath, slug);
+const lastOffset = async (path: string) => (await readAll(gw.url, path)).at(-1)?.offset ?? 0;
+
+/** A subscription's consumer has every event of its stream so far acknowledged: nothing of it is still to be sent. */
+async function settled(path: string, slug: string): Promise<void> {
+  await waitForSettledConsumer(gw.nats, consumerOf(path, slug), await lastOffset(path));
+}
+
+/** Whether a subscription has a consumer: without one nothing of its stream can be delivered to it. */
+async function hasConsumer(path: string, slug: string): Promise<boolean> {
+  return gw.nats.jsm.consumers.info(gw.nats.streamName, consumerOf(path, slug)).then(
+    () => true,
+    () => false,
+  );
+}
+const consumerGone = (path: string, slug: string) => waitFor(async () => ((await hasConsumer(path, slug)) ? undefined : true), 10_000, `consumer of ${slug} deleted`);
 
 describe("webhook pusher (3 replicas)", () => {
   it("delivers matching events in order, once each, signed so that the standardwebhooks package verifies them", async () => {
@@ -44,8 +61,9 @@ describe("webhook pusher (3 replicas)", () => {
     const appended = (await append(path, Array.from({ length: 30 }, (_, i) => ({ type: i % 3 === 0 ? "other/noise" : "agent/said", payload: { i } })))).body as EventEnvelope[];
     const expected = appended.filter((e) => e.type === "agent/said");
     await waitFor(async () => Promise.resolve(hook.received.length >= expected.length ? true : undefined), 15_000);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await settled(path, "crm");
     expect(bodies(hook)).toEqual(expected);
+    expect(hook.requests).toHaveLength(expected.length);
     const verifier = new Webhook(secret);
     for (const webhook of hook.received) {
       const headers = { "webhook-id": String(webhook.headers["webhook-id"]), "webhook-timestamp": String(webhook.headers["webhook-timestamp"]), "webhook-signature": String(webhook.headers["webhook-signature"]) };
@@ -89,13 +107,15 @@ describe("webhook pusher (3 replicas)", () => {
     expect(failed.payload).toEqual({ slug: "strict", offset: poison?.offset, attempts: 5, error: "HTTP 500", status: 500 });
     await waitFor(async () => Promise.resolve(hook.received.length === 1 ? true : undefined), 10_000);
     expect(bodies(hook).map((e) => e.offset)).toEqual([fine?.offset]);
-    // The pusher's own events are not pushed by default.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // The pusher's own events are not pushed by default: once its consumer has gone past subscription/delivery-failed, nothing more was sent.
+    await settled(path, "strict");
     expect(bodies(hook).some((e) => e.type.startsWith("subscription/"))).toBe(false);
+    expect(hook.requests.filter((w) => (JSON.parse(w.body) as EventEnvelope).offset !== poison?.offset)).toHaveLength(1);
   });
 
   it("disables a subscription whose receiver answers 410 Gone", async () => {
     const hook = await receiver();
+    const control = await receiver();
     const path = `${root}/gone`;
     hook.respond = () => ({ status: 410 });
     await subscribe(path, { slug: "old", url: hook.url });
@@ -103,22 +123,48 @@ describe("webhook pusher (3 replicas)", () => {
     const disabled = await waitFor(async () => (await readAll(gw.url, path)).find((e) => e.type === "subscription/disabled"), 10_000);
     expect(disabled.payload).toMatchObject({ slug: "old", reason: expect.stringContaining("410") as unknown });
     hook.respond = () => ({ status: 204 });
+    await consumerGone(path, "old");
+    // Another subscription on the stream gets the next event: the pusher is at work, and sends "old" nothing.
+    await subscribe(path, { slug: "control", url: control.url, types: ["agent/*"] });
     await append(path, { type: "agent/said-again" });
-    await new Promise((resolve) => setTimeout(resolve, 800));
+    await waitFor(async () => Promise.resolve(control.received.length === 1 ? true : undefined), 10_000, "control delivery");
+    expect(await hasConsumer(path, "old")).toBe(false);
+    expect(hook.requests).toHaveLength(1);
     expect(hook.received).toHaveLength(0);
   });
 
   it("refuses URLs on private, link-local or unspecified addresses unless allowed, without sending anything", async () => {
     const path = `${root}/ssrf`;
+    // 0.0.0.0 is "unspecified", and on Linux it reaches this host: a receiver there sees whatever gets through.
+    const intruder = await receiver();
+    const control = await receiver();
     await subscribe(path, { slug: "intranet", url: "http://10.0.0.1/hook" });
     await subscribe(path, { slug: "metadata", url: "http://169.254.169.254/latest/meta-data" });
     await subscribe(path, { slug: "mapped", url: "http://[::ffff:192.168.1.1]/hook" });
+    await subscribe(path, { slug: "unspecified", url: intruder.url.replace("127.0.0.1", "0.0.0.0") });
+    await subscribe(path, { slug: "control", url: control.url, types: ["agent/*"] });
     const disabled = await waitFor(async () => {
       const events = (await readAll(gw.url, path)).filter((e) => e.type === "subscription/disabled");
-      return events.length === 3 ? events : undefined;
+      return events.length === 4 ? events : undefined;
     }, 10_000);
-    expect(disabled.map((e) => (e.payload as { slug: string }).slug).sort()).toEqual(["intranet", "mapped", "metadata"]);
+    const refused = ["intranet", "mapped", "metadata", "unspecified"];
+    expect(disabled.map((e) => (e.payload as { slug: string }).slug).sort()).toEqual(refused);
     expect(disabled.map((e) => (e.payload as { reason: string }).reason).join(" ")).toMatch(/private.*linkLocal|linkLocal.*private/);
+    expect((disabled.find((e) => (e.payload as { slug: string }).slug === "unspecified")?.payload as { reason: string }).reason).toContain("unspecified");
+
+    // An event all five would take: the allowed one receives it; the refused ones have no consumer to send it
+    // (one that had would have to have acknowledged it), and the receiver behind 0.0.0.0 saw no request at all.
+    const event = (await append(path, { type: "agent/said" })).body as EventEnvelope;
+    await waitFor(async () => Promise.resolve(control.received.length === 1 ? true : undefined), 10_000, "control delivery");
+    expect(bodies(control).map((e) => e.offset)).toEqual([event.offset]);
+    const withConsumer: string[] = [];
+    for (const slug of refused) {
+      if (!(await hasConsumer(path, slug))) continue;
+      withConsumer.push(slug);
+      await waitForSettledConsumer(gw.nats, consumerOf(path, slug), event.offset);
+    }
+    expect(intruder.requests).toEqual([]);
+    expect(withConsumer).toEqual([]);
   });
 
   it("stops delivering after subscription/removed", async () => {
@@ -128,9 +174,12 @@ describe("webhook pusher (3 replicas)", () => {
     await append(path, { type: "agent/one" });
     await waitFor(async () => Promise.resolve(hook.received.length === 1 ? true : undefined), 10_000);
     await append(path, { type: "subscription/removed", payload: { slug: "tmp" } });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await consumerGone(path, "tmp");
+    // Another subscription on the stream gets the next event: the pusher is at work, and sends "tmp" nothing.
+    const control = await receiver();
+    await subscribe(path, { slug: "control", url: control.url, types: ["agent/*"] });
     await append(path, { type: "agent/two" });
-    await new Promise((resolve) => setTimeout(resolve, 800));
-    expect(hook.received).toHaveLength(1);
+    await waitFor(async () => Promise.resolve(control.received.length === 1 ? true : undefined), 10_000, "control delivery");
+    expect(hook.requests).toHaveLength(1);
   });
 });

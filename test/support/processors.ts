@@ -4,6 +4,7 @@ import type { EventEnvelope } from "../../shared/envelope.js";
 import { startProcessor, type ProcessorDeps, type RunningProcessor } from "../../shared/processor-main.js";
 import type { Nats } from "../../shared/nats.js";
 import type { Processor } from "../../shared/processor-runtime.js";
+import { ConsumerNames } from "../../shared/wire.js";
 import { request, TEST_SECRETS_KEYS } from "./gateway.js";
 
 /** Run a processor in this process against the test run's nats-server, as its main.ts would. */
@@ -21,11 +22,11 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
 }
 
-export async function readAll(baseUrl: string, path: string): Promise<EventEnvelope[]> {
+export async function readAll(baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<EventEnvelope[]> {
   const events: EventEnvelope[] = [];
   let after = 0;
   for (;;) {
-    const page = await request<{ events: EventEnvelope[]; nextOffset: number; upToDate: boolean }>(`${baseUrl}/streams${path}?after=${after}&limit=1000`);
+    const page = await request<{ events: EventEnvelope[]; nextOffset: number; upToDate: boolean }>(`${baseUrl}/streams${path}?after=${after}&limit=1000`, { headers });
     if (page.status === 404) return events;
     if (page.status !== 200) throw new Error(`read ${path}: ${page.status} ${JSON.stringify(page.body)}`);
     events.push(...page.body.events);
@@ -52,7 +53,36 @@ export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs 
 /** Wait until a processor's durable consumer exists (it then receives every new event). */
 export function waitForConsumer(nats: Nats, processorName: string, timeoutMs = 20_000): Promise<true> {
   return waitFor(async () => {
-    for await (const info of nats.jsm.consumers.list(nats.streamName)) if (info.name === `processor-${processorName}`) return true as const;
+    for await (const info of nats.jsm.consumers.list(nats.streamName)) if (info.name === ConsumerNames.processor(processorName)) return true as const;
     return undefined;
   }, timeoutMs, `consumer of ${processorName}`);
+}
+
+export interface SettledConsumer {
+  /** Stream sequence of the last event the consumer saw acknowledged, with nothing before it outstanding. */
+  ackFloor: number;
+}
+
+/**
+ * Wait until a durable consumer has nothing left: every event in its filter delivered (`num_pending` 0) and
+ * acknowledged (`num_ack_pending` 0, which also counts events waiting for a redelivery), at least through the
+ * stream sequence `through`. A processor acks an event only after its reaction is stored, and its reactions are in
+ * its own filter, so once its consumer is settled it will append nothing more until new events arrive: this is
+ * the positive signal that "nothing more happens", instead of a sleep.
+ */
+export function waitForSettledConsumer(nats: Nats, consumerName: string, through = 0, timeoutMs = 20_000): Promise<SettledConsumer> {
+  let last = "no answer";
+  return waitFor(async () => {
+    const info = await nats.jsm.consumers.info(nats.streamName, consumerName);
+    const ackFloor = info.ack_floor.stream_seq;
+    last = `num_pending ${info.num_pending}, num_ack_pending ${info.num_ack_pending}, ack floor ${ackFloor}, delivered ${info.delivered.stream_seq}`;
+    return info.num_pending === 0 && info.num_ack_pending === 0 && ackFloor >= through ? { ackFloor } : undefined;
+  }, timeoutMs, `consumer ${consumerName} settled through ${through}`).catch((err: unknown) => {
+    throw new Error(`${err instanceof Error ? err.message : String(err)} (last seen: ${last})`, { cause: err });
+  });
+}
+
+/** The same for a processor, by its name. */
+export function waitForSettledProcessor(nats: Nats, processorName: string, through = 0, timeoutMs = 20_000): Promise<SettledConsumer> {
+  return waitForSettledConsumer(nats, ConsumerNames.processor(processorName), through, timeoutMs);
 }

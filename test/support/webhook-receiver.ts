@@ -14,7 +14,10 @@ export interface Reply {
 
 export interface WebhookReceiver {
   url: string;
+  /** Webhooks answered 2xx: what the receiver accepted. */
   received: ReceivedWebhook[];
+  /** Every request that reached the receiver, whatever it answered. */
+  requests: ReceivedWebhook[];
   /** Decide the answer to each request (default 204). */
   respond: (request: ReceivedWebhook) => Reply;
   close(): Promise<void>;
@@ -25,6 +28,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const receiver: WebhookReceiver = {
     url: "",
     received: [],
+    requests: [],
     respond: () => ({ status: 204 }),
     close: () =>
       new Promise((resolve) => {
@@ -39,6 +43,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", () => {
       const webhook = { headers: request.headers, body: Buffer.concat(chunks).toString("utf8"), at: Date.now() };
+      receiver.requests.push(webhook);
       const reply = receiver.respond(webhook);
       if (reply.status >= 200 && reply.status < 300) receiver.received.push(webhook);
       response.writeHead(reply.status, reply.headers).end();
