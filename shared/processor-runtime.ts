@@ -252,7 +252,9 @@ export class ProcessorRuntime<S> {
           idempotencyKey: `${this.processor.name}:${event.offset}:error`,
         },
       ], { writer: this.writer });
-      m.term(error.message);
+      // No reason: nats-server 2.9 does not recognise a termination that carries one (2.10 does), and leaves the
+      // message unacknowledged until its ack wait. The reason is in the stream/error-occurred just stored.
+      m.term();
     } catch (recordErr) {
       // Could not record it: let JetStream redeliver rather than lose the failure silently.
       log.error({ err: recordErr }, "could not record the failure; leaving the event for redelivery");

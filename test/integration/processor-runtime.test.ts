@@ -86,11 +86,9 @@ describe("processor runtime", () => {
     expect(events.find((e) => e.type === "stream/error-occurred")?.payload).toEqual({ processor: name, message: "cannot digest this", offset: poison?.offset });
   });
 
-  // KNOWN BUG, kept visible: the runtime terminates a given-up event with `m.term(reason)`, which sends
-  // `+TERM <reason>`; nats-server before 2.10 (2.9.10 here, as Debian ships it) does not recognise that as a
-  // termination, so the event stays unacknowledged (num_ack_pending 1) until the ack wait (30 s) brings it back.
-  // `it.fails` passes while the bug is there; once it is fixed this fails, and `.fails` should go.
-  it.fails("acknowledges an event it gives up on, so that JetStream does not deliver it again", async () => {
+  // nats-server before 2.10 (2.9.10 here, as Debian ships it) does not recognise `+TERM <reason>` as a termination:
+  // with a reason, the event stays unacknowledged (num_ack_pending 1) until the ack wait (30 s) brings it back.
+  it("acknowledges an event it gives up on, so that JetStream does not deliver it again", async () => {
     const root = uniquePath("rt");
     const name = uniqueName("giving-up");
     await start({
