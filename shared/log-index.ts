@@ -1,7 +1,7 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import { watchBucket } from "./kv-watch.js";
 import type { Logger } from "./logger.js";
-import type { Nats } from "./nats.js";
+import { isCompareAndSetConflict, type Nats } from "./nats.js";
 
 /**
  * A fact read from the log (per stream, or per stream and slug), cached in a KV bucket that every
@@ -9,11 +9,15 @@ import type { Nats } from "./nats.js";
  * each value carries the offset of the event it reflects, and a write only
  * replaces an older one (compare-and-set), so late writers never win.
  */
+/** How long a write to the index waits for the bucket to take it. */
+const RECORD_PATIENCE_MS = 15_000;
+
 export class LogIndex<T extends { offset: number }> {
   private readonly values = new Map<string, T>();
   private stopWatching: (() => void) | undefined;
 
   private constructor(
+    private readonly nats: Nats,
     private readonly kv: KV,
     private readonly logger: Logger,
     private readonly onChange: ((key: string, value: T | undefined) => void) | undefined,
@@ -22,16 +26,17 @@ export class LogIndex<T extends { offset: number }> {
   /** `onChange` hears every key at start and every change after, in order. */
   static async open<T extends { offset: number }>(nats: Nats, bucket: string, logger: Logger, replicas = 1, onChange?: (key: string, value: T | undefined) => void): Promise<LogIndex<T>> {
     const kv = await new Kvm(nats.js).create(bucket, { history: 1, replicas });
-    const index = new LogIndex<T>(kv, logger, onChange);
+    const index = new LogIndex<T>(nats, kv, logger, onChange);
     await index.watch();
     return index;
   }
 
   private async watch(): Promise<void> {
     this.stopWatching = await watchBucket(
+      this.nats,
       this.kv,
       (entry) => {
-        if (entry.operation === "PUT") this.values.set(entry.key, entry.json<T>());
+        if (entry.operation === "PUT") this.values.set(entry.key, entry.json() as T);
         else this.values.delete(entry.key);
         this.onChange?.(entry.key, this.values.get(entry.key));
       },
@@ -47,23 +52,28 @@ export class LogIndex<T extends { offset: number }> {
   /** Record a value seen in the log, unless a newer one is already recorded. */
   async record(key: string, value: T): Promise<void> {
     const text = JSON.stringify(value);
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await this.kv.get(key);
+    // Apply locally at once, so this process's next check already sees it, whatever the bucket does meanwhile.
+    const local = this.values.get(key);
+    if (local === undefined || local.offset < value.offset) this.values.set(key, value);
+    // A lost compare-and-set is retried at once; a bucket without a leader (a server lost, an election under
+    // way: seconds on a cluster) is waited for, so that what the log says reaches every service's index.
+    const deadline = performance.now() + RECORD_PATIENCE_MS;
+    for (let delayMs = 50; ; ) {
       try {
-        if (current?.operation !== "PUT") {
-          await this.kv.create(key, text);
-        } else {
-          if (current.json<T>().offset >= value.offset) return;
-          await this.kv.update(key, text, current.revision);
-        }
-        // Apply locally at once, so this process's next check already sees it.
-        this.values.set(key, value);
+        const current = await this.kv.get(key);
+        if (current?.operation !== "PUT") await this.kv.create(key, text);
+        else if (current.json<T>().offset >= value.offset) return;
+        else await this.kv.update(key, text, current.revision);
         return;
-      } catch {
-        // Another writer got there first: read again and compare offsets.
+      } catch (err) {
+        if (performance.now() > deadline) throw new Error(`could not record ${key} in ${RECORD_PATIENCE_MS / 1000} s`, { cause: err });
+        // Another writer got there first: read again and compare offsets, at once.
+        if (!isCompareAndSetConflict(err)) {
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          delayMs = Math.min(delayMs * 2, 1_000);
+        }
       }
     }
-    throw new Error(`could not record ${key} after 10 attempts`);
   }
 
   close(): void {

@@ -12,6 +12,7 @@ import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, t
 import { AgentmeshError } from "./errors.js";
 import { JetStreamPublisher } from "./jetstream-publisher.js";
 import type { Logger } from "./logger.js";
+import { JetStreamErrorCodes } from "./wire.js";
 
 /** The handles every service needs to talk to JetStream, plus the stream that holds all agent streams. */
 export interface Nats {
@@ -95,6 +96,11 @@ export async function connectNats(options: ConnectOptions): Promise<Nats> {
       };
     },
   };
+}
+
+/** A compare-and-set lost to another writer (wrong last sequence): read again and decide again. Anything else is a real failure. */
+export function isCompareAndSetConflict(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamErrorCodes.wrongLastSequence || err.code === JetStreamErrorCodes.wrongLastSequenceUnknown);
 }
 
 /** Room for the headers JetStream adds to a message, below the server's max_payload. */

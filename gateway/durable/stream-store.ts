@@ -1,11 +1,10 @@
-import { JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { AgentmeshError } from "../../shared/errors.js";
 import type { Logger } from "../../shared/logger.js";
-import { natsFailure, type Nats } from "../../shared/nats.js";
+import { isCompareAndSetConflict, natsFailure, type Nats } from "../../shared/nats.js";
 import { lastMessage } from "../../shared/read.js";
 import { eventsSubject, kvKeyOf, type StreamPath } from "../../shared/subjects.js";
-import { JetStreamErrorCodes, KvBuckets } from "../../shared/wire.js";
+import { KvBuckets } from "../../shared/wire.js";
 import { KeyedMutex } from "./path-lock.js";
 import { DurableStreamRecordSchema, isExpired, type DurableStreamRecord } from "./stream-record.js";
 
@@ -21,9 +20,7 @@ export type StreamLookup =
 const CAS_ATTEMPTS = 20;
 
 /** Another request (or replica) wrote the record since we read it; anything else is a real failure. */
-function isCasConflict(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === JetStreamErrorCodes.wrongLastSequence || err.code === JetStreamErrorCodes.wrongLastSequenceUnknown);
-}
+const isCasConflict = isCompareAndSetConflict;
 
 /**
  * The durable streams' records in KV, with the lineage rules: a deleted or

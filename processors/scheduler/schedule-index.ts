@@ -36,21 +36,23 @@ export function scheduleKey(path: StreamPath, slug: string): string {
  */
 export class ScheduleIndex {
   private constructor(
+    private readonly nats: Nats,
     private readonly kv: KV,
     private readonly logger: Logger,
   ) {}
 
   static async open(nats: Nats, logger: Logger, replicas = 1): Promise<ScheduleIndex> {
     const kv = await new Kvm(nats.js).create(SCHEDULE_BUCKET, { history: 1, replicas });
-    return new ScheduleIndex(kv, logger);
+    return new ScheduleIndex(nats, kv, logger);
   }
 
   /** Calls `onEntry` for every schedule now and on every change; resolves once the current ones are delivered. */
   watch(onEntry: (key: string, indexed: IndexedSchedule) => void): Promise<() => void> {
     return watchBucket(
+      this.nats,
       this.kv,
       (update) => {
-        if (update.operation === "PUT") onEntry(update.key, { entry: update.json<ScheduleEntry>(), revision: update.revision });
+        if (update.operation === "PUT") onEntry(update.key, { entry: update.json() as ScheduleEntry, revision: update.revision });
       },
       this.logger,
       "schedule index",

@@ -1,0 +1,137 @@
+import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "./logger.js";
+import type { Nats } from "./nats.js";
+
+/**
+ * The one way to follow a JetStream subject for as long as a service runs
+ * (KV indexes, and whatever else must keep going): an ordered consumer that
+ * resumes from the message after the last one it delivered whenever it may
+ * have stopped, so `onMessage` sees every message once, in order.
+ *
+ * - After a reconnect, at once: an idle consumer can otherwise stay silent
+ *   until the client's heartbeat check, tens of seconds later.
+ * - After the loss of the server that hosted it (the client stays connected to
+ *   another one, so no reconnect is seen): pulls expire every 2 s with 1 s
+ *   heartbeats, so two missed heartbeats (about 2 s) make the client recreate
+ *   it, instead of the default 30 s.
+ * - When its messages end or its creation fails: again, with backoff, until stopped.
+ */
+export interface LastingConsumerOptions {
+  /** The stream, and the subject filter within it (one subject or a wildcard). */
+  stream: string;
+  filter: string;
+  /** Where the first consumer starts: the last message of each subject (a KV bucket's current values), or a sequence. */
+  start: "last-per-subject" | { sequence: number };
+  onMessage(m: JsMsg): void;
+  logger: Logger;
+  /** What it follows, for logs. */
+  what: string;
+}
+
+export interface LastingConsumer {
+  /** Resolves once every message that existed at the start has been delivered. */
+  readonly caughtUp: Promise<void>;
+  stop(): void;
+}
+
+/** Pull expiry and heartbeat: how soon a consumer lost with its server is noticed (two missed heartbeats). */
+const PULL_EXPIRES_MS = 2_000;
+const IDLE_HEARTBEAT_MS = 1_000;
+const MAX_RETRY_DELAY_MS = 2_000;
+/** Notifications after which the consumer may deliver nothing more. */
+const RESTART_ON: ReadonlySet<string> = new Set(["heartbeats_missed", "consumer_deleted", "consumer_not_found", "stream_not_found", "no_responders"]);
+
+type OrderedConsumer = Awaited<ReturnType<Nats["js"]["consumers"]["get"]>>;
+
+/** A replaced consumer is deleted, not left to its inactivity threshold: nothing orphaned (issue #20). */
+function release(consumer: OrderedConsumer): void {
+  void consumer.delete().catch(() => undefined);
+}
+
+export function followLasting(nats: Nats, options: LastingConsumerOptions): LastingConsumer {
+  const state = { stopped: false, generation: 0 };
+  /** Whether the run that started as `mine` is still the one that counts. */
+  const current = (mine: number): boolean => !state.stopped && mine === state.generation;
+  let messages: ConsumerMessages | undefined;
+  let consumer: OrderedConsumer | undefined;
+  /** The last sequence delivered: a replacement starts after it. */
+  let lastSeq = 0;
+  let markCaughtUp: () => void = () => undefined;
+  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+
+  const startConfig = () => {
+    if (lastSeq > 0) return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 };
+    if (options.start === "last-per-subject") return { deliver_policy: DeliverPolicy.LastPerSubject };
+    return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.start.sequence };
+  };
+
+  const run = async (mine: number): Promise<void> => {
+    for (let delayMs = 100; current(mine); delayMs = Math.min(delayMs * 2, MAX_RETRY_DELAY_MS)) {
+      try {
+        const created = await nats.js.consumers.get(options.stream, { filter_subjects: options.filter, ...startConfig() });
+        consumer = created;
+        if (!current(mine)) {
+          release(created);
+          return;
+        }
+        // Nothing to replay: caught up at once (the iterator would wait for a first message).
+        if ((await created.info(true)).num_pending === 0) markCaughtUp();
+        const pulled = await created.consume({ max_messages: 256, expires: PULL_EXPIRES_MS, idle_heartbeat: IDLE_HEARTBEAT_MS });
+        messages = pulled;
+        if (!current(mine)) {
+          pulled.stop();
+          return;
+        }
+        delayMs = 100;
+        void watchStatus(pulled, mine);
+        for await (const m of pulled) {
+          if (!current(mine)) break;
+          lastSeq = m.seq;
+          options.onMessage(m);
+          if (m.info.pending === 0) markCaughtUp();
+        }
+      } catch (err) {
+        if (!current(mine)) return;
+        options.logger.warn({ err, what: options.what }, "lasting consumer failed; starting it again");
+      }
+      if (!current(mine)) return;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  };
+
+  /**
+   * The client's own recovery of an ordered consumer whose server went away was seen to never resume on 2.9
+   * (a watch silent for a minute and more): on the first sign of trouble, a new consumer starts after the last
+   * message instead.
+   */
+  const watchStatus = async (pulled: ConsumerMessages, mine: number): Promise<void> => {
+    for await (const status of pulled.status()) {
+      if (!current(mine)) return;
+      if (RESTART_ON.has(status.type)) {
+        options.logger.warn({ what: options.what, status }, "lasting consumer interrupted; starting it again");
+        restart();
+        return;
+      }
+    }
+  };
+
+  const restart = (): void => {
+    if (state.stopped) return;
+    const mine = ++state.generation;
+    messages?.stop();
+    if (consumer !== undefined) release(consumer);
+    void run(mine);
+  };
+  const unsubscribe = nats.onReconnect(restart);
+  restart();
+  return {
+    caughtUp,
+    stop: () => {
+      state.stopped = true;
+      state.generation += 1;
+      unsubscribe();
+      messages?.stop();
+      if (consumer !== undefined) release(consumer);
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { startNatsServer } from "../../deploy/local/nats-server.js";
+import { KvBuckets } from "../../shared/wire.js";
+import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
+import { startNatsCluster } from "../support/nats-cluster.js";
+
+/** Append until the gateway answers as expected; how long it took, in ms. */
+async function untilStatus(gw: TestGateway, path: string, status: number, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const reply = await request(`${gw.url}/streams${path}`, { body: { type: "probe" } }).catch(() => null);
+    if (reply?.status === status) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`no ${status} from ${gw.url} within ${timeoutMs} ms (last: ${reply?.status ?? "no answer"})`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("long-lived watchers", () => {
+  it("a pause made on one gateway is enforced on another within 2 s after nats-server crashed and came back", async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), "agentmesh-watchers-"));
+    let server = await startNatsServer({ storeDir });
+    const port = server.port;
+    const a = await startGateway({ NATS_URL: server.url });
+    const b = await startGateway({ NATS_URL: server.url });
+    try {
+      const path = uniquePath("watch");
+      expect((await request(`${a.url}/streams${path}`, { body: { type: "before" } })).status).toBe(201);
+      // A crash: the server's consumers, the pause index's watch among them, are gone when it comes back.
+      await server.kill();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      server = await startNatsServer({ storeDir, port });
+      // Both gateways append again once they have reconnected.
+      await untilStatus(a, path, 201, 10_000);
+      await untilStatus(b, path, 201, 10_000);
+
+      expect((await request(`${a.url}/streams${path}`, { body: { type: "stream/paused", payload: { reason: "maintenance" } } })).status).toBe(201);
+      const enforcedAfterMs = await untilStatus(b, path, 423, 10_000);
+      process.stdout.write(`watchers: pause enforced on the other gateway ${enforcedAfterMs} ms after it was stored\n`);
+      expect(enforcedAfterMs).toBeLessThan(2_000);
+    } finally {
+      await a.close();
+      await b.close();
+      await server.stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("on a 3-node cluster, a pause is enforced on a gateway within 2 s after the server hosting its pause-index watch died", async () => {
+    const cluster = await startNatsCluster();
+    const env = { NATS_URL: cluster.urls, EVENTS_REPLICAS: "3" };
+    const gateways: TestGateway[] = [];
+    try {
+      // The watched gateway, connected to another server than the one that hosts its watch: losing the host is
+      // then no reconnect for it, only a consumer that stops delivering.
+      let b: TestGateway | undefined;
+      let host = "";
+      for (let attempt = 0; attempt < 8 && b === undefined; attempt++) {
+        const candidate = await startGateway(env);
+        const watches: string[] = [];
+        for await (const info of candidate.nats.jsm.consumers.list(`KV_${KvBuckets.streamStatus}`)) watches.push(info.cluster?.leader ?? "");
+        const connectedTo = candidate.nats.nc.info?.server_name ?? "";
+        if (watches.length === 1 && watches[0] !== "" && watches[0] !== connectedTo) {
+          b = candidate;
+          host = watches[0] ?? "";
+        } else await candidate.close();
+      }
+      if (b === undefined) throw new Error("no gateway whose watch is hosted away from its server");
+      gateways.push(b);
+      const survivor = cluster.nodes.find((n) => n.name !== host);
+      const a = await startGateway({ ...env, NATS_URL: survivor?.url ?? "" });
+      gateways.push(a);
+      const path = uniquePath("cluster-watch");
+      expect((await request(`${a.url}/streams${path}`, { body: { type: "before" } })).status).toBe(201);
+
+      await cluster.node(host).kill();
+      // The stream may need a new leader before it takes appends again (about 5 s on 2.9), and so may the pause
+      // index's bucket: a first pause reaches the other gateway once both are back.
+      await untilStatus(a, path, 201, 20_000);
+      const first = `${path}-first`;
+      expect((await request(`${a.url}/streams${first}`, { body: { type: "stream/paused", payload: { reason: "during the election" } } })).status).toBe(201);
+      const firstAfterMs = await untilStatus(b, first, 423, 30_000);
+      // From then on, pauses reach it at once: its watch was replaced, not left silent.
+      expect((await request(`${a.url}/streams${path}`, { body: { type: "stream/paused", payload: { reason: "maintenance" } } })).status).toBe(201);
+      const enforcedAfterMs = await untilStatus(b, path, 423, 10_000);
+      process.stdout.write(`watchers: ${host} (the watch's host) killed; a pause during the elections was enforced after ${firstAfterMs} ms, the next after ${enforcedAfterMs} ms\n`);
+      expect(enforcedAfterMs).toBeLessThan(2_000);
+    } finally {
+      for (const gw of gateways) await gw.close();
+      await cluster.stop();
+    }
+  }, 120_000);
+});
