@@ -61,7 +61,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
       return found;
     },
     stop: async () => {
-      await Promise.all([...servers.values()].map((server) => server?.stop()));
+      await Promise.all([...servers.values()].flatMap((server) => (server === undefined ? [] : [server.stop()])));
       rmSync(root, { recursive: true, force: true });
     },
   };
