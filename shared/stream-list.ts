@@ -33,7 +33,7 @@ async function subjectCounts(nats: Nats, filter: string): Promise<Record<string,
  * selects a stream and every stream below it. Counts come from JetStream's
  * per-subject state; last offsets from one direct get per listed stream.
  */
-export async function listStreams(nats: Nats, options: { prefix: StreamPath | null; limit: number; cursor?: string }): Promise<StreamListPage> {
+export async function listStreams(nats: Nats, options: { prefix: StreamPath | null; limit: number; cursor?: string; visible: (path: StreamPath) => boolean }): Promise<StreamListPage> {
   const counts =
     options.prefix === null
       ? await subjectCounts(nats, selectorSubject({ kind: "subtree", prefix: null }, "events"))
@@ -44,6 +44,8 @@ export async function listStreams(nats: Nats, options: { prefix: StreamPath | nu
   const all = Object.entries(counts)
     .map(([subject, count]) => ({ path: pathOfSubject(subject), count }))
     .filter((entry): entry is { path: StreamPath; count: number } => entry.path !== null)
+    // Before paging: a page, and its cursor, name only streams the caller may see.
+    .filter((entry) => options.visible(entry.path))
     .filter((entry) => options.cursor === undefined || entry.path > options.cursor)
     .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const page = all.slice(0, options.limit);

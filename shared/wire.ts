@@ -50,7 +50,7 @@ export const SystemEventTypes = {
 } as const;
 
 /** Appending these changes how a stream is run (pause, limits, schedules, webhooks): the `admin` right is needed. */
-export const AdminEventTypes: ReadonlySet<string> = new Set([
+const SteeringEventTypes = [
   SystemEventTypes.paused,
   SystemEventTypes.agentPaused,
   SystemEventTypes.resumed,
@@ -65,7 +65,26 @@ export const AdminEventTypes: ReadonlySet<string> = new Set([
   // Stored by the gateway for POST /hooks; the breaker does not count it as load, so a client writing one
   // directly could run a loop past the breaker.
   SystemEventTypes.webhookReceived,
-]);
+];
+
+/**
+ * What the mesh's own processors write. Forged by a client, each would steer a processor: which model a request
+ * runs with, which tool is called, what counts as settled or failed. A client needs `admin` to write one.
+ */
+const ProcessorOutputEventTypes = [
+  "agent/llm-request-started",
+  "agent/llm-request-settled",
+  "agent/llm-response-chunk",
+  "agent/tool-call-requested",
+  "agent/tool-call-timed-out",
+  SystemEventTypes.errorOccurred,
+  SystemEventTypes.invalidEvent,
+  "subscription/delivery-failed",
+  "subscription/disabled",
+];
+
+/** Every event type a client needs the `admin` right to append (docs/EVENTS.md, "Admin-only event types"). */
+export const AdminEventTypes: ReadonlySet<string> = new Set([...SteeringEventTypes, ...ProcessorOutputEventTypes]);
 
 export const KvBuckets = {
   /** Which streams are paused: a cache of each stream's last stream/paused or stream/resumed, rebuildable from the log. */

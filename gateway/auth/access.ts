@@ -84,10 +84,4 @@ export class AccessControl {
       may: (right: Right, path: StreamPath) => allows(grants, right, { kind: "stream", path }),
     };
   }
-
-  /** For filtering listings: may this request read that? */
-  async mayRead(request: FastifyRequest, selector: StreamSelector): Promise<boolean> {
-    if (this.verifier === null) return true;
-    return allows((await this.principal(request)).grants, "read", selector);
-  }
 }

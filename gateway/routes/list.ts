@@ -30,10 +30,8 @@ export function registerListRoute(app: FastifyInstance, deps: { nats: Nats; acce
     const query = parseOr(ListQuerySchema, request.query, "INVALID_QUERY", "");
     const prefix = query.prefix === undefined || query.prefix === "" || query.prefix === "/" ? null : parseStreamPrefix(query.prefix);
     if (query.cursor !== undefined) validCursor(query.cursor);
-    // Authenticate first (401 without a token); then list only what the token may read.
-    await deps.access.principal(request);
-    const page = await listStreams(deps.nats, { prefix, limit: query.limit ?? 1000, ...(query.cursor === undefined ? {} : { cursor: query.cursor }) });
-    const readable = await Promise.all(page.streams.map((stream) => deps.access.mayRead(request, { kind: "stream", path: stream.path })));
-    return { ...page, streams: page.streams.filter((_, i) => readable[i]) };
+    // Authenticate first (401 without a token); then list only what the token may read, cursor included.
+    const caller = await deps.access.writer(request);
+    return listStreams(deps.nats, { prefix, limit: query.limit ?? 1000, visible: (path) => caller.may("read", path), ...(query.cursor === undefined ? {} : { cursor: query.cursor }) });
   });
 }

@@ -151,14 +151,19 @@ const eventApiCases: Case[] = [
   { route: "GET /streams/*", name: "tail a subtree live", needs: ["read"], setup: (p) => appendAsOwner(`${p}/child`, event("note")), send: (p, a) => ({ method: "GET", url: `/streams${p}/**?live=sse`, headers: a }) },
   {
     route: "GET /streams",
-    name: "list streams (only what the token may read)",
+    name: "list streams (only what the token may read, cursor included)",
     needs: "token",
-    setup: (p) => appendAsOwner(p, event("note")),
-    send: (p, a) => ({ method: "GET", url: `/streams?prefix=${p}`, headers: a }),
+    setup: async (p) => {
+      await appendAsOwner(p, event("note"));
+      await appendAsOwner(`${p}/secret-name`, event("note"));
+    },
+    send: (p, a) => ({ method: "GET", url: `/streams?prefix=${p}&limit=1`, headers: a }),
     allowed: (reply, caller) => {
-      const listed = (JSON.parse(reply.body) as { streams: unknown[] }).streams;
+      const page = JSON.parse(reply.body) as { streams: unknown[]; nextCursor?: string };
       const mayRead = CALLERS[caller]?.some((g) => g.path === `${root}/**` && g.rights.includes("read")) === true;
-      expect(listed.length > 0, `${caller} sees ${listed.length} streams`).toBe(mayRead);
+      expect(page.streams.length > 0, `${caller} sees ${page.streams.length} streams`).toBe(mayRead);
+      // The cursor is a path: it must not name a stream the caller may not read.
+      if (!mayRead) expect(page.nextCursor).toBeUndefined();
     },
   },
   { route: "HEAD /streams", name: "list streams' headers", needs: "token", send: (p, a) => ({ method: "HEAD", url: `/streams?prefix=${p}`, headers: a }) },
