@@ -29,6 +29,9 @@ export interface GatewayDeps {
   logger: Logger;
 }
 
+/** Three base64url segments, the first a JSON header (`eyJ`): a bearer token, whatever parameter carries it. */
+const JWT_SHAPED = /^eyJ[\w-]*\.[\w-]+\.[\w-]*$/;
+
 /** The name of a query parameter as the query parser reads it; null when it cannot be decoded. */
 function parameterName(raw: string): string | null {
   try {
@@ -50,7 +53,10 @@ function redactedUrl(url: string): string {
     const equals = part.indexOf("=");
     const rawName = equals === -1 ? part : part.slice(0, equals);
     const name = parameterName(rawName);
-    return equals !== -1 && (name === null || name === "access_token") ? `${rawName}=[redacted]` : part;
+    const value = equals === -1 ? "" : part.slice(equals + 1);
+    // Any spelling of the name (access_token[], a NUL after it) and anything shaped like a JWT, wherever it is.
+    const secret = name === null || name.startsWith("access_token") || JWT_SHAPED.test(parameterName(value) ?? value);
+    return equals !== -1 && secret ? `${rawName}=[redacted]` : part;
   });
   return `${url.slice(0, start + 1)}${parts.join("&")}`;
 }
@@ -65,6 +71,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     // A client that trickles its headers or body is cut off (408) instead of holding a socket and a parser forever.
     // Node checks the deadline every connectionsCheckingInterval (30 s by default): check often enough to honour it.
     requestTimeout: config.GATEWAY_REQUEST_TIMEOUT_MS,
+    trustProxy: config.GATEWAY_TRUST_PROXY,
     http: {
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(config.GATEWAY_REQUEST_TIMEOUT_MS / 4))),
       headersTimeout: Math.min(60_000, config.GATEWAY_REQUEST_TIMEOUT_MS),
@@ -125,7 +132,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     registerMetricsRoute(scope);
     registerListRoute(scope, { nats, access });
     registerAppendRoute(scope, { nats, indexes, access, secrets });
-    registerHookRoutes(scope, { nats, indexes, secrets, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
+    registerHookRoutes(scope, { nats, indexes, secrets, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, perClientPerSecond: config.HOOKS_PER_CLIENT_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
     registerDurableStreamRoutes(scope, {
       connections,
       nats,

@@ -38,6 +38,17 @@ export const gatewayConfigShape = {
   GATEWAY_REQUEST_TIMEOUT_MS: configFields.positiveInt.default(30_000),
   /** Inbound webhooks per second per stream, on each gateway replica (429 above it). */
   HOOKS_PER_STREAM_PER_SECOND: configFields.positiveInt.default(20),
+  /** Inbound webhooks per second per client address, on each gateway replica (429 above it). */
+  HOOKS_PER_CLIENT_PER_SECOND: configFields.positiveInt.default(50),
+  /**
+   * Behind a proxy (an ingress), the proxies whose X-Forwarded-For names the client: their addresses or CIDRs,
+   * comma-separated, or `true` for any. Without it every client behind the proxy shares the proxy's address, and
+   * with it the per-address limits.
+   */
+  GATEWAY_TRUST_PROXY: z
+    .string()
+    .optional()
+    .transform((value): string | boolean => (value === undefined || value === "" || value === "false" ? false : value === "true" ? true : value)),
   /** How far a signed webhook's timestamp may be from now, in seconds; below half the dedupe window, so a replay is either a duplicate or too old. */
   HOOKS_TIMESTAMP_TOLERANCE_S: configFields.positiveInt.default(50),
 } as const;

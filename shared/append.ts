@@ -5,6 +5,7 @@ import { eventsAppended } from "./metrics.js";
 import { maxMessageBytes, natsFailure, type Nats } from "./nats.js";
 import { getEvent, lastOffset } from "./read.js";
 import { SecretFields, sealPayload, type SecretBox } from "./secrets.js";
+import { CheckedPayloadSchemas } from "./system-events.js";
 import { eventsSubject, liveSubject, type StreamPath } from "./subjects.js";
 import type { StreamIndexes } from "./stream-indexes.js";
 import { JetStreamErrorCodes, SystemEventTypes } from "./wire.js";
@@ -65,6 +66,7 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   const subject = eventsSubject(path);
   const createdAt = new Date().toISOString();
   const maxBytes = maxMessageBytes(nats);
+  for (const [index, input] of inputs.entries()) checkPayload(input, index);
   const secrets = options.secrets ?? null;
   const prepared = inputs.map((input, index): Prepared => {
     const body = toStoredBody({ ...input, payload: sealPayload(secrets, path, input.type, input.payload, index) }, createdAt);
@@ -75,7 +77,7 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
         details: { index, maxBytes },
       });
     }
-    return { body, text, bytes, msgId: input.idempotencyKey === undefined ? undefined : `${path}|${input.idempotencyKey}` };
+    return { body, text, bytes, msgId: input.idempotencyKey === undefined ? undefined : messageId(options.writer, path, input.idempotencyKey) };
   });
 
   const acks = options.expectOffset === undefined
@@ -116,6 +118,25 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   if (stored < events.length) eventsAppended.inc({ outcome: "duplicate" }, events.length - stored);
   if (options.indexes !== undefined) await options.indexes.observe(path, events);
   return { events, json, stored };
+}
+
+/**
+ * The JetStream dedupe id of a keyed event: `<path>|<key>` for the mesh's services, `<path>|<scope>:<key>` for
+ * clients and webhooks, so that a client cannot store an event under a key a processor will use (its reaction,
+ * the breaker's pause, would then be dropped as a repeat).
+ */
+function messageId(writer: Writer, path: StreamPath, key: string): string {
+  return writer.keyScope === undefined ? `${path}|${key}` : `${path}|${writer.keyScope}:${key}`;
+}
+
+function checkPayload(input: ValidEventInput, index: number): void {
+  const schema = CheckedPayloadSchemas[input.type];
+  if (schema === undefined) return;
+  const checked = schema.safeParse(input.payload);
+  if (checked.success) return;
+  const issue = checked.error.issues[0];
+  const field = ["payload", ...(issue?.path ?? []).map(String)].join(".");
+  throw new AgentmeshError("INVALID_EVENT", `Event ${index} (${input.type}): ${field}: ${issue?.message ?? "invalid"}`, { details: { index, field } });
 }
 
 /** JSON that parsed can still nest too deeply to serialise again: that is the client's error, not ours. */

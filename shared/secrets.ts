@@ -17,7 +17,8 @@ import type { StreamPath } from "./subjects.js";
 /** Event types whose payload carries credentials, and the fields that hold them (top-level strings). */
 export const SecretFields: Readonly<Record<string, readonly string[]>> = {
   "webhook/inbound-configured": ["secret"],
-  "subscription/configured": ["secret"],
+  // A receiver's URL may carry a credential of its own (user:password@, a Slack-style secret path).
+  "subscription/configured": ["secret", "url"],
 };
 
 const SEALED_PREFIX = "sealed:v1:";
@@ -101,34 +102,57 @@ export class SecretBox {
   }
 }
 
+/** Events that carry another event to append later (as the mesh): its credentials are sealed for that event. */
+const NESTED_APPENDS: Readonly<Record<string, (payload: Record<string, unknown>) => unknown>> = {
+  "schedule/added": (payload) => payload.append,
+};
+
+function asRecord(value: unknown): Record<string, unknown> | null {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+}
+
 /**
- * The payload as it is stored: each credential field sealed. A client sends
- * the secret itself; a value that is already sealed is refused (it could only
- * be a copy). Without a box, events that carry credentials are refused: the
- * log never holds one in clear.
+ * The payload as it is stored: each credential field sealed, bound to the stream, type and field, including in
+ * an event that a schedule will append later (sealed for that event, which the scheduler stores as it is).
+ *
+ * The gateway (which holds the box) refuses a value that is already sealed: a client sends the secret itself,
+ * and a sealed value could only be a copy. A service without a box passes sealed values through (the scheduler
+ * appending what was sealed for it) and refuses clear ones: the log never holds a credential in clear.
  */
 export function sealPayload(box: SecretBox | null, path: StreamPath, type: string, payload: unknown, index: number): unknown {
-  const fields = SecretFields[type];
-  if (fields === undefined || typeof payload !== "object" || payload === null || Array.isArray(payload)) return payload;
-  const record = payload as Record<string, unknown>;
+  const record = asRecord(payload);
+  if (record === null) return payload;
+  const nested = NESTED_APPENDS[type];
+  if (nested !== undefined) {
+    const inner = asRecord(nested(record));
+    if (inner !== null && typeof inner.type === "string" && SecretFields[inner.type] !== undefined) {
+      const sealedInner = sealFields(box, path, inner.type, asRecord(inner.payload) ?? {}, index, "payload.append.payload");
+      return { ...record, append: { ...inner, payload: sealedInner } };
+    }
+    return payload;
+  }
+  return SecretFields[type] === undefined ? payload : sealFields(box, path, type, record, index, "payload");
+}
+
+function sealFields(box: SecretBox | null, path: StreamPath, type: string, record: Record<string, unknown>, index: number, where: string): Record<string, unknown> {
   let sealed: Record<string, unknown> | undefined;
-  for (const field of fields) {
+  for (const field of SecretFields[type] ?? []) {
     const value = record[field];
     if (value === undefined || value === null) continue;
+    const name = `${where}.${field}`;
     if (typeof value !== "string") {
       // Anything else could hold a credential in a shape that is not sealed: refused, never stored in clear.
-      throw new AgentmeshError("INVALID_EVENT", `Event ${index}: payload.${field} must be a string`, { details: { index, field: `payload.${field}` } });
+      throw new AgentmeshError("INVALID_EVENT", `Event ${index}: ${name} must be a string`, { details: { index, field: name } });
     }
     if (isSealed(value)) {
-      throw new AgentmeshError("INVALID_EVENT", `Event ${index}: payload.${field} must be the secret itself, not a sealed value`, { details: { index, field: `payload.${field}` } });
+      if (box === null) continue;
+      throw new AgentmeshError("INVALID_EVENT", `Event ${index}: ${name} must be the secret itself, not a sealed value`, { details: { index, field: name } });
     }
-    if (box === null) {
-      throw new AgentmeshError("SECRETS_UNAVAILABLE", `Event ${index} (${type}) carries a credential, and this service has no SECRETS_KEYS to seal it with`, { details: { index } });
-    }
+    if (box === null) throw new AgentmeshError("SECRETS_UNAVAILABLE", `Event ${index} (${type}) carries a credential, and this service has no SECRETS_KEYS to seal it with`, { details: { index } });
     sealed ??= { ...record };
     sealed[field] = box.seal(value, path, type, field);
   }
-  return sealed ?? payload;
+  return sealed ?? record;
 }
 
 /**
@@ -147,3 +171,6 @@ export function openSecret(box: SecretBox | null, stored: string, path: StreamPa
 
 /** A credential field of a stored payload: the Standard Webhooks secret as sent, or sealed by the gateway. */
 export const StoredWebhookSecretSchema = z.string().refine((value) => value.startsWith("whsec_") || isSealed(value), "a Standard Webhooks secret (whsec_...)");
+
+/** A value the gateway sealed (its shape only: opening it checks the rest). */
+export const SealedValueSchema = z.string().refine(isSealed, "a sealed value");

@@ -46,8 +46,9 @@ export class StreamIndexes {
     return this.pauses.get(kvKeyOf(path));
   }
 
-  inboundSecret(path: StreamPath): string | null {
-    return this.inbound.get(kvKeyOf(path))?.secret ?? null;
+  /** The stream's inbound webhook configuration (its secret as stored, sealed), or undefined when none was made. */
+  inboundConfig(path: StreamPath): InboundConfig | undefined {
+    return this.inbound.get(kvKeyOf(path));
   }
 
   /** Record what stored events change. */

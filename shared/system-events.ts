@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { StoredWebhookSecretSchema } from "./secrets.js";
+import { SystemEventTypes } from "./wire.js";
 
 /** Payload schemas of the events the mesh itself writes (docs/EVENTS.md, "Event types"). */
 
@@ -46,3 +47,13 @@ export const WebhookReceivedSchema = z.object({
 
 export type InboundConfigured = z.infer<typeof InboundConfiguredSchema>;
 export type WebhookReceived = z.infer<typeof WebhookReceivedSchema>;
+
+/**
+ * Payloads checked when they are appended, strictly (unknown fields refused): a misshaped one would otherwise
+ * be stored and silently change nothing, or turn a check off (`{"secrets": ...}` for `{"secret": ...}` left a
+ * stream's webhooks unsigned).
+ */
+export const CheckedPayloadSchemas: Readonly<Record<string, z.ZodType>> = {
+  [SystemEventTypes.inboundConfigured]: InboundConfiguredSchema.strict(),
+  [SystemEventTypes.breakerConfigured]: BreakerConfiguredSchema.strict(),
+};

@@ -18,6 +18,8 @@ export interface Writer {
   may(right: Right, path: StreamPath): boolean;
   /** The most events one request may carry, refused before anything is stored. */
   readonly maxBatchEvents: number;
+  /** Where its idempotency keys live: apart from the services' (undefined), so that no client can pre-empt theirs. */
+  readonly keyScope?: string;
 }
 
 /** The right an event type needs: `admin` for the types that change how a stream is run, else `append`. */

@@ -81,6 +81,7 @@ export class AccessControl {
     return {
       name: `The token of ${subject}`,
       maxBatchEvents: this.maxBatchEvents,
+      keyScope: "client",
       may: (right: Right, path: StreamPath) => allows(grants, right, { kind: "stream", path }),
     };
   }

@@ -58,5 +58,8 @@ export const CorsHeaders = {
 /** On every protocol response, errors included. */
 export const SecurityHeaders = {
   "x-content-type-options": "nosniff",
+  // A stream may hold any bytes under any content type, text/html included: a browser that opens a read runs
+  // nothing of it, with no access to the gateway's origin.
+  "content-security-policy": "sandbox; default-src 'none'",
   "cross-origin-resource-policy": "cross-origin",
 } as const;

@@ -14,27 +14,15 @@ import { keyedLimit } from "../limits.js";
 import { RouteDocs } from "../openapi.js";
 import { hookPathFromUrl } from "../stream-url.js";
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and credentials: never stored in the log. */
-const DROPPED_HEADERS: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "content-length",
-  "authorization",
-  "proxy-authorization",
-  "cookie",
-  "x-api-key",
-  // Senders that authenticate with a shared token in clear (GitLab's X-Gitlab-Token and the like).
-  "x-gitlab-token",
-  "x-auth-token",
-  "x-access-token",
-  "api-key",
-]);
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and the transport's own: never stored in the log. */
+const DROPPED_HEADERS: ReadonlySet<string> = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"]);
+
+/**
+ * Headers that may carry a credential: never stored. Senders authenticate in many ways (Authorization, cookies,
+ * X-Gitlab-Token, X-Telegram-Bot-Api-Secret-Token, Private-Token, ...), so the names are matched by what they
+ * say, not listed. Signatures go too: stored, a reader could replay the request they sign.
+ */
+const CREDENTIAL_HEADER = /auth|token|secret|key|signature|password|passwd|cookie|session|credential/i;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -69,7 +57,7 @@ function representBody(raw: Buffer, contentType: string | null): Pick<WebhookRec
 function keptHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
   const kept: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || DROPPED_HEADERS.has(name)) continue;
+    if (value === undefined || DROPPED_HEADERS.has(name) || CREDENTIAL_HEADER.test(name)) continue;
     kept[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return kept;
@@ -88,6 +76,8 @@ function dedupeKey(webhookId: string): string {
 const webhookSender: Writer = {
   name: "An inbound webhook",
   maxBatchEvents: 1,
+  keyScope: "hook",
+  // Safe only because this route builds the one event it appends, webhook/received (admin-only for clients).
   may: (right) => right !== "read",
 };
 
@@ -97,14 +87,21 @@ export interface HookRouteDeps {
   secrets: SecretBox | null;
   /** Webhooks admitted per second per stream on this replica; the rest get 429 before anything is stored. */
   perStreamPerSecond: number;
+  /** Webhooks admitted per second per client address on this replica, whatever the stream. */
+  perClientPerSecond: number;
   /** How far `webhook-timestamp` may be from now: kept under half the dedupe window, so a replay is refused. */
   timestampToleranceS: number;
 }
 
-/** The stream's inbound secret in clear, or null when it verifies nothing; stored sealed (shared/secrets.ts). */
-function inboundSecret(deps: HookRouteDeps, path: StreamPath): string | null {
-  const stored = deps.indexes.inboundSecret(path);
-  return stored === null ? null : openSecret(deps.secrets, stored, path, SystemEventTypes.inboundConfigured, "secret");
+/**
+ * The stream's inbound webhook endpoint: its secret in clear, or null when it takes unsigned webhooks. A stream
+ * accepts webhooks only once an admin configured it (webhook/inbound-configured): otherwise anyone could write
+ * into any path, or take a path before its owner creates it.
+ */
+function inboundEndpoint(deps: HookRouteDeps, path: StreamPath): { secret: string | null } {
+  const configured = deps.indexes.inboundConfig(path);
+  if (configured === undefined) throw new AgentmeshError("NOT_FOUND", `No inbound webhook endpoint at ${path}: an admin opens one with ${SystemEventTypes.inboundConfigured}`);
+  return { secret: configured.secret === null ? null : openSecret(deps.secrets, configured.secret, path, SystemEventTypes.inboundConfigured, "secret") };
 }
 
 function verifySignature(secret: string, raw: Buffer, header: (name: string) => string | undefined, toleranceS: number): void {
@@ -133,6 +130,8 @@ function verifySignature(secret: string, raw: Buffer, header: (name: string) => 
 export function registerHookRoutes(app: FastifyInstance, deps: HookRouteDeps): void {
   void app.register((scope, _options, done) => {
     const admit = keyedLimit(scope, deps.perStreamPerSecond, (request: FastifyRequest) => `hook:${hookPathFromUrl(request.url)}`);
+    // Whatever paths it posts to, one sender's cost is bounded too.
+    const admitClient = keyedLimit(scope, deps.perClientPerSecond, (request: FastifyRequest) => `hook-client:${request.ip}`);
     // Every content type, kept as raw bytes: signatures are over the exact body, never a re-serialisation.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, parsed) => {
@@ -145,7 +144,8 @@ export function registerHookRoutes(app: FastifyInstance, deps: HookRouteDeps): v
         const value = request.headers[name];
         return Array.isArray(value) ? value[0] : value;
       };
-      const secret = inboundSecret(deps, path);
+      await admitClient(request);
+      const { secret } = inboundEndpoint(deps, path);
       // A signed stream counts only verified webhooks against its admission limit, so forged ones cannot
       // crowd out its sender; an unsigned stream counts every one.
       if (secret !== null) verifySignature(secret, raw, header, deps.timestampToleranceS);
@@ -158,7 +158,11 @@ export function registerHookRoutes(app: FastifyInstance, deps: HookRouteDeps): v
         path,
         [{ type: SystemEventTypes.webhookReceived, payload, ...(webhookId === undefined || webhookId === "" ? {} : { idempotencyKey: dedupeKey(webhookId) }) }],
         { writer: webhookSender, indexes: deps.indexes },
-      );
+      ).catch((err: unknown) => {
+        // A third party learns that the stream takes nothing now, not why or since when.
+        if (err instanceof AgentmeshError && err.code === "STREAM_PAUSED") throw new AgentmeshError("STREAM_PAUSED", "The stream takes no webhooks now; retry later");
+        throw err;
+      });
       const event = result.events[0];
       return reply.code(result.stored > 0 ? 201 : 200).send({ streamPath: path, offset: event?.offset, type: event?.type });
     });

@@ -109,6 +109,8 @@ export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
     eventsRead.inc(page.events.length);
     // Envelopes are already JSON text; joining them avoids serialising up to 1,000 objects again.
     const events = page.events.map((event) => event.json).join(",");
+    // With auth on, what one token may read must not be answered from a shared cache to another.
+    if (deps.access.enabled) void reply.header("cache-control", "private, no-store").header("vary", "authorization");
     return reply.type("application/json").send(`{"events":[${events}],"nextOffset":${page.nextOffset},"upToDate":${page.upToDate}}`);
   });
 }

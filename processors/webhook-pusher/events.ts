@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { StoredWebhookSecretSchema } from "../../shared/secrets.js";
+import { SealedValueSchema, StoredWebhookSecretSchema } from "../../shared/secrets.js";
 import { SlugSchema } from "../scheduler/events.js";
 
 /** The webhook pusher's events (docs/EVENTS.md, "Webhooks out"). */
@@ -16,7 +16,8 @@ export const DEFAULT_EXCLUDED_TYPES = ["subscription/*"] as const;
 
 export const SubscriptionConfiguredSchema = z.object({
   slug: SlugSchema,
-  url: z.url({ protocol: /^https?$/, message: "an http or https URL" }),
+  /** Stored sealed (it may carry a credential); an http or https URL once opened. */
+  url: z.union([SealedValueSchema, z.url({ protocol: /^https?$/, message: "an http or https URL" })]),
   /** Glob patterns over event types (`agent/*`); default: all but subscription/*. */
   types: z.array(z.string().min(1)).min(1).optional(),
   /** Standard Webhooks secret (`whsec_` + base64), stored sealed: deliveries are signed when set. */

@@ -36,14 +36,14 @@ async function urlRefusal(guard: AddressGuard, url: string): Promise<string | nu
   return null;
 }
 
-/** Why the subscription's secret cannot be used here (sealed under a key this pusher lacks); null when it can. */
-function secretRefusal(secrets: SecretBox | null, entry: SubscriptionEntry): string | null {
-  if (entry.secret === null) return null;
+/** A sealed field of the subscription in clear, or why it cannot be opened here (a key this pusher lacks). */
+function openField(secrets: SecretBox | null, entry: SubscriptionEntry, field: "url" | "secret"): { value: string; refusal: string | null } {
+  const stored = entry[field];
+  if (stored === null) return { value: "", refusal: null };
   try {
-    openSecret(secrets, entry.secret, entry.path, SubscriptionEventTypes.configured, "secret");
-    return null;
+    return { value: openSecret(secrets, stored, entry.path, SubscriptionEventTypes.configured, field), refusal: null };
   } catch (err) {
-    return err instanceof Error ? err.message : "the secret does not open";
+    return { value: "", refusal: err instanceof Error ? err.message : `the ${field} does not open` };
   }
 }
 
@@ -98,7 +98,9 @@ export function webhookPusherProcessor(deps: PusherDeps): Processor<null> {
       const { slug, url, types, secret } = configured.data;
       const consumer = subscriptionConsumerName(path, slug);
       const entry: SubscriptionEntry = { path, slug, url, types: types ?? null, secret: secret ?? null, offset: event.offset, active: true, consumer };
-      const refusal = (await urlRefusal(guard, url)) ?? secretRefusal(deps.secrets, entry);
+      // The URL and the secret are stored sealed; each is opened here to be checked, and again per delivery.
+      const opened = openField(deps.secrets, entry, "url");
+      const refusal = opened.refusal ?? (await urlRefusal(guard, opened.value)) ?? openField(deps.secrets, entry, "secret").refusal;
       if (refusal !== null) {
         await index.record(slugKeyOf(path, slug), { ...entry, active: false });
         log.warn({ slug, refusal }, "subscription refused");
@@ -106,7 +108,8 @@ export function webhookPusherProcessor(deps: PusherDeps): Processor<null> {
       }
       await ensureConsumer(nats, consumer, path, event.offset + 1, deps.timeoutMs + 15_000);
       await index.record(slugKeyOf(path, slug), entry);
-      log.info({ slug, url }, "subscription configured");
+      // The host only: a URL's path or user part may be a credential.
+      log.info({ slug, host: new URL(opened.value).host }, "subscription configured");
       return [];
     },
   };

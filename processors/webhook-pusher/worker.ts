@@ -123,13 +123,15 @@ export class SubscriptionWorker {
   /** Signed when the subscription has a secret, opened per delivery: it is never kept in clear beside the entry. */
   private async deliver(entry: SubscriptionEntry, body: string, offset: number): Promise<DeliveryOutcome> {
     let secret: string | undefined;
+    let url: string;
     try {
+      url = openSecret(this.deps.secrets, entry.url, entry.path, SubscriptionEventTypes.configured, "url");
       secret = entry.secret === null ? undefined : openSecret(this.deps.secrets, entry.secret, entry.path, SubscriptionEventTypes.configured, "secret");
     } catch (err) {
       // Never sent unsigned: it fails, and retries until the key is configured or the attempts run out.
       return { kind: "failed", error: err instanceof Error ? err.message : "the secret does not open" };
     }
-    return this.deps.sender.send({ url: entry.url, body, id: `${entry.slug}_${offset}`, ...(secret === undefined ? {} : { secret }) });
+    return this.deps.sender.send({ url, body, id: `${entry.slug}_${offset}`, ...(secret === undefined ? {} : { secret }) });
   }
 
   private async recordFailure(entry: SubscriptionEntry, offset: number, attempts: number, error: string, status: number | undefined): Promise<boolean> {

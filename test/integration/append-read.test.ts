@@ -226,7 +226,7 @@ describe("append and read", () => {
     const encode = (text: string) => new TextEncoder().encode(text);
     const written = await gw.nats.js.publish(subject, encode(JSON.stringify({ type: "tool/settled", payload: { ok: true } })));
     await gw.nats.js.publish(subject, encode("not json"));
-    await gw.nats.js.publish(subject, encode(JSON.stringify({ type: "forged", payload: {}, offset: 1, streamPath: "/elsewhere", createdAt: "2000-01-01T00:00:00.000Z" })));
+    const forgedAck = await gw.nats.js.publish(subject, encode(JSON.stringify({ type: "forged", payload: {}, offset: 1, streamPath: "/elsewhere", createdAt: "2000-01-01T00:00:00.000Z" })));
     await gw.nats.js.publish(subject, new Uint8Array([0xff, 0xfe]));
     const read = await get(path);
     expect(read.body.events.map((e) => e.type)).toEqual(["tool/settled", "stream/invalid-event", "forged", "stream/invalid-event"]);
@@ -236,7 +236,8 @@ describe("append and read", () => {
     expect(Date.parse(plain?.createdAt ?? "")).toBeGreaterThan(Date.now() - 60_000);
     expect(notJson?.payload).toEqual({ reason: "body is not JSON", raw: { text: "not json" } });
     // Fields the system owns cannot be forged from the body.
-    expect(forged).toMatchObject({ streamPath: path, offset: (written.seq) + 2 });
+    // (Offsets are sequences of the one JetStream stream: other tests' appends may come between these.)
+    expect(forged).toMatchObject({ streamPath: path, offset: forgedAck.seq });
     expect(binary?.payload).toEqual({ reason: "body is not UTF-8", raw: { base64: "//4=" } });
   });
 

@@ -81,6 +81,8 @@ describe("bearer tokens", () => {
   });
 
   it("leaves inbound webhooks and health endpoints to their own rules", async () => {
+    const admin = await token([{ path: `${root}/**`, rights: ["admin"] }]);
+    expect((await post(`${root}/hooked`, { type: "webhook/inbound-configured", payload: { secret: null } }, admin)).status).toBe(201);
     const hook = await fetch(`${gw.url}/hooks${root}/hooked`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     expect(hook.status).toBe(201);
     expect((await request(`${gw.url}/healthz`)).status).toBe(200);

@@ -82,6 +82,7 @@ function payloadFor(type: string): unknown {
     case "stream/circuit-breaker-configured":
       return { maxEventsPerSecond: 50, burst: 50 };
     case "webhook/inbound-configured":
+      return { secret: `whsec_${Buffer.from("matrix-secret-24-bytes!!").toString("base64")}` };
     case "subscription/configured":
       return { slug: "s", url: "https://example.invalid/hook", secret: `whsec_${Buffer.from("matrix-secret-24-bytes!!").toString("base64")}` };
     case "schedule/added":
@@ -214,7 +215,13 @@ const durableCases: Case[] = [
 
 /** Open by design: third parties post webhooks; probes, metrics and the API docs need no token. */
 const publicCases: Case[] = [
-  { route: "POST /hooks/*", name: "post an inbound webhook", needs: "public", send: (p, a) => ({ method: "POST", url: `/hooks${p}`, headers: { ...a, ...json }, body: "{}" }) },
+  {
+    route: "POST /hooks/*",
+    name: "post an inbound webhook to an open endpoint",
+    needs: "public",
+    setup: (p) => appendAsOwner(p, { type: "webhook/inbound-configured", payload: { secret: null } }),
+    send: (p, a) => ({ method: "POST", url: `/hooks${p}`, headers: { ...a, ...json }, body: "{}" }),
+  },
   ...["/healthz", "/readyz", "/metrics", "/docs", "/docs/json", "/docs/yaml", "/docs/static/index.html", "/docs/static/swagger-initializer.js", "/docs/static/swagger-ui.css"].flatMap((url) =>
     ["GET", "HEAD"].map((method): Case => ({ route: `${method} ${url.startsWith("/docs/static/swagger-ui") ? "/docs/static/*" : url}`, name: `${method} ${url}`, needs: "public", send: () => ({ method, url }) })),
   ),

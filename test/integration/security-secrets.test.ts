@@ -116,6 +116,23 @@ describe("secrets in events", () => {
     expect(await readAll(open.url, clear)).toEqual([]);
   });
 
+  it("seals a subscription URL (it may carry a credential) and the secrets of an event a schedule will append", async () => {
+    const path = `${root}/nested`;
+    const url = "https://hook-user:hunter2@example.invalid/services/T000/XSECRETPATH";
+    const scheduled = whsec("scheduled-secret-24-byte");
+    const token = await admin();
+    const headers = { authorization: `Bearer ${token}` };
+    expect((await request(`${gw.url}/streams${path}`, { body: { type: "subscription/configured", payload: { slug: "s", url } }, headers })).status).toBe(201);
+    const schedule = { slug: "later", append: { type: "webhook/inbound-configured", payload: { secret: scheduled } }, schedule: { kind: "in", seconds: 3600 } };
+    expect((await request(`${gw.url}/streams${path}`, { body: { type: "schedule/added", payload: schedule }, headers })).status).toBe(201);
+    const text = await (await fetch(`${gw.url}/streams${path}`, { headers })).text();
+    for (const leak of ["hunter2", "XSECRETPATH", scheduled, scheduled.slice("whsec_".length)]) expect(text).not.toContain(leak);
+    const events = JSON.parse(text) as { events: { type: string; payload: Record<string, unknown> }[] };
+    expect(String(events.events[0]?.payload.url)).toMatch(/^sealed:v1:/);
+    const nested = events.events[1]?.payload.append as { payload: { secret: string } };
+    expect(nested.payload.secret).toMatch(/^sealed:v1:/);
+  });
+
   it("opens secrets sealed under a rotated-out key, seals new ones under the first key, and verifies with the newest secret", async () => {
     const token = await admin();
     const path = `${root}/rotated`;

@@ -9,6 +9,7 @@ import { breakerProcessor } from "../../processors/breaker/processor.js";
 import { AddressGuard } from "../../processors/webhook-pusher/address-guard.js";
 import { loadWebhookPusherConfig } from "../../processors/webhook-pusher/config.js";
 import { webhookPusherProcessor } from "../../processors/webhook-pusher/processor.js";
+import { SecretBox } from "../../shared/secrets.js";
 import type { SubscriptionEntry } from "../../processors/webhook-pusher/subscriptions.js";
 import { request, startGateway, TEST_SECRETS_KEYS, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, runBuiltProcessor, runProcessor, uniqueName, waitFor, waitForConsumer } from "../support/processors.js";
@@ -24,7 +25,8 @@ const filterSubject = `${eventsSubject(parseStreamPath(root))}.>`;
 
 beforeAll(async () => {
   // The gateway under test requires tokens; the open one (AUTH=off, same NATS) reads back what was stored.
-  [open, gw] = await Promise.all([startGateway(), startGateway({ AUTH: "jwt", AUTH_JWT_SECRET: JWT_SECRET })]);
+  // Every test client is 127.0.0.1: the per-address webhook limit is raised so that the per-stream one is what these tests see.
+  [open, gw] = await Promise.all([startGateway(), startGateway({ AUTH: "jwt", AUTH_JWT_SECRET: JWT_SECRET, HOOKS_PER_CLIENT_PER_SECOND: "100000" })]);
 });
 afterAll(async () => {
   await Promise.all([open.close(), gw.close()]);
@@ -44,6 +46,9 @@ describe("webhooks and security", () => {
     try {
       await waitForConsumer(gw.nats, name);
       const path = `${root}/flooded`;
+      // The owner opens the stream's endpoint to unsigned webhooks: anyone may then post to it.
+      const opener = await mintToken([{ path: `${root}/**`, rights: ["admin"] }], { subject: "owner" });
+      expect((await request(`${gw.url}/streams${path}`, { body: { type: "webhook/inbound-configured", payload: { secret: null } }, headers: bearer(opener) })).status).toBe(201);
       const startedAt = Date.now();
       const replies = await Promise.all(
         Array.from({ length: 200 }, async (_, i) => {
@@ -75,6 +80,26 @@ describe("webhooks and security", () => {
       expect(own.status).toBe(201);
     } finally {
       await breaker.stop();
+    }
+  });
+
+  it("bounds what one sender can write across many streams: HOOKS_PER_CLIENT_PER_SECOND", async () => {
+    const limited = await startGateway({ HOOKS_PER_CLIENT_PER_SECOND: "10" });
+    try {
+      const paths = Array.from({ length: 30 }, (_, i) => `${root}/spread-${i}`);
+      for (const path of paths) expect((await request(`${open.url}/streams${path}`, { body: { type: "webhook/inbound-configured", payload: { secret: null } } })).status).toBe(201);
+      const startedAt = Date.now();
+      const statuses = await Promise.all(paths.map((path) => fetch(`${limited.url}/hooks${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }).then((r) => r.status)));
+      const windows = Math.ceil((Date.now() - startedAt) / 1000) + 1;
+      const accepted = statuses.filter((s) => s === 201).length;
+      expect(statuses.filter((s) => s !== 201 && s !== 429)).toEqual([]);
+      expect(accepted).toBeLessThanOrEqual(10 * windows);
+      // Refused means not stored.
+      let stored = 0;
+      for (const path of paths) stored += (await readAll(open.url, path)).filter((e) => e.type === "webhook/received").length;
+      expect(stored).toBe(accepted);
+    } finally {
+      await limited.close();
     }
   });
 
@@ -114,7 +139,7 @@ describe("webhooks and security", () => {
           index.close();
           await deps.nats.jsm.streams.delete(`KV_${bucket}`).catch(() => false);
         });
-        const processor = webhookPusherProcessor({ nats: deps.nats, index, guard: new AddressGuard(config.WEBHOOK_ALLOWED_NETWORKS), secrets: null, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
+        const processor = webhookPusherProcessor({ nats: deps.nats, index, guard: new AddressGuard(config.WEBHOOK_ALLOWED_NETWORKS), secrets: config.SECRETS_KEYS === undefined ? null : new SecretBox(config.SECRETS_KEYS), timeoutMs: config.WEBHOOK_TIMEOUT_MS });
         return { ...processor, name, filterSubject };
       },
       pusherEnv,

@@ -12,13 +12,41 @@ afterAll(async () => {
   await gw.close();
 });
 
+const opened = new Set<string>();
+
+/** A stream takes webhooks once an admin opened its endpoint: each test's path is opened, unsigned, on first use. */
+async function openEndpoint(path: string): Promise<void> {
+  if (opened.has(path)) return;
+  opened.add(path);
+  expect((await request(`${gw.url}/streams${path}`, { body: { type: "webhook/inbound-configured", payload: { secret: null } } })).status).toBe(201);
+}
+
 async function hook(path: string, body: string | Uint8Array | undefined, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+  await openEndpoint(path);
   const response = await fetch(`${gw.url}/hooks${path}`, { method: "POST", headers, ...(body === undefined ? {} : { body }) });
   return { status: response.status, body: await response.json() };
 }
 const received = async (path: string) => (await readAll(gw.url, path)).filter((e) => e.type === "webhook/received").map((e) => e.payload as Record<string, unknown>);
 
 describe("inbound webhooks", () => {
+  it("takes none on a stream whose endpoint no admin opened (404, nothing stored), so no path can be written to or taken by a third party", async () => {
+    const path = uniquePath("in");
+    const refused = await fetch(`${gw.url}/hooks${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(refused.status).toBe(404);
+    expect(await refused.json()).toMatchObject({ error: { code: "NOT_FOUND" } });
+    expect(await readAll(gw.url, path)).toEqual([]);
+    // Nor did it create the stream: the path is free for a Durable Stream of its owner's.
+    expect((await fetch(`${gw.url}/v1/stream${path}`, { method: "PUT", headers: { "content-type": "text/plain" } })).status).toBe(201);
+  });
+
+  it("refuses a misshaped endpoint configuration rather than storing it (a typo would leave webhooks unsigned)", async () => {
+    const path = uniquePath("in");
+    const typo = await request(`${gw.url}/streams${path}`, { body: { type: "webhook/inbound-configured", payload: { secrets: ["whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="] } } });
+    expect(typo.status).toBe(400);
+    expect(typo.body).toMatchObject({ error: { code: "INVALID_EVENT" } });
+    expect(await readAll(gw.url, path)).toEqual([]);
+  });
+
   it("accepts any body and keeps JSON as JSON, text as text, binary as base64", async () => {
     const path = uniquePath("in");
     const cases: [string | Uint8Array | undefined, Record<string, string>, Record<string, unknown>][] = [
@@ -39,14 +67,13 @@ describe("inbound webhooks", () => {
 
   it("drops hop-by-hop and credential headers, keeps the rest", async () => {
     const path = uniquePath("in");
-    await hook(path, "{}", { "content-type": "application/json", authorization: "Bearer secret", cookie: "s=1", "x-github-event": "push", "user-agent": "GitHub-Hookshot" });
+    const credentials = { authorization: "Bearer secret", cookie: "s=1", "x-gitlab-token": "t1", "x-telegram-bot-api-secret-token": "t2", "private-token": "t3", "x-hub-signature-256": "sha256=ab", "webhook-signature": "v1,abc" };
+    await hook(path, "{}", { "content-type": "application/json", ...credentials, "x-github-event": "push", "user-agent": "GitHub-Hookshot" });
     const [payload] = await received(path);
     const headers = payload?.headers as Record<string, string>;
     expect(headers["x-github-event"]).toBe("push");
     expect(headers["user-agent"]).toBe("GitHub-Hookshot");
-    expect(headers.authorization).toBeUndefined();
-    expect(headers.cookie).toBeUndefined();
-    expect(headers.host).toBeUndefined();
+    for (const name of [...Object.keys(credentials), "host"]) expect(headers[name], name).toBeUndefined();
   });
 
   it("stores a sender's retry (same webhook-id) once", async () => {
@@ -61,6 +88,7 @@ describe("inbound webhooks", () => {
   it("verifies Standard Webhooks signatures on the raw bytes once the stream has a secret", async () => {
     const path = uniquePath("in");
     const secret = `whsec_${Buffer.from("a-shared-secret-of-24-by").toString("base64")}`;
+    opened.add(path);
     expect((await request(`${gw.url}/streams${path}`, { body: { type: "webhook/inbound-configured", payload: { secret } } })).status).toBe(201);
     // Whitespace and key order a JSON re-serialisation would lose.
     const body = '{ "b": 2,  "a": 1 }';
@@ -86,13 +114,18 @@ describe("inbound webhooks", () => {
 
   it("refuses webhooks for a paused stream with 423, so the sender retries later", async () => {
     const path = uniquePath("in");
+    await openEndpoint(path);
     await request(`${gw.url}/streams${path}`, { body: { type: "stream/paused", payload: { reason: "maintenance" } } });
     const paused = await readAll(gw.url, path);
-    expect(await hook(path, "{}", { "content-type": "application/json" })).toMatchObject({ status: 423, body: { error: { code: "STREAM_PAUSED" } } });
+    const refused = await hook(path, "{}", { "content-type": "application/json" });
+    expect(refused).toMatchObject({ status: 423, body: { error: { code: "STREAM_PAUSED" } } });
+    // A third party learns that the stream takes nothing now, not why nor since when.
+    expect(JSON.stringify(refused.body)).not.toContain("maintenance");
     expect(await readAll(gw.url, path)).toEqual(paused);
   });
 
   it("refuses an invalid path", async () => {
-    expect(await hook("/a//b", "{}", { "content-type": "application/json" })).toMatchObject({ status: 400, body: { error: { code: "INVALID_STREAM_PATH" } } });
+    const response = await fetch(`${gw.url}/hooks/a//b`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect({ status: response.status, body: await response.json() }).toMatchObject({ status: 400, body: { error: { code: "INVALID_STREAM_PATH" } } });
   });
 });
