@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { baseConfigShape, ConfigError, configFields, parseConfig } from "../shared/config.js";
-import { SecretKeysSchema } from "../shared/secrets.js";
+import { baseConfigShape, ConfigError, configFields, parseConfig } from "../shared/service/config.js";
+import { SecretKeysSchema } from "../shared/log/secrets.js";
 
 export const gatewayConfigShape = {
   ...baseConfigShape,
@@ -32,7 +32,7 @@ export const gatewayConfigShape = {
   AUTH_AUDIENCE: z.string().optional(),
   /** Longest lifetime a bearer token may have (exp - iat), in seconds; longer ones are refused. */
   AUTH_MAX_TOKEN_LIFETIME_S: configFields.positiveInt.default(24 * 3600),
-  /** Keys that seal the credentials events carry (shared/secrets.ts): `id:base64key[,...]`, the first seals. */
+  /** Keys that seal the credentials events carry (shared/log/secrets.ts): `id:base64key[,...]`, the first seals. */
   SECRETS_KEYS: SecretKeysSchema.optional(),
   /** How long a client may take to send a whole request (headers and body); slower ones are cut off with 408. */
   GATEWAY_REQUEST_TIMEOUT_MS: configFields.positiveInt.default(30_000),

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { AgentmeshError } from "../shared/errors.js";
+import { AgentmeshError } from "../shared/contract/errors.js";
 
 /**
  * The one place errors become HTTP responses. Our errors keep their code; the

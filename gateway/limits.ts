@@ -1,6 +1,6 @@
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { AgentmeshError } from "../shared/errors.js";
+import { AgentmeshError } from "../shared/contract/errors.js";
 import type { AccessControl } from "./auth/access.js";
 
 /**

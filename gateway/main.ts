@@ -1,7 +1,7 @@
-import { ConfigError } from "../shared/config.js";
-import { createLogger } from "../shared/logger.js";
-import { connectToEvents } from "../shared/streams.js";
-import { StreamIndexes } from "../shared/stream-indexes.js";
+import { ConfigError } from "../shared/service/config.js";
+import { createLogger } from "../shared/service/logger.js";
+import { connectToEvents } from "../shared/nats/events-stream.js";
+import { StreamIndexes } from "../shared/log/stream-indexes.js";
 import { buildApp } from "./app.js";
 import { loadGatewayConfig } from "./config.js";
 

@@ -2,8 +2,8 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance, FastifySchema } from "fastify";
 import { z } from "zod";
-import { EventEnvelopeSchema, EventInputSchema } from "../shared/envelope.js";
-import { ErrorCodes } from "../shared/errors.js";
+import { EventEnvelopeSchema, EventInputSchema } from "../shared/contract/envelope.js";
+import { ErrorCodes } from "../shared/contract/errors.js";
 
 /**
  * The OpenAPI document, generated from the same zod schemas the routes parse

@@ -1,5 +1,5 @@
-import { AgentmeshError } from "../shared/errors.js";
-import { parseStreamPath, parseStreamSelector, type StreamPath, type StreamSelector } from "../shared/subjects.js";
+import { AgentmeshError } from "../shared/contract/errors.js";
+import { parseStreamPath, parseStreamSelector, type StreamPath, type StreamSelector } from "../shared/contract/subjects.js";
 
 const PREFIX = "/streams";
 const HOOKS_PREFIX = "/hooks";

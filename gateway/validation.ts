@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { AgentmeshError, type ErrorCode } from "../shared/errors.js";
+import { AgentmeshError, type ErrorCode } from "../shared/contract/errors.js";
 
 /** Validate with a zod schema; failures become `code` with a message naming the field that is wrong. */
 export function parseOr<S extends z.ZodType>(schema: S, value: unknown, code: ErrorCode, root: string): z.output<S> {

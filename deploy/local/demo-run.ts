@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { EventEnvelope } from "../../shared/envelope.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { startModelServer, type RecordedRequest, type ScriptedAnswer } from "../../test/support/model-server.js";
 import { buildGoTools } from "./go-tools.js";
 import { DEFAULT_SERVICES, projectRoot, startMesh, type ServiceSpec } from "./mesh.js";

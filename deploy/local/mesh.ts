@@ -7,8 +7,8 @@ import { loadGatewayConfig } from "../../gateway/config.js";
 import { loadBreakerConfig } from "../../processors/breaker/config.js";
 import { loadLlmConfig } from "../../processors/llm/config.js";
 import { loadWebhookPusherConfig } from "../../processors/webhook-pusher/config.js";
-import { ConfigError } from "../../shared/config.js";
-import { loadProcessorConfig } from "../../shared/processor-config.js";
+import { ConfigError } from "../../shared/service/config.js";
+import { loadProcessorConfig } from "../../processors/runtime/config.js";
 import { findNatsServer, natsServerMissingHelp, startNatsServer, type NatsServer } from "./nats-server.js";
 
 export const projectRoot = resolve(fileURLToPath(import.meta.url), "../../..");

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { ConfigError, configFields, parseConfig } from "../../shared/config.js";
+import { ConfigError, configFields, parseConfig } from "../../shared/service/config.js";
 import { createLineFormatter } from "./log-format.js";
 import { DEFAULT_SERVICES, projectRoot, startMesh, type Mesh } from "./mesh.js";
 

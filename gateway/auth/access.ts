@@ -1,7 +1,7 @@
 import type { FastifyRequest } from "fastify";
-import { AgentmeshError } from "../../shared/errors.js";
-import type { StreamPath, StreamSelector } from "../../shared/subjects.js";
-import type { Writer } from "../../shared/writer.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import type { StreamPath, StreamSelector } from "../../shared/contract/subjects.js";
+import type { Writer } from "../../shared/log/writer.js";
 import { allows, type Right } from "./grants.js";
 import type { Principal, TokenVerifier } from "./verifier.js";
 

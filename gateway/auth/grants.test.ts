@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseStreamPath, parseStreamSelector } from "../../shared/subjects.js";
+import { parseStreamPath, parseStreamSelector } from "../../shared/contract/subjects.js";
 import { allows, patternCovers, patternMatchesPath } from "./grants.js";
 
 const path = (raw: string) => parseStreamPath(raw);

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { StreamPath, StreamSelector } from "../../shared/subjects.js";
-import type { Right } from "../../shared/writer.js";
+import type { StreamPath, StreamSelector } from "../../shared/contract/subjects.js";
+import type { Right } from "../../shared/log/writer.js";
 
 /**
  * What a bearer token grants, from its `streams` claim:

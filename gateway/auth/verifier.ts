@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from "jose";
-import { AgentmeshError } from "../../shared/errors.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
 import { StreamsClaimSchema, type Grant } from "./grants.js";
 
 export interface Principal {

@@ -1,9 +1,9 @@
-import { appendEvents } from "../../shared/append.js";
-import { EventInputSchema, type ValidEventInput } from "../../shared/envelope.js";
-import { AgentmeshError } from "../../shared/errors.js";
-import { lastOffset } from "../../shared/read.js";
-import type { StreamPath } from "../../shared/subjects.js";
-import { checkBatchSize, type Writer } from "../../shared/writer.js";
+import { appendEvents } from "../../shared/log/append.js";
+import { EventInputSchema, type ValidEventInput } from "../../shared/contract/envelope.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { lastOffset } from "../../shared/log/read.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
+import { checkBatchSize, type Writer } from "../../shared/log/writer.js";
 import type { DurableDeps } from "./protocol-context.js";
 import { isJsonContentType } from "./stream-record.js";
 

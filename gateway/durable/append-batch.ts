@@ -1,8 +1,8 @@
-import type { StreamPath } from "../../shared/subjects.js";
-import type { Writer } from "../../shared/writer.js";
-import { AgentmeshError } from "../../shared/errors.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
+import type { Writer } from "../../shared/log/writer.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
-import { maxMessageBytes } from "../../shared/nats.js";
+import { maxMessageBytes } from "../../shared/nats/connection.js";
 import { closedConflict, contentTypeConflict, type DurableDeps } from "./protocol-context.js";
 import { storeAndCommit, writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { isJsonContentType, normaliseContentType } from "./stream-record.js";

@@ -1,9 +1,10 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { AgentmeshError } from "../../shared/errors.js";
-import type { StreamPath } from "../../shared/subjects.js";
-import { requireRight, requireSomeWrite, type Writer } from "../../shared/writer.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
+import { requireRight, requireSomeWrite, type Writer } from "../../shared/log/writer.js";
 import { durablePathFromUrl } from "../stream-url.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
+import type { AppendBatcher } from "./append-batch.js";
 import { closedConflict, contentTypeConflict, headerValue, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
 import { storeAndCommit, writeToCurrentRecord, type CurrentRecord } from "./record-writes.js";
 import { DsHeaders } from "./protocol-headers.js";
@@ -28,7 +29,7 @@ interface AppendRequest {
   streamSeq: string | undefined;
 }
 
-export async function appendToStream(deps: DurableDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+export async function appendToStream(deps: DurableDeps, appends: AppendBatcher, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const producer = parseProducer(request.headers);
   const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
   const writer = await deps.access.writer(request);
@@ -49,7 +50,7 @@ export async function appendToStream(deps: DurableDeps, request: FastifyRequest,
   if (producer === undefined && wanted.streamSeq === undefined && !wanted.close && wanted.contentType !== undefined) {
     const values = isJsonContentType(wanted.contentType) ? parseJsonValues(body, false) : undefined;
     const data = values === undefined ? body : Buffer.from(jsonValuesText(values));
-    const tail = await deps.appends.append(deps, wanted.path, { writer, contentType: wanted.contentType, data, values });
+    const tail = await appends.append(deps, wanted.path, { writer, contentType: wanted.contentType, data, values });
     setTail(reply, tail);
     return reply.code(204).send();
   }

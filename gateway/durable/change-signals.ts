@@ -1,6 +1,6 @@
 import type { Subscription } from "@nats-io/transport-node";
-import type { Logger } from "../../shared/logger.js";
-import { natsFailure, type Nats } from "../../shared/nats.js";
+import type { Logger } from "../../shared/service/logger.js";
+import { natsFailure, type Nats } from "../../shared/nats/connection.js";
 
 export type WaitOutcome = "changed" | "timeout" | "aborted";
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { AgentmeshError } from "../../shared/errors.js";
-import { parseStreamPath, type StreamPath } from "../../shared/subjects.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { parseStreamPath, type StreamPath } from "../../shared/contract/subjects.js";
 import { DURABLE_PREFIX, durablePathFromUrl } from "../stream-url.js";
 import { formatOffset, parseOffset } from "./offsets.js";
 import { AGENT_STREAM_CONTENT_TYPE, headerValue, sendBody, setClosed, setTail, type DurableDeps } from "./protocol-context.js";

@@ -1,4 +1,4 @@
-import { AgentmeshError } from "../../shared/errors.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
 
 /**
  * Durable Streams offsets. The protocol wants opaque, fixed-width strings that

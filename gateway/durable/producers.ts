@@ -1,4 +1,4 @@
-import { AgentmeshError } from "../../shared/errors.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
 import { DsHeaders } from "./protocol-headers.js";
 import type { ProducerState, ProducerTuple } from "./stream-record.js";
 

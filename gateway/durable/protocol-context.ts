@@ -1,12 +1,11 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { AgentmeshError } from "../../shared/errors.js";
-import type { Logger } from "../../shared/logger.js";
-import type { Nats } from "../../shared/nats.js";
-import type { StreamIndexes } from "../../shared/stream-indexes.js";
-import type { SecretBox } from "../../shared/secrets.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import type { Logger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import type { StreamIndexes } from "../../shared/log/stream-indexes.js";
+import type { SecretBox } from "../../shared/log/secrets.js";
 import type { AccessControl } from "../auth/access.js";
 import type { ConnectionLimiter } from "../limits.js";
-import type { AppendBatcher } from "./append-batch.js";
 import type { ChangeSignals } from "./change-signals.js";
 import { formatOffset } from "./offsets.js";
 import { DsHeaders } from "./protocol-headers.js";
@@ -25,7 +24,6 @@ export interface DurableDeps {
   secrets: SecretBox | null;
   store: DurableStreamStore;
   signals: ChangeSignals;
-  appends: AppendBatcher;
   logger: Logger;
   /** How long a long-poll waits for data before answering 204 (also the SSE keep-alive period). */
   longPollTimeoutMs: number;

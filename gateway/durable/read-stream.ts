@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { AgentmeshError } from "../../shared/errors.js";
-import type { StreamPath } from "../../shared/subjects.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
 import { durablePathFromUrl } from "../stream-url.js";
 import { formatOffset, nextCursor, parseReadOffset } from "./offsets.js";
 import { sendBody, setClosed, setTail, type DurableDeps } from "./protocol-context.js";

@@ -1,5 +1,5 @@
-import { AgentmeshError } from "../../shared/errors.js";
-import { eventsSubject, type StreamPath } from "../../shared/subjects.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
 import { AGENT_STREAM_CONTENT_TYPE, type DurableDeps } from "./protocol-context.js";
 import { changesSubject, viewOfAgentStream, viewOfRecord, type StreamView } from "./stream-log.js";
 import type { DurableStreamRecord } from "./stream-record.js";

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { AgentmeshError } from "../../shared/errors.js";
-import { lastMessage } from "../../shared/read.js";
-import type { StreamPath } from "../../shared/subjects.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { lastMessage } from "../../shared/log/read.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
 import type { DurableDeps } from "./protocol-context.js";
 import { AppendRace, changesSubject, ownSubject, publishMessage } from "./stream-log.js";
 import type { DurableStreamRecord } from "./stream-record.js";

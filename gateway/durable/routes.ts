@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import type { Logger } from "../../shared/logger.js";
-import type { Nats } from "../../shared/nats.js";
-import type { SecretBox } from "../../shared/secrets.js";
-import type { StreamIndexes } from "../../shared/stream-indexes.js";
+import type { Logger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import type { SecretBox } from "../../shared/log/secrets.js";
+import type { StreamIndexes } from "../../shared/log/stream-indexes.js";
 import type { AccessControl } from "../auth/access.js";
 import type { ConnectionLimiter } from "../limits.js";
 import { DURABLE_PREFIX } from "../stream-url.js";
@@ -46,7 +46,6 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     secrets: options.secrets,
     store: new DurableStreamStore(options.nats, options.logger, options.replicas),
     signals,
-    appends: new AppendBatcher(),
     logger: options.logger,
     longPollTimeoutMs: options.longPollTimeoutMs,
     readMaxBytes: 4 * 1024 * 1024,
@@ -66,7 +65,9 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     const url = `${DURABLE_PREFIX}/*`;
     const hidden = { schema: { hide: true } };
     scope.put(url, hidden, (request, reply) => createStream(deps, request, reply));
-    scope.post(url, hidden, (request, reply) => appendToStream(deps, request, reply));
+    // Plain appends to one stream are group-committed (append-batch.ts): the batcher lives as long as the routes.
+    const appends = new AppendBatcher();
+    scope.post(url, hidden, (request, reply) => appendToStream(deps, appends, request, reply));
     scope.get(url, { ...hidden, exposeHeadRoute: false }, (request, reply) => readStream(deps, request, reply));
     scope.head(url, hidden, (request, reply) => headStream(deps, request, reply));
     scope.delete(url, hidden, (request, reply) => deleteStream(deps, request, reply));

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { StreamPath } from "../../shared/subjects.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
 import { formatOffset, nextCursor } from "./offsets.js";
 import type { DurableDeps } from "./protocol-context.js";
 import { DsHeaders } from "./protocol-headers.js";

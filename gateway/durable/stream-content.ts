@@ -1,4 +1,4 @@
-import { AgentmeshError } from "../../shared/errors.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
 import type { SegmentFormat } from "./stream-record.js";
 
 /**

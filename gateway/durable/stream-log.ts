@@ -1,9 +1,9 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { AgentmeshError } from "../../shared/errors.js";
-import { maxMessageBytes, natsFailure, type Nats } from "../../shared/nats.js";
-import { readFew } from "../../shared/read.js";
-import { eventsSubject, type StreamPath } from "../../shared/subjects.js";
-import { JetStreamErrorCodes, SubjectRoots } from "../../shared/wire.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { maxMessageBytes, natsFailure, type Nats } from "../../shared/nats/connection.js";
+import { readFew } from "../../shared/log/read.js";
+import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
+import { JetStreamErrorCodes, SubjectRoots } from "../../shared/contract/wire.js";
 import { chunkOf, chunkSize, type Chunk } from "./stream-content.js";
 import { formatOf, type DurableStreamRecord, type InheritedSegment } from "./stream-record.js";
 

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { AgentmeshError } from "../../shared/errors.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
 import { durablePathFromUrl } from "../stream-url.js";
 import { AGENT_STREAM_CONTENT_TYPE, sendBody, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
 import { DsHeaders } from "./protocol-headers.js";

@@ -1,10 +1,10 @@
 import { Kvm, type KV } from "@nats-io/kv";
-import { AgentmeshError } from "../../shared/errors.js";
-import type { Logger } from "../../shared/logger.js";
-import { isCompareAndSetConflict, natsFailure, type Nats } from "../../shared/nats.js";
-import { lastMessage } from "../../shared/read.js";
-import { eventsSubject, kvKeyOf, type StreamPath } from "../../shared/subjects.js";
-import { KvBuckets } from "../../shared/wire.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import type { Logger } from "../../shared/service/logger.js";
+import { isCompareAndSetConflict, natsFailure, type Nats } from "../../shared/nats/connection.js";
+import { lastMessage } from "../../shared/log/read.js";
+import { eventsSubject, kvKeyOf, type StreamPath } from "../../shared/contract/subjects.js";
+import { KvBuckets } from "../../shared/contract/wire.js";
 import { KeyedMutex } from "./path-lock.js";
 import { DurableStreamRecordSchema, isExpired, type DurableStreamRecord } from "./stream-record.js";
 

@@ -1,4 +1,4 @@
-import type { DecodedEvent, EphemeralEnvelope } from "../../shared/envelope.js";
+import type { DecodedEvent, EphemeralEnvelope } from "../../shared/contract/envelope.js";
 
 /**
  * A live item ready to write: the SSE frame is built once per event and shared

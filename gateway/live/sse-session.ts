@@ -1,8 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
-import type { Nats } from "../../shared/nats.js";
-import { lastMessage, readRange } from "../../shared/read.js";
-import { eventsRead, sseClients } from "../../shared/metrics.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { lastMessage, readRange } from "../../shared/log/read.js";
+import { eventsRead, sseClients } from "../../shared/service/metrics.js";
 import { HEARTBEAT_FRAME, storedFrame, type SseBatch, type SseFrame } from "./sse-frame.js";
 import type { Tail } from "./tail.js";
 import type { TailHub } from "./tail-hub.js";

@@ -1,8 +1,8 @@
-import type { Logger } from "../../shared/logger.js";
-import { AgentmeshError } from "../../shared/errors.js";
-import { liveTails } from "../../shared/metrics.js";
-import { natsFailure, type Nats } from "../../shared/nats.js";
-import { selectorSubject, type StreamSelector } from "../../shared/subjects.js";
+import type { Logger } from "../../shared/service/logger.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { liveTails } from "../../shared/service/metrics.js";
+import { natsFailure, type Nats } from "../../shared/nats/connection.js";
+import { selectorSubject, type StreamSelector } from "../../shared/contract/subjects.js";
 import { Tail } from "./tail.js";
 
 export interface TailHubOptions {

@@ -1,10 +1,10 @@
 import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
-import { decodeBody, toEphemeralEnvelope } from "../../shared/envelope.js";
-import type { Logger } from "../../shared/logger.js";
-import type { Nats } from "../../shared/nats.js";
-import { decodeJsMsg } from "../../shared/read.js";
-import { pathOfSubject } from "../../shared/subjects.js";
+import { decodeBody, toEphemeralEnvelope } from "../../shared/contract/envelope.js";
+import type { Logger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { decodeJsMsg } from "../../shared/log/read.js";
+import { pathOfSubject } from "../../shared/contract/subjects.js";
 import { batchOf, ephemeralFrame, storedFrame, type SseBatch, type SseFrame } from "./sse-frame.js";
 
 /** How long a tail keeps trying to replace its consumer after a reconnect before it ends its clients. */

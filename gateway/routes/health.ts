@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { Nats } from "../../shared/nats.js";
+import type { Nats } from "../../shared/nats/connection.js";
 
 /** `/healthz`: the process answers. `/readyz`: NATS is connected and the events stream exists. */
 export function registerHealthRoutes(app: FastifyInstance, deps: { nats: Nats }): void {

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import type { Nats } from "../../shared/nats.js";
-import { listStreams } from "../../shared/stream-list.js";
-import { AgentmeshError } from "../../shared/errors.js";
-import { parseStreamPath, parseStreamPrefix } from "../../shared/subjects.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { listStreams } from "../reads/stream-list.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { parseStreamPath, parseStreamPrefix } from "../../shared/contract/subjects.js";
 import type { AccessControl } from "../auth/access.js";
 import { RouteDocs } from "../openapi.js";
 import { parseOr } from "../validation.js";

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { metricsRegistry } from "../../shared/metrics.js";
+import { metricsRegistry } from "../../shared/service/metrics.js";
 
 /** `GET /metrics`: Prometheus text format. */
 export function registerMetricsRoute(app: FastifyInstance): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { breakerReaction, initialBreakerState, reduceBreaker, type BreakerState } from "./breaker.js";
 
 const start = Date.parse("2026-01-01T00:00:00.000Z");

@@ -1,6 +1,6 @@
-import type { EventEnvelope, EventInput } from "../../shared/envelope.js";
-import { BreakerConfiguredSchema } from "../../shared/system-events.js";
-import { SystemEventTypes } from "../../shared/wire.js";
+import type { EventEnvelope, EventInput } from "../../shared/contract/envelope.js";
+import { BreakerConfiguredSchema } from "../../shared/contract/events/stream.js";
+import { SystemEventTypes } from "../../shared/contract/wire.js";
 
 /**
  * The circuit breaker's domain logic, pure: a token bucket per stream whose

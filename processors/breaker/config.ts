@@ -1,4 +1,4 @@
-import { configFields, parseConfig } from "../../shared/config.js";
+import { configFields, parseConfig } from "../../shared/service/config.js";
 
 export const breakerConfigShape = {
   BREAKER_MAX_EVENTS_PER_SECOND: configFields.positiveInt.default(100),

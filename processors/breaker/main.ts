@@ -1,4 +1,4 @@
-import { runProcessorMain } from "../../shared/processor-main.js";
+import { runProcessorMain } from "../runtime/run-processor.js";
 import { loadBreakerConfig } from "./config.js";
 import { BREAKER_NAME, breakerProcessor } from "./processor.js";
 

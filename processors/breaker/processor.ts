@@ -1,5 +1,5 @@
-import { breakerTrips } from "../../shared/metrics.js";
-import type { Processor } from "../../shared/processor-runtime.js";
+import { breakerTrips } from "../../shared/service/metrics.js";
+import type { Processor } from "../runtime/runtime.js";
 import { breakerReaction, initialBreakerState, reduceBreaker, type BreakerLimits, type BreakerState } from "./breaker.js";
 
 export const BREAKER_NAME = "breaker";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { configFields, parseConfig } from "../../shared/config.js";
+import { configFields, parseConfig } from "../../shared/service/config.js";
 
 export const llmConfigShape = {
   /** Any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1; unset means the offline echo provider. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { decide, initialConversation, reduceConversation, type ConversationState } from "./conversation.js";
 
 let offset = 0;

@@ -1,16 +1,6 @@
-import type { EventEnvelope } from "../../shared/envelope.js";
-import { SystemEventTypes } from "../../shared/wire.js";
-import {
-  AgentConfiguredSchema,
-  AgentEventTypes,
-  InputAddedSchema,
-  RequestSettledSchema,
-  RequestStartedSchema,
-  ToolCallRequestedSchema,
-  ToolCallSettledSchema,
-  type AgentConfig,
-  type ToolCall,
-} from "./events.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { AgentEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
+import { AgentConfiguredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig, type ToolCall } from "../../shared/contract/events/agent.js";
 
 /**
  * The conversation, rebuilt from the stream by a pure reducer. It holds what

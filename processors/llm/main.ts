@@ -1,4 +1,4 @@
-import { runProcessorMain } from "../../shared/processor-main.js";
+import { runProcessorMain } from "../runtime/run-processor.js";
 import { LLM_NAME } from "./processor.js";
 import { buildLlm } from "./service.js";
 

@@ -1,8 +1,8 @@
 import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions/completions";
-import type { Logger } from "../../shared/logger.js";
+import type { Logger } from "../../shared/service/logger.js";
 import type { ChatMessage } from "./conversation.js";
-import type { Tool, ToolCall, Usage } from "./events.js";
+import type { Tool, ToolCall, Usage } from "../../shared/contract/events/agent.js";
 
 export interface ModelRequest {
   model: string;

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import type { EventEnvelope, EventInput } from "../../shared/envelope.js";
-import type { Nats } from "../../shared/nats.js";
-import type { Processor, ReactionContext } from "../../shared/processor-runtime.js";
-import type { StreamPath } from "../../shared/subjects.js";
-import { SystemEventTypes } from "../../shared/wire.js";
+import type { EventEnvelope, EventInput } from "../../shared/contract/envelope.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import type { Processor, ReactionContext } from "../runtime/runtime.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
 import { decide, initialConversation, reduceConversation, type ConversationState } from "./conversation.js";
-import { AgentEventTypes, ToolCallTimedOutSchema } from "./events.js";
+import { ToolCallTimedOutSchema } from "../../shared/contract/events/agent.js";
+import { AgentEventTypes, ScheduleEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
 import { executeRequest } from "./executor.js";
 import type { ModelClient } from "./model-client.js";
 
@@ -51,7 +51,7 @@ async function runRequest(deps: LlmDeps, { event, stream, log }: ReactionContext
     ...result.toolCalls.map((call) => ({ type: AgentEventTypes.toolCallRequested, payload: { requestOffset: event.offset, ...call } })),
     // Nobody may leave a call dangling: if no tool settles it in time, the timeout does (via the scheduler).
     ...result.toolCalls.map((call) => ({
-      type: "schedule/added",
+      type: ScheduleEventTypes.added,
       payload: { slug: timeoutSlug(call.callId), append: { type: AgentEventTypes.toolCallTimedOut, payload: { callId: call.callId } }, schedule: { kind: "in", seconds: state.config.toolTimeoutSeconds } },
     })),
   ];

@@ -1,5 +1,5 @@
-import type { ProcessorDeps } from "../../shared/processor-main.js";
-import type { Processor } from "../../shared/processor-runtime.js";
+import type { ProcessorDeps } from "../runtime/run-processor.js";
+import type { Processor } from "../runtime/runtime.js";
 import { loadLlmConfig } from "./config.js";
 import type { ConversationState } from "./conversation.js";
 import { EchoModelClient, OpenAiModelClient, type ModelClient } from "./model-client.js";

@@ -1,7 +1,8 @@
-import { TerminalError } from "../../shared/processor-errors.js";
-import type { Processor } from "../../shared/processor-runtime.js";
-import type { StreamPath } from "../../shared/subjects.js";
-import { ScheduleAddedSchema, ScheduleCancelledSchema, ScheduleEventTypes } from "./events.js";
+import { TerminalError } from "../runtime/errors.js";
+import type { Processor } from "../runtime/runtime.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
+import { ScheduleAddedSchema, ScheduleCancelledSchema } from "../../shared/contract/events/schedules.js";
+import { ScheduleEventTypes } from "../../shared/contract/wire.js";
 import { firstDue, validateSchedule } from "./schedule.js";
 import type { ScheduleIndex } from "./schedule-index.js";
 

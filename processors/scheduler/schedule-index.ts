@@ -1,9 +1,9 @@
 import { Kvm, type KV } from "@nats-io/kv";
-import { watchBucket } from "../../shared/kv-watch.js";
-import type { Logger } from "../../shared/logger.js";
-import type { Nats } from "../../shared/nats.js";
-import { slugKeyOf, type StreamPath } from "../../shared/subjects.js";
-import type { Schedule } from "./events.js";
+import { watchBucket } from "../../shared/nats/kv-watch.js";
+import type { Logger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { slugKeyOf, type StreamPath } from "../../shared/contract/subjects.js";
+import type { Schedule } from "../../shared/contract/events/schedules.js";
 
 export const SCHEDULE_BUCKET = "agentmesh-schedules";
 

@@ -1,5 +1,5 @@
 import { Cron } from "croner";
-import type { Schedule } from "./events.js";
+import type { Schedule } from "../../shared/contract/events/schedules.js";
 
 /**
  * When a schedule is due, pure. `addedAtMs` is the schedule/added event's

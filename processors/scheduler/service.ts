@@ -1,5 +1,5 @@
-import type { ProcessorDeps } from "../../shared/processor-main.js";
-import type { Processor } from "../../shared/processor-runtime.js";
+import type { ProcessorDeps } from "../runtime/run-processor.js";
+import type { Processor } from "../runtime/runtime.js";
 import { SCHEDULER_NAME, schedulerProcessor } from "./processor.js";
 import { ScheduleIndex } from "./schedule-index.js";
 import { ScheduleTimers } from "./timers.js";

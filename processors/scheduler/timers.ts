@@ -1,13 +1,13 @@
 import TinyQueue from "tinyqueue";
-import { appendEvents } from "../../shared/append.js";
-import { AgentmeshError } from "../../shared/errors.js";
-import type { Logger } from "../../shared/logger.js";
-import { scheduleDelay } from "../../shared/metrics.js";
-import type { Nats } from "../../shared/nats.js";
-import type { StreamIndexes } from "../../shared/stream-indexes.js";
+import { appendEvents } from "../../shared/log/append.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import type { Logger } from "../../shared/service/logger.js";
+import { scheduleDelay } from "../../shared/service/metrics.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import type { StreamIndexes } from "../../shared/log/stream-indexes.js";
 import { nextDue } from "./schedule.js";
 import type { IndexedSchedule, ScheduleIndex } from "./schedule-index.js";
-import { serviceWriter } from "../../shared/writer.js";
+import { serviceWriter } from "../../shared/log/writer.js";
 
 /** setTimeout cannot wait longer than ~24.8 days; far schedules are re-armed. */
 const MAX_TIMER_MS = 60 * 60 * 1000;

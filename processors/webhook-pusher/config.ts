@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { configFields, parseConfig } from "../../shared/config.js";
-import { SecretKeysSchema } from "../../shared/secrets.js";
+import { configFields, parseConfig } from "../../shared/service/config.js";
+import { SecretKeysSchema } from "../../shared/log/secrets.js";
 
 /** Svix's schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
 const DEFAULT_RETRY_SCHEDULE_MS = "0,5000,300000,1800000,7200000,18000000,36000000,36000000";

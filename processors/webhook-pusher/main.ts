@@ -1,4 +1,4 @@
-import { runProcessorMain } from "../../shared/processor-main.js";
+import { runProcessorMain } from "../runtime/run-processor.js";
 import { WEBHOOK_PUSHER_NAME } from "./processor.js";
 import { buildWebhookPusher } from "./service.js";
 

@@ -1,14 +1,15 @@
 import { lookup } from "node:dns/promises";
 import { AckPolicy, DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
-import type { EventInput } from "../../shared/envelope.js";
-import type { LogIndex } from "../../shared/log-index.js";
-import type { Nats } from "../../shared/nats.js";
-import { TerminalError } from "../../shared/processor-errors.js";
-import type { Processor } from "../../shared/processor-runtime.js";
-import { openSecret, type SecretBox } from "../../shared/secrets.js";
-import { eventsSubject, slugKeyOf, type StreamPath } from "../../shared/subjects.js";
+import type { EventInput } from "../../shared/contract/envelope.js";
+import type { LogIndex } from "../../shared/log/log-index.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { TerminalError } from "../runtime/errors.js";
+import type { Processor } from "../runtime/runtime.js";
+import { openSecret, type SecretBox } from "../../shared/log/secrets.js";
+import { eventsSubject, slugKeyOf, type StreamPath } from "../../shared/contract/subjects.js";
 import type { AddressGuard } from "./address-guard.js";
-import { SubscriptionConfiguredSchema, SubscriptionEventTypes, SubscriptionRemovedSchema } from "./events.js";
+import { SubscriptionConfiguredSchema, SubscriptionRemovedSchema } from "../../shared/contract/events/subscriptions.js";
+import { SubscriptionEventTypes } from "../../shared/contract/wire.js";
 import { subscriptionConsumerName, type SubscriptionEntry } from "./subscriptions.js";
 
 export const WEBHOOK_PUSHER_NAME = "webhook-pusher";

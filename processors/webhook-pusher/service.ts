@@ -1,17 +1,17 @@
-import { appendEvents } from "../../shared/append.js";
-import { LogIndex } from "../../shared/log-index.js";
-import type { ProcessorDeps } from "../../shared/processor-main.js";
-import type { Processor } from "../../shared/processor-runtime.js";
-import { slugKeyOf } from "../../shared/subjects.js";
-import { SecretBox } from "../../shared/secrets.js";
+import { appendEvents } from "../../shared/log/append.js";
+import { LogIndex } from "../../shared/log/log-index.js";
+import type { ProcessorDeps } from "../runtime/run-processor.js";
+import type { Processor } from "../runtime/runtime.js";
+import { slugKeyOf } from "../../shared/contract/subjects.js";
+import { SecretBox } from "../../shared/log/secrets.js";
 import { AddressGuard } from "./address-guard.js";
 import { loadWebhookPusherConfig } from "./config.js";
 import { WebhookSender } from "./delivery.js";
-import { SubscriptionEventTypes } from "./events.js";
+import { SubscriptionEventTypes } from "../../shared/contract/wire.js";
 import { WEBHOOK_PUSHER_NAME, webhookPusherProcessor } from "./processor.js";
 import { SUBSCRIPTION_BUCKET, type SubscriptionEntry } from "./subscriptions.js";
 import { SubscriptionWorker } from "./worker.js";
-import { serviceWriter } from "../../shared/writer.js";
+import { serviceWriter } from "../../shared/log/writer.js";
 
 /** Wires the pusher: the subscription index, one worker per active subscription, and the processor that fills the index. */
 export async function buildWebhookPusher(deps: ProcessorDeps, env: NodeJS.ProcessEnv, options: { filterSubject?: string } = {}): Promise<Processor<null>> {

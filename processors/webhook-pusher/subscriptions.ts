@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { StreamPath } from "../../shared/subjects.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
 
 export const SUBSCRIPTION_BUCKET = "agentmesh-webhook-subscriptions";
 

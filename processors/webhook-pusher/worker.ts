@@ -1,17 +1,18 @@
 import type { ConsumerMessages } from "@nats-io/jetstream";
-import { appendEvents } from "../../shared/append.js";
-import { AgentmeshError } from "../../shared/errors.js";
-import type { Logger } from "../../shared/logger.js";
-import type { Nats } from "../../shared/nats.js";
-import { typeMatcher } from "../../shared/processor-runtime.js";
-import { webhookDeliveries } from "../../shared/metrics.js";
-import { decodeJsMsg } from "../../shared/read.js";
-import { openSecret, type SecretBox } from "../../shared/secrets.js";
-import type { StreamIndexes } from "../../shared/stream-indexes.js";
+import { appendEvents } from "../../shared/log/append.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import type { Logger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { typeMatcher } from "../runtime/runtime.js";
+import { webhookDeliveries } from "../../shared/service/metrics.js";
+import { decodeJsMsg } from "../../shared/log/read.js";
+import { openSecret, type SecretBox } from "../../shared/log/secrets.js";
+import type { StreamIndexes } from "../../shared/log/stream-indexes.js";
 import type { DeliveryOutcome, WebhookSender } from "./delivery.js";
-import { DEFAULT_EXCLUDED_TYPES, SubscriptionEventTypes } from "./events.js";
+import { DEFAULT_EXCLUDED_TYPES } from "../../shared/contract/events/subscriptions.js";
+import { SubscriptionEventTypes } from "../../shared/contract/wire.js";
 import type { SubscriptionEntry } from "./subscriptions.js";
-import { serviceWriter } from "../../shared/writer.js";
+import { serviceWriter } from "../../shared/log/writer.js";
 
 export interface WorkerDeps {
   nats: Nats;

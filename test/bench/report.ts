@@ -20,7 +20,7 @@ export interface BenchResults {
   loadavg: { before: number; after: number };
   /** The faster of the two windowed publishers below: the denominator of the append ratios. */
   rawPublish?: RateResult;
-  /** Windowed publish, acks matched on one subscription (shared/jetstream-publisher.ts). */
+  /** Windowed publish, acks matched on one subscription (shared/nats/jetstream-publisher.ts). */
   rawPublishAckTable?: RateResult;
   /** Windowed js.publish with `noAsyncTraces: true`. */
   rawPublishClient?: RateResult;

@@ -2,13 +2,13 @@ import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
-import { Defaults } from "../../shared/wire.js";
+import { Defaults } from "../../shared/contract/wire.js";
 import { checks, load1, machineInfo, phaseLines, table, writeResults, type BenchResults } from "./report.js";
 import { appendThroughput } from "./scenarios/appends.js";
 import { catchup } from "./scenarios/catchup.js";
 import { fanout } from "./scenarios/fanout.js";
 import { appendToSseLatency } from "./scenarios/latency.js";
-import { JetStreamPublisher } from "../../shared/jetstream-publisher.js";
+import { JetStreamPublisher } from "../../shared/nats/jetstream-publisher.js";
 import { rawPublish } from "./scenarios/raw.js";
 import { REPO_ROOT, startGatewayProcess } from "./support/gateway-process.js";
 import { print, progress } from "./support/log.js";
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     progress("raw: windowed JetStream publish, 256 in flight, 20,000 to warm up then up to 150,000 messages or 5 s");
     const raw = { path: "/bench/raw", maxMessages: 150_000, maxMs: 5_000, window: 256, warmupMessages: 20_000 };
     // Two ways to publish from Node: the client's js.publish (one request per message), and acks matched on
-    // one subscription (shared/jetstream-publisher.ts, what the services use). The faster is the denominator.
+    // one subscription (shared/nats/jetstream-publisher.ts, what the services use). The faster is the denominator.
     const publisher = new JetStreamPublisher(nc, 30_000);
     try {
       results.rawPublishAckTable = await phases.time("raw", () => rawPublish((subject, payload) => publisher.publish(subject, payload), raw));

@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import type { RunningProcessor } from "../../shared/processor-main.js";
-import type { Processor } from "../../shared/processor-runtime.js";
-import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
+import type { Processor } from "../../processors/runtime/runtime.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { buildLlm } from "../../processors/llm/service.js";
 import { buildScheduler } from "../../processors/scheduler/service.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";

@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 
 /** The JSON body of GET /streams/<path>. */

@@ -1,8 +1,8 @@
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Grant } from "../../gateway/auth/grants.js";
-import { AdminEventTypes } from "../../shared/wire.js";
-import type { Right } from "../../shared/writer.js";
+import { AdminEventTypes } from "../../shared/contract/wire.js";
+import type { Right } from "../../shared/log/writer.js";
 import { request, startGateway, type TestGateway } from "../support/gateway.js";
 
 /**

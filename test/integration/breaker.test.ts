@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { RunningProcessor } from "../../shared/processor-main.js";
-import type { Processor } from "../../shared/processor-runtime.js";
-import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
+import type { Processor } from "../../processors/runtime/runtime.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { breakerProcessor } from "../../processors/breaker/processor.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, runProcessor, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";

@@ -1,6 +1,6 @@
 import { DurableStream, stream, type JsonBatch } from "@durable-streams/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, waitFor } from "../support/processors.js";
 

@@ -1,9 +1,9 @@
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import { lastMessage } from "../../shared/read.js";
-import { kvKeyOf, type StreamPath } from "../../shared/subjects.js";
-import { KvBuckets } from "../../shared/wire.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { lastMessage } from "../../shared/log/read.js";
+import { kvKeyOf, type StreamPath } from "../../shared/contract/subjects.js";
+import { KvBuckets } from "../../shared/contract/wire.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 
 /**

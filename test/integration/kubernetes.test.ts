@@ -11,7 +11,7 @@ import { gatewayConfigShape } from "../../gateway/config.js";
 import { llmConfigShape } from "../../processors/llm/config.js";
 import { breakerConfigShape } from "../../processors/breaker/config.js";
 import { webhookPusherConfigShape } from "../../processors/webhook-pusher/config.js";
-import { processorConfigShape } from "../../shared/processor-config.js";
+import { processorConfigShape } from "../../processors/runtime/config.js";
 
 const root = join(import.meta.dirname, "../..");
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningProcessor } from "../../shared/processor-main.js";
-import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, runProcessor, uniqueName, waitFor } from "../support/processors.js";
 import { openSse } from "../support/sse.js";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
-import type { EventEnvelope } from "../../shared/envelope.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { request, startGateway, uniquePath } from "../support/gateway.js";
 import { openSse } from "../support/sse.js";
 

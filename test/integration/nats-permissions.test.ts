@@ -5,7 +5,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { buildGoTools } from "../../deploy/local/go-tools.js";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
-import type { EventEnvelope } from "../../shared/envelope.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { request, startGateway } from "../support/gateway.js";
 import { readAll, runProcessor, waitFor } from "../support/processors.js";
 

@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import type { RunningProcessor } from "../../shared/processor-main.js";
-import { RetryableError, TerminalError } from "../../shared/processor-errors.js";
-import type { Processor } from "../../shared/processor-runtime.js";
-import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
-import { ConsumerNames } from "../../shared/wire.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
+import { RetryableError, TerminalError } from "../../processors/runtime/errors.js";
+import type { Processor } from "../../processors/runtime/runtime.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
+import { ConsumerNames } from "../../shared/contract/wire.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, runProcessor, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import type { RunningProcessor } from "../../shared/processor-main.js";
-import { eventsSubject, parseStreamPath, type StreamPath } from "../../shared/subjects.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
+import { eventsSubject, parseStreamPath, type StreamPath } from "../../shared/contract/subjects.js";
 import { Kvm } from "@nats-io/kv";
 import { SCHEDULE_BUCKET, scheduleKey, type ScheduleEntry } from "../../processors/scheduler/schedule-index.js";
 import { buildScheduler } from "../../processors/scheduler/service.js";

@@ -1,7 +1,7 @@
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import { eventsSubject, parseStreamPath } from "../../shared/subjects.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { startNatsProxy } from "../support/nats-proxy.js";
 import { openSse, type SseMessage } from "../support/sse.js";

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
-import { KvBuckets } from "../../shared/wire.js";
+import { KvBuckets } from "../../shared/contract/wire.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { startNatsCluster } from "../support/nats-cluster.js";
 

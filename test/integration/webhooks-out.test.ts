@@ -1,8 +1,8 @@
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import type { RunningProcessor } from "../../shared/processor-main.js";
-import { eventsSubject, parseStreamPath, type StreamPath } from "../../shared/subjects.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
+import { eventsSubject, parseStreamPath, type StreamPath } from "../../shared/contract/subjects.js";
 import { buildWebhookPusher } from "../../processors/webhook-pusher/service.js";
 import { subscriptionConsumerName } from "../../processors/webhook-pusher/subscriptions.js";
 import { request, startGateway, TEST_SECRETS_KEYS, uniquePath, type TestGateway } from "../support/gateway.js";

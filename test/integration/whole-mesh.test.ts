@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { runDemo } from "../../deploy/local/demo-run.js";
-import type { EventEnvelope } from "../../shared/envelope.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { freePort } from "../support/ports.js";
 
 describe("the whole mesh, every service its own process", () => {

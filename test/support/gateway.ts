@@ -3,10 +3,10 @@ import type { FastifyInstance } from "fastify";
 import { inject } from "vitest";
 import { buildApp } from "../../gateway/app.js";
 import { loadGatewayConfig } from "../../gateway/config.js";
-import { createLogger } from "../../shared/logger.js";
-import type { Nats } from "../../shared/nats.js";
-import { connectToEvents } from "../../shared/streams.js";
-import { StreamIndexes } from "../../shared/stream-indexes.js";
+import { createLogger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { connectToEvents } from "../../shared/nats/events-stream.js";
+import { StreamIndexes } from "../../shared/log/stream-indexes.js";
 
 export interface TestGateway {
   url: string;
@@ -50,7 +50,7 @@ export async function startGateway(env: Record<string, string> = {}, port = 0): 
   };
 }
 
-/** The sealing key every test service shares (shared/secrets.ts), as one deployment's services would. */
+/** The sealing key every test service shares (shared/log/secrets.ts), as one deployment's services would. */
 export const TEST_SECRETS_KEYS = `test:${Buffer.alloc(32, 7).toString("base64")}`;
 
 /** A stream path no other test uses. */

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import { startProcessor, type ProcessorDeps, type RunningProcessor } from "../../shared/processor-main.js";
-import type { Nats } from "../../shared/nats.js";
-import type { Processor } from "../../shared/processor-runtime.js";
-import { ConsumerNames } from "../../shared/wire.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { startProcessor, type ProcessorDeps, type RunningProcessor } from "../../processors/runtime/run-processor.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import type { Processor } from "../../processors/runtime/runtime.js";
+import { ConsumerNames } from "../../shared/contract/wire.js";
 import { request, TEST_SECRETS_KEYS } from "./gateway.js";
 
 /** Run a processor in this process against the test run's nats-server, as its main.ts would. */

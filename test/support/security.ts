@@ -2,11 +2,11 @@ import { SignJWT } from "jose";
 import { inject } from "vitest";
 import { buildApp } from "../../gateway/app.js";
 import { loadGatewayConfig } from "../../gateway/config.js";
-import type { EventEnvelope } from "../../shared/envelope.js";
-import { createLogger } from "../../shared/logger.js";
-import type { Nats } from "../../shared/nats.js";
-import { connectToEvents } from "../../shared/streams.js";
-import { StreamIndexes } from "../../shared/stream-indexes.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { createLogger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { connectToEvents } from "../../shared/nats/events-stream.js";
+import { StreamIndexes } from "../../shared/log/stream-indexes.js";
 import { request, type JsonReply } from "./gateway.js";
 import { waitFor } from "./processors.js";
 

@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { EventSourceMessage } from "eventsource-parser";
-import type { ReadPage } from "../../../shared/read.js";
+import type { ReadPage } from "../../../gateway/reads/read-page.js";
 import { batchBody } from "../support/events.js";
 import { getJson, keepAliveAgent, postJson } from "../support/http.js";
 import { progress } from "../support/log.js";

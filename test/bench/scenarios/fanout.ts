@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import type { EventEnvelope } from "../../../shared/envelope.js";
+import type { EventEnvelope } from "../../../shared/contract/envelope.js";
 import { stopChild } from "../support/gateway-process.js";
 import { indexedInput } from "../support/events.js";
 import { keepAliveAgent, postJson } from "../support/http.js";

@@ -1,5 +1,5 @@
 import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
-import { eventsSubject, parseStreamPath } from "../../../shared/subjects.js";
+import { eventsSubject, parseStreamPath } from "../../../shared/contract/subjects.js";
 import { storedEventBytes } from "../support/events.js";
 import { perSecond } from "../support/stats.js";
 

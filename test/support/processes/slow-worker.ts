@@ -3,7 +3,7 @@
  * `job/requested` with `job/done` after SLOW_WORKER_DELAY_MS, and says on stdout
  * when it starts reacting, so a test can kill it mid-event.
  */
-import { runProcessorMain } from "../../../shared/processor-main.js";
+import { runProcessorMain } from "../../../processors/runtime/run-processor.js";
 
 const name = process.env.SLOW_WORKER_NAME ?? "slow-worker";
 const delayMs = Number(process.env.SLOW_WORKER_DELAY_MS ?? "1000");

@@ -1,6 +1,6 @@
 import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
-import type { Logger } from "./logger.js";
-import type { Nats } from "./nats.js";
+import type { Logger } from "../service/logger.js";
+import type { Nats } from "./connection.js";
 
 /**
  * The one way to follow a JetStream subject for as long as a service runs

@@ -2,19 +2,6 @@ import { z } from "zod";
 
 /** The agent loop's events (docs/EVENTS.md, "Agents"). One schema per event; types inferred. */
 
-export const AgentEventTypes = {
-  configured: "agent/configured",
-  inputAdded: "agent/input-added",
-  requestStarted: "agent/llm-request-started",
-  responseChunk: "agent/llm-response-chunk",
-  requestSettled: "agent/llm-request-settled",
-  toolCallRequested: "agent/tool-call-requested",
-  toolCallSettled: "agent/tool-call-settled",
-  /** Scheduled by the LLM processor when it requests a tool call; settles the call with an error if nobody has. */
-  toolCallTimedOut: "agent/tool-call-timed-out",
-  paused: "agent/paused",
-} as const;
-
 export const ToolSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "1 to 64 of A-Z a-z 0-9 _ -"),
   description: z.string().default(""),

@@ -1,6 +1,6 @@
-import type { EventEnvelope } from "./envelope.js";
-import { StreamPausedSchema } from "./system-events.js";
-import { SystemEventTypes } from "./wire.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { StreamPausedSchema } from "../../shared/contract/events/stream.js";
+import { SystemEventTypes } from "../../shared/contract/wire.js";
 
 /** How many of a processor's own reactions the state remembers to skip a redelivered event. */
 const REMEMBERED_REACTIONS = 256;

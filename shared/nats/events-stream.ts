@@ -1,8 +1,8 @@
 import { DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
-import type { BaseConfig } from "./config.js";
-import type { Logger } from "./logger.js";
-import { connectNats, type Nats } from "./nats.js";
-import { SubjectRoots } from "./wire.js";
+import type { BaseConfig } from "../service/config.js";
+import type { Logger } from "../service/logger.js";
+import { connectNats, type Nats } from "./connection.js";
+import { SubjectRoots } from "../contract/wire.js";
 
 export interface EventsStreamOptions {
   name: string;

@@ -1,7 +1,7 @@
-import { AgentmeshError } from "./errors.js";
-import { lastMessage } from "./read.js";
-import { natsFailure, type Nats } from "./nats.js";
-import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath } from "./subjects.js";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { lastMessage } from "../../shared/log/read.js";
+import { natsFailure, type Nats } from "../../shared/nats/connection.js";
+import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath } from "../../shared/contract/subjects.js";
 
 export interface StreamSummary {
   path: StreamPath;

@@ -1,6 +1,6 @@
-import { AgentmeshError } from "./errors.js";
-import type { StreamPath } from "./subjects.js";
-import { AdminEventTypes } from "./wire.js";
+import { AgentmeshError } from "../contract/errors.js";
+import type { StreamPath } from "../contract/subjects.js";
+import { AdminEventTypes } from "../contract/wire.js";
 
 /** What a grant can allow on a stream (docs/SECURITY.md, "Rights"). */
 export type Right = "read" | "append" | "admin";

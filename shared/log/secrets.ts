@@ -1,7 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { z } from "zod";
-import { AgentmeshError } from "./errors.js";
-import type { StreamPath } from "./subjects.js";
+import { AgentmeshError } from "../contract/errors.js";
+import { isSealed, SEALED_PREFIX, SecretFields } from "../contract/credentials.js";
+import type { StreamPath } from "../contract/subjects.js";
 
 /**
  * Credentials that events carry (webhook secrets, and whatever later events
@@ -10,23 +11,10 @@ import type { StreamPath } from "./subjects.js";
  * truth while no reader of it (JSON, SSE, Durable Streams, forks) ever sees the
  * secret, and a sealed value copied into another stream does not open there.
  * docs/SECURITY.md ("Where secrets live") says why this and not a side store.
- *
- * Sealed form: `sealed:v1:<key id>:<base64url of iv(12) | ciphertext | tag(16)>`.
+
  */
 
-/** Event types whose payload carries credentials, and the fields that hold them (top-level strings). */
-export const SecretFields: Readonly<Record<string, readonly string[]>> = {
-  "webhook/inbound-configured": ["secret"],
-  // A receiver's URL may carry a credential of its own (user:password@, a Slack-style secret path).
-  "subscription/configured": ["secret", "url"],
-};
-
-const SEALED_PREFIX = "sealed:v1:";
 const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
-
-export function isSealed(value: string): boolean {
-  return value.startsWith(SEALED_PREFIX);
-}
 
 /** `SECRETS_KEYS`: `id:base64key[,id:base64key...]`, 32-byte keys; the first seals, all open (key rotation). */
 export const SecretKeysSchema = z
@@ -168,9 +156,3 @@ export function openSecret(box: SecretBox | null, stored: string, path: StreamPa
     throw new AgentmeshError("SECRETS_UNAVAILABLE", `The ${type} secret of ${path} does not open with this service's SECRETS_KEYS: ${err instanceof Error ? err.message : "unknown"}`, { cause: err });
   }
 }
-
-/** A credential field of a stored payload: the Standard Webhooks secret as sent, or sealed by the gateway. */
-export const StoredWebhookSecretSchema = z.string().refine((value) => value.startsWith("whsec_") || isSealed(value), "a Standard Webhooks secret (whsec_...)");
-
-/** A value the gateway sealed (its shape only: opening it checks the rest). */
-export const SealedValueSchema = z.string().refine(isSealed, "a sealed value");

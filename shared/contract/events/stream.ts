@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { StoredWebhookSecretSchema } from "./secrets.js";
-import { SystemEventTypes } from "./wire.js";
+import { StoredWebhookSecretSchema } from "../credentials.js";
+import { SystemEventTypes } from "../wire.js";
 
 /** Payload schemas of the events the mesh itself writes (docs/EVENTS.md, "Event types"). */
 

@@ -49,6 +49,34 @@ export const SystemEventTypes = {
   webhookReceived: "webhook/received",
 } as const;
 
+/** The agent loop's events (shared/contract/events/agent.ts has their payloads). */
+export const AgentEventTypes = {
+  configured: "agent/configured",
+  inputAdded: "agent/input-added",
+  requestStarted: "agent/llm-request-started",
+  responseChunk: "agent/llm-response-chunk",
+  requestSettled: "agent/llm-request-settled",
+  toolCallRequested: "agent/tool-call-requested",
+  toolCallSettled: "agent/tool-call-settled",
+  /** Scheduled by the LLM processor when it requests a tool call; settles the call with an error if nobody has. */
+  toolCallTimedOut: "agent/tool-call-timed-out",
+  paused: "agent/paused",
+} as const;
+
+/** The scheduler's events (shared/contract/events/schedules.ts). */
+export const ScheduleEventTypes = {
+  added: "schedule/added",
+  cancelled: "schedule/cancelled",
+} as const;
+
+/** The webhook pusher's events (shared/contract/events/subscriptions.ts). */
+export const SubscriptionEventTypes = {
+  configured: "subscription/configured",
+  removed: "subscription/removed",
+  deliveryFailed: "subscription/delivery-failed",
+  disabled: "subscription/disabled",
+} as const;
+
 /** Appending these changes how a stream is run (pause, limits, schedules, webhooks): the `admin` right is needed. */
 const SteeringEventTypes = [
   SystemEventTypes.paused,
@@ -56,12 +84,12 @@ const SteeringEventTypes = [
   SystemEventTypes.resumed,
   SystemEventTypes.breakerConfigured,
   SystemEventTypes.inboundConfigured,
-  "schedule/added",
-  "schedule/cancelled",
-  "subscription/configured",
-  "subscription/removed",
+  ScheduleEventTypes.added,
+  ScheduleEventTypes.cancelled,
+  SubscriptionEventTypes.configured,
+  SubscriptionEventTypes.removed,
   // The model, prompt, tools and turn limit an agent runs with: what it costs and how far it may go alone.
-  "agent/configured",
+  AgentEventTypes.configured,
   // Stored by the gateway for POST /hooks; the breaker does not count it as load, so a client writing one
   // directly could run a loop past the breaker.
   SystemEventTypes.webhookReceived,
@@ -72,15 +100,15 @@ const SteeringEventTypes = [
  * runs with, which tool is called, what counts as settled or failed. A client needs `admin` to write one.
  */
 const ProcessorOutputEventTypes = [
-  "agent/llm-request-started",
-  "agent/llm-request-settled",
-  "agent/llm-response-chunk",
-  "agent/tool-call-requested",
-  "agent/tool-call-timed-out",
+  AgentEventTypes.requestStarted,
+  AgentEventTypes.requestSettled,
+  AgentEventTypes.responseChunk,
+  AgentEventTypes.toolCallRequested,
+  AgentEventTypes.toolCallTimedOut,
   SystemEventTypes.errorOccurred,
   SystemEventTypes.invalidEvent,
-  "subscription/delivery-failed",
-  "subscription/disabled",
+  SubscriptionEventTypes.deliveryFailed,
+  SubscriptionEventTypes.disabled,
 ];
 
 /** Every event type a client needs the `admin` right to append (docs/EVENTS.md, "Admin-only event types"). */

@@ -1,12 +1,7 @@
 import { z } from "zod";
-import { EventTypeSchema } from "../../shared/envelope.js";
+import { EventTypeSchema } from "../envelope.js";
 
 /** The scheduler's events (docs/EVENTS.md, "Schedules"). */
-
-export const ScheduleEventTypes = {
-  added: "schedule/added",
-  cancelled: "schedule/cancelled",
-} as const;
 
 /** Slugs are KV-key-safe so the schedule index can use them as the last key token. */
 export const SlugSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, "1 to 128 of A-Z a-z 0-9 _ -");

@@ -1,7 +1,7 @@
-import type { EventEnvelope } from "./envelope.js";
-import type { Nats } from "./nats.js";
-import { lastOffset, readFew } from "./read.js";
-import { eventsSubject, type StreamPath } from "./subjects.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { lastOffset, readFew } from "../../shared/log/read.js";
+import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
 import { initialSystemState, reduceSystemState, type SystemState } from "./system-state.js";
 
 export interface StreamState<S> {

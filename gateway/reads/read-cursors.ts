@@ -1,6 +1,6 @@
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
-import type { Nats } from "./nats.js";
-import { openOrderedRead } from "./read.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { openOrderedRead } from "../../shared/log/read.js";
 
 /**
  * Paged reads that continue where the previous page ended keep its ordered

@@ -1,20 +1,21 @@
 import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
-import { encodeBody, toEnvelope, toStoredBody, type EventEnvelope, type StoredBody, type ValidEventInput } from "./envelope.js";
-import { AgentmeshError } from "./errors.js";
-import { eventsAppended } from "./metrics.js";
-import { maxMessageBytes, natsFailure, type Nats } from "./nats.js";
+import { encodeBody, toEnvelope, toStoredBody, type EventEnvelope, type StoredBody, type ValidEventInput } from "../contract/envelope.js";
+import { AgentmeshError } from "../contract/errors.js";
+import { eventsAppended } from "../service/metrics.js";
+import { maxMessageBytes, natsFailure, type Nats } from "../nats/connection.js";
 import { getEvent, lastOffset } from "./read.js";
-import { SecretFields, sealPayload, type SecretBox } from "./secrets.js";
-import { CheckedPayloadSchemas } from "./system-events.js";
-import { eventsSubject, liveSubject, type StreamPath } from "./subjects.js";
+import { SecretFields } from "../contract/credentials.js";
+import { sealPayload, type SecretBox } from "./secrets.js";
+import { CheckedPayloadSchemas } from "../contract/events/stream.js";
+import { eventsSubject, liveSubject, type StreamPath } from "../contract/subjects.js";
 import type { StreamIndexes } from "./stream-indexes.js";
-import { JetStreamErrorCodes, SystemEventTypes } from "./wire.js";
+import { JetStreamErrorCodes, SystemEventTypes } from "../contract/wire.js";
 import { authorizeAppend, type Writer } from "./writer.js";
 
 export interface AppendOptions {
-  /** Who appends: the authorization decision (shared/writer.ts) is made here, for every way in. */
+  /** Who appends: the authorization decision (shared/log/writer.ts) is made here, for every way in. */
   writer: Writer;
-  /** Seals the credentials some events carry (shared/secrets.ts); without it such events are refused. */
+  /** Seals the credentials some events carry (shared/log/secrets.ts); without it such events are refused. */
   secrets?: SecretBox | null;
   /** Append only if the stream's last offset is this (0: the stream must be empty). */
   expectOffset?: number;

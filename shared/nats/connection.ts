@@ -9,10 +9,10 @@ import {
   type NatsConnection,
 } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { AgentmeshError } from "./errors.js";
+import { AgentmeshError } from "../contract/errors.js";
 import { JetStreamPublisher } from "./jetstream-publisher.js";
-import type { Logger } from "./logger.js";
-import { JetStreamErrorCodes } from "./wire.js";
+import type { Logger } from "../service/logger.js";
+import { JetStreamErrorCodes } from "../contract/wire.js";
 
 /** The handles every service needs to talk to JetStream, plus the stream that holds all agent streams. */
 export interface Nats {

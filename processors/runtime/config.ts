@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { baseConfigShape, configFields, parseConfig } from "./config.js";
+import { baseConfigShape, configFields, parseConfig } from "../../shared/service/config.js";
 
 /** The variables every processor reads, beside its own (`processors/<name>/config.ts`). */
 export const processorConfigShape = {

@@ -1,6 +1,6 @@
 import { JetStreamApiError, type ApiError, type PubAck } from "@nats-io/jetstream";
 import { createInbox, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { AgentmeshError } from "./errors.js";
+import { AgentmeshError } from "../contract/errors.js";
 
 export interface PublishOptions {
   /** Nats-Msg-Id: JetStream stores a repeat within the duplicate window only once. */

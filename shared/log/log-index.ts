@@ -1,7 +1,7 @@
 import { Kvm, type KV } from "@nats-io/kv";
-import { watchBucket } from "./kv-watch.js";
-import type { Logger } from "./logger.js";
-import { isCompareAndSetConflict, type Nats } from "./nats.js";
+import { watchBucket } from "../nats/kv-watch.js";
+import type { Logger } from "../service/logger.js";
+import { isCompareAndSetConflict, type Nats } from "../nats/connection.js";
 
 /**
  * A fact read from the log (per stream, or per stream and slug), cached in a KV bucket that every

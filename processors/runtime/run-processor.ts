@@ -1,12 +1,12 @@
-import { ConfigError } from "./config.js";
-import { loadProcessorConfig, type ProcessorConfig } from "./processor-config.js";
+import { ConfigError } from "../../shared/service/config.js";
+import { loadProcessorConfig, type ProcessorConfig } from "./config.js";
 import { startHealthServer } from "./health-server.js";
-import { collectProcessMetrics, registerLagGauge } from "./metrics.js";
-import { createLogger, type Logger } from "./logger.js";
-import type { Nats } from "./nats.js";
-import { StreamIndexes } from "./stream-indexes.js";
-import { ProcessorRuntime, type Processor } from "./processor-runtime.js";
-import { connectToEvents } from "./streams.js";
+import { collectProcessMetrics, registerLagGauge } from "../../shared/service/metrics.js";
+import { createLogger, type Logger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { StreamIndexes } from "../../shared/log/stream-indexes.js";
+import { ProcessorRuntime, type Processor } from "./runtime.js";
+import { connectToEvents } from "../../shared/nats/events-stream.js";
 
 
 export interface RunningProcessor {

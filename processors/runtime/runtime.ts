@@ -1,18 +1,18 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
-import { appendEvents } from "./append.js";
-import type { EventEnvelope, EventInput, ValidEventInput } from "./envelope.js";
-import { EventInputSchema } from "./envelope.js";
-import { AgentmeshError, ensureError } from "./errors.js";
-import type { Logger } from "./logger.js";
-import type { Nats } from "./nats.js";
-import type { StreamIndexes } from "./stream-indexes.js";
-import { RetryableError, TerminalError } from "./processor-errors.js";
-import { processorEvents, processorSeconds } from "./metrics.js";
-import { decodeJsMsg } from "./read.js";
+import { appendEvents } from "../../shared/log/append.js";
+import type { EventEnvelope, EventInput, ValidEventInput } from "../../shared/contract/envelope.js";
+import { EventInputSchema } from "../../shared/contract/envelope.js";
+import { AgentmeshError, ensureError } from "../../shared/contract/errors.js";
+import type { Logger } from "../../shared/service/logger.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import type { StreamIndexes } from "../../shared/log/stream-indexes.js";
+import { RetryableError, TerminalError } from "./errors.js";
+import { processorEvents, processorSeconds } from "../../shared/service/metrics.js";
+import { decodeJsMsg } from "../../shared/log/read.js";
 import { StreamStateCache, type StreamState } from "./stream-state-cache.js";
-import type { StreamPath } from "./subjects.js";
-import { ConsumerNames, SubjectRoots, SystemEventTypes } from "./wire.js";
-import { serviceWriter, type Writer } from "./writer.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
+import { ConsumerNames, SubjectRoots, SystemEventTypes } from "../../shared/contract/wire.js";
+import { serviceWriter, type Writer } from "../../shared/log/writer.js";
 
 /** What a processor sees when an event it triggers on arrives. */
 export interface ReactionContext<S> {

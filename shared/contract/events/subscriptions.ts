@@ -1,15 +1,8 @@
 import { z } from "zod";
-import { SealedValueSchema, StoredWebhookSecretSchema } from "../../shared/secrets.js";
-import { SlugSchema } from "../scheduler/events.js";
+import { SealedValueSchema, StoredWebhookSecretSchema } from "../credentials.js";
+import { SlugSchema } from "./schedules.js";
 
 /** The webhook pusher's events (docs/EVENTS.md, "Webhooks out"). */
-
-export const SubscriptionEventTypes = {
-  configured: "subscription/configured",
-  removed: "subscription/removed",
-  deliveryFailed: "subscription/delivery-failed",
-  disabled: "subscription/disabled",
-} as const;
 
 /** By default every event is pushed except the pusher's own, which would otherwise loop. */
 export const DEFAULT_EXCLUDED_TYPES = ["subscription/*"] as const;

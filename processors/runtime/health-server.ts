@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import { metricsRegistry } from "./metrics.js";
+import { metricsRegistry } from "../../shared/service/metrics.js";
 
 export interface HealthChecks {
   /** Ready to do its job (NATS connected, consumer running). */

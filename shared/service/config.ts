@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Defaults } from "./wire.js";
+import { Defaults } from "../contract/wire.js";
 
 /**
  * Configuration shared by every service, read once from the environment at

@@ -1,8 +1,8 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { followLasting } from "./lasting-consumer.js";
-import type { Logger } from "./logger.js";
-import type { Nats } from "./nats.js";
+import type { Logger } from "../service/logger.js";
+import type { Nats } from "./connection.js";
 
 /** One change of a KV bucket, as a watcher sees it. */
 export interface KvChange {
@@ -29,7 +29,7 @@ function changeOf(m: JsMsg, prefix: string): KvChange {
  * Follow every key of a KV bucket for as long as the service runs: `onChange`
  * hears each current key first, then every change, in order, and keeps
  * hearing them across reconnects and the loss of the server that hosted the
- * watch (shared/lasting-consumer.ts). Resolves once the current keys are
+ * watch (shared/nats/lasting-consumer.ts). Resolves once the current keys are
  * delivered, so a caller starts with the whole index. Returns the way to stop.
  */
 export async function watchBucket(nats: Nats, kv: KV, onChange: (change: KvChange) => void, logger: Logger, what: string): Promise<() => void> {

@@ -1,10 +1,10 @@
-import type { EventEnvelope } from "./envelope.js";
+import type { EventEnvelope } from "../contract/envelope.js";
 import { LogIndex } from "./log-index.js";
-import type { Logger } from "./logger.js";
-import type { Nats } from "./nats.js";
-import { kvKeyOf, type StreamPath } from "./subjects.js";
-import { InboundConfiguredSchema, StreamPausedSchema } from "./system-events.js";
-import { KvBuckets, SystemEventTypes } from "./wire.js";
+import type { Logger } from "../service/logger.js";
+import type { Nats } from "../nats/connection.js";
+import { kvKeyOf, type StreamPath } from "../contract/subjects.js";
+import { InboundConfiguredSchema, StreamPausedSchema } from "../contract/events/stream.js";
+import { KvBuckets, SystemEventTypes } from "../contract/wire.js";
 
 /** Whether a stream is paused: its last stream/paused or stream/resumed. */
 export interface PauseStatus {

@@ -1,0 +1,41 @@
+/**
+ * The layout's rules (README, "Layout"), checked by `npm run lint`: layers point one way, concepts do not
+ * depend on what builds on them, processors do not depend on each other, and nothing imports in a circle.
+ */
+module.exports = {
+  forbidden: [
+    { name: "no-circular", severity: "error", comment: "An import cycle: one of the modules depends on what depends on it.", from: {}, to: { circular: true } },
+    {
+      name: "shared-stands-alone",
+      severity: "error",
+      comment: "shared/ is what every service builds on: it imports no service, deployment or test code.",
+      from: { path: "^shared/" },
+      to: { path: "^(gateway|processors|deploy|test)/" },
+    },
+    {
+      name: "contract-is-the-bottom",
+      severity: "error",
+      comment: "The event contract (names, envelope, subjects, errors, payload schemas) depends on nothing else of ours.",
+      from: { path: "^shared/contract/" },
+      to: { path: "^shared/(nats|log|service)/" },
+    },
+    { name: "nats-below-log", severity: "error", comment: "NATS plumbing knows nothing of the log built on it.", from: { path: "^shared/nats/" }, to: { path: "^shared/log/" } },
+    { name: "gateway-not-processors", severity: "error", comment: "The gateway and the processors meet only on NATS.", from: { path: "^gateway/" }, to: { path: "^processors/" } },
+    { name: "processors-not-gateway", severity: "error", comment: "The gateway and the processors meet only on NATS.", from: { path: "^processors/" }, to: { path: "^gateway/" } },
+    {
+      name: "processors-apart",
+      severity: "error",
+      comment: "A processor uses the processor framework (processors/runtime) and shared/, never another processor.",
+      from: { path: "^processors/([^/]+)/", pathNot: "^processors/runtime/" },
+      to: { path: "^processors/([^/]+)/", pathNot: ["^processors/$1/", "^processors/runtime/"] },
+    },
+    { name: "runtime-not-a-processor", severity: "error", comment: "The framework depends on no processor built on it.", from: { path: "^processors/runtime/" }, to: { path: "^processors/", pathNot: "^processors/runtime/" } },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    exclude: { path: "^(node_modules|\\.data)/" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { extensions: [".ts", ".js"] },
+  },
+};
