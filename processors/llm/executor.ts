@@ -1,14 +1,13 @@
-import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
-import { publishEphemeral } from "../../shared/append.js";
-import type { Logger } from "../../shared/logger.js";
-import { llmSeconds, llmTokens } from "../../shared/metrics.js";
-import type { Nats } from "../../shared/nats.js";
-import { decodeJsMsg } from "../../shared/read.js";
-import { eventsSubject, type StreamPath } from "../../shared/subjects.js";
-import { SystemEventTypes } from "../../shared/wire.js";
-import { serviceWriter } from "../../shared/writer.js";
+import { publishEphemeral } from "../../shared/log/append.js";
+import type { Logger } from "../../shared/service/logger.js";
+import { llmSeconds, llmTokens } from "../../shared/service/metrics.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { followStream } from "../../shared/log/follow.js";
+import type { StreamPath } from "../../shared/contract/subjects.js";
+import { AgentEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
+import { serviceWriter } from "../../shared/log/writer.js";
 import type { ConversationState } from "./conversation.js";
-import { AgentEventTypes, InputAddedSchema, type RequestResult } from "./events.js";
+import { InputAddedSchema, type RequestResult } from "../../shared/contract/events/agent.js";
 import type { ModelClient } from "./model-client.js";
 
 /** Response chunks are published by the LLM processor itself. */
@@ -29,23 +28,21 @@ export interface ExecutionContext {
 }
 
 /**
- * Watches the stream from just after the request for what must stop it: an
- * interrupting input, or the stream being paused. Calls `stop` with the reason.
+ * Watches the stream from just after the request for what must stop it: an interrupting input, or the stream
+ * being paused. Calls `stop` with the reason. No consumer per request (shared/log/follow.ts): a consumer created
+ * and deleted for every model request was most of the JetStream API calls under agent traffic (issue #20).
  */
-async function watchForInterrupts(nats: Nats, path: StreamPath, fromOffset: number, stop: (reason: string) => void): Promise<() => void> {
-  const consumer = await nats.js.consumers.get(nats.streamName, { filter_subjects: eventsSubject(path), deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromOffset });
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 100 });
-  void (async () => {
-    for await (const m of messages) {
-      const event = decodeJsMsg(m).envelope;
+function watchForInterrupts(nats: Nats, path: StreamPath, fromOffset: number, stop: (reason: string) => void, log: Logger): Promise<() => void> {
+  return followStream(
+    nats,
+    path,
+    fromOffset - 1,
+    (event) => {
       if (event.type === AgentEventTypes.inputAdded && InputAddedSchema.safeParse(event.payload).data?.trigger === "interrupt") stop(`interrupted by input at offset ${event.offset}`);
       if (event.type === SystemEventTypes.paused || event.type === SystemEventTypes.agentPaused) stop(`stream paused at offset ${event.offset}`);
-    }
-  })().catch(() => undefined);
-  return () => {
-    messages.stop();
-    void consumer.delete().catch(() => false);
-  };
+    },
+    log,
+  );
 }
 
 /**
@@ -61,10 +58,16 @@ export async function executeRequest(context: ExecutionContext): Promise<Request
   // Set from the watcher's callback; read through a function so the compiler does not assume it stays null.
   const cancel = { reason: null as string | null };
   const cancelReason = (): string | null => cancel.reason;
-  const stopWatching = await watchForInterrupts(nats, path, requestOffset + 1, (reason) => {
-    cancel.reason ??= reason;
-    controller.abort(new Error(reason));
-  });
+  const stopWatching = await watchForInterrupts(
+    nats,
+    path,
+    requestOffset + 1,
+    (reason) => {
+      cancel.reason ??= reason;
+      controller.abort(new Error(reason));
+    },
+    log,
+  );
 
   let partialText = "";
   let buffered = "";
