@@ -60,6 +60,8 @@ export interface NatsServerOptions {
   configFile?: string;
   /** Environment for the server: its configuration may refer to variables (`$GATEWAY_PASSWORD`). */
   env?: Record<string, string>;
+  /** Serve the HTTP monitoring endpoints (`/varz`, `/jsz`, ...) on this port of `host`; -1 lets the server pick a free one. Off by default. */
+  monitorPort?: number;
 }
 
 export interface NatsServer {
@@ -67,6 +69,8 @@ export interface NatsServer {
   readonly port: number;
   readonly storeDir: string;
   readonly pid: number;
+  /** The monitoring endpoints' origin (`http://host:port`), when `monitorPort` was given. */
+  readonly monitorUrl?: string;
   /** SIGTERM, wait for exit (SIGKILL after 5 s), remove a temporary store. */
   stop(): Promise<void>;
   /** SIGKILL, as a crash would, and wait for exit; the store stays for a restart. */
@@ -83,7 +87,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   mkdirSync(storeDir, { recursive: true });
   const portsDir = mkdtempSync(join(tmpdir(), "agentmesh-nats-ports-"));
   // -p -1 lets the server choose a free port; it reports it in the ports file.
-  const args = [...(options.configFile === undefined ? [] : ["-c", options.configFile]), "-js", "-a", host, "-p", String(options.port ?? -1), "-sd", storeDir, "--ports_file_dir", portsDir];
+  const args = [
+    ...(options.configFile === undefined ? [] : ["-c", options.configFile]),
+    "-js", "-a", host, "-p", String(options.port ?? -1),
+    ...(options.monitorPort === undefined ? [] : ["-m", String(options.monitorPort)]),
+    "-sd", storeDir, "--ports_file_dir", portsDir,
+  ];
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: options.ownProcessGroup ?? false, env: { ...process.env, ...options.env } });
   const output: string[] = [];
   const onData = (chunk: Buffer): void => {
@@ -97,12 +106,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   child.stderr.on("data", onData);
 
   try {
-    const port = await waitForPort(child, portsDir, output);
+    const { port, monitorUrl } = await waitForPorts(child, portsDir, output, options.monitorPort !== undefined);
     return {
       url: `nats://${host}:${port}`,
       port,
       storeDir,
       pid: child.pid ?? -1,
+      ...(monitorUrl === undefined ? {} : { monitorUrl }),
       stop: async () => {
         await stopChild(child);
         rmSync(portsDir, { recursive: true, force: true });
@@ -123,15 +133,15 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   }
 }
 
-function parsePortsFile(text: string): { nats?: string[] } | null {
+function parsePortsFile(text: string): { nats?: string[]; monitoring?: string[] } | null {
   try {
-    return JSON.parse(text) as { nats?: string[] };
+    return JSON.parse(text) as { nats?: string[]; monitoring?: string[] };
   } catch {
     return null;
   }
 }
 
-async function waitForPort(child: ChildProcess, portsDir: string, output: string[]): Promise<number> {
+async function waitForPorts(child: ChildProcess, portsDir: string, output: string[], monitoring: boolean): Promise<{ port: number; monitorUrl?: string }> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -142,7 +152,8 @@ async function waitForPort(child: ChildProcess, portsDir: string, output: string
       // nats-server may be part-way through writing the file: an incomplete one is read again next time.
       const ports = parsePortsFile(readFileSync(join(portsDir, file), "utf8"));
       const match = /:(\d+)$/.exec(ports?.nats?.[0] ?? "");
-      if (match?.[1] !== undefined) return Number(match[1]);
+      const monitorUrl = ports?.monitoring?.[0];
+      if (match?.[1] !== undefined && (!monitoring || monitorUrl !== undefined)) return { port: Number(match[1]), monitorUrl };
     }
     await sleep(20);
   }

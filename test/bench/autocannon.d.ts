@@ -27,6 +27,20 @@ declare module "autocannon" {
     requests: Histogram & { total: number; sent: number };
   }
 
+  /** A raw request as `setupRequest` sees and returns it. */
+  export interface RawRequest {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+  }
+
+  /** One entry of `requests`: each call of `setupRequest` builds the next request a connection sends. */
+  export interface RequestSpec extends RawRequest {
+    setupRequest?: (request: RawRequest, context: Record<string, unknown>) => RawRequest;
+    onResponse?: (status: number, body: string, context: Record<string, unknown>, headers: Record<string, string>) => void;
+  }
+
   export interface Options {
     url: string;
     method?: "GET" | "POST" | "PUT" | "DELETE";
@@ -38,6 +52,7 @@ declare module "autocannon" {
     amount?: number;
     timeout?: number;
     title?: string;
+    requests?: RequestSpec[];
   }
 
   export interface Instance extends PromiseLike<Result> {
