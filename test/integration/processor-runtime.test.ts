@@ -62,7 +62,8 @@ describe("processor runtime", () => {
     expect(await expectSettled(name, path)).toEqual(events);
   });
 
-  it("records a terminal error as stream/error-occurred and goes on with the next event (a poison event never blocks)", async () => {
+  /** A processor that gives up on `job/poison` (terminal error) and reacts to the rest; the events once both are done. */
+  async function poisonThenFine(): Promise<{ name: string; events: EventEnvelope[] }> {
     const root = uniquePath("rt");
     const name = uniqueName("picky");
     await start({
@@ -82,6 +83,11 @@ describe("processor runtime", () => {
       const all = await readAll(gw.url, path);
       return all.some((e) => e.type === "done") && all.some((e) => e.type === "stream/error-occurred") ? all : undefined;
     });
+    return { name, events };
+  }
+
+  it("records a terminal error as stream/error-occurred and goes on with the next event (a poison event never blocks)", async () => {
+    const { name, events } = await poisonThenFine();
     const poison = events.find((e) => e.type === "job/poison");
     expect(events.find((e) => e.type === "stream/error-occurred")?.payload).toEqual({ processor: name, message: "cannot digest this", offset: poison?.offset });
   });
@@ -89,25 +95,7 @@ describe("processor runtime", () => {
   // nats-server before 2.10 (2.9.10 here, as Debian ships it) does not recognise `+TERM <reason>` as a termination:
   // with a reason, the event stays unacknowledged (num_ack_pending 1) until the ack wait (30 s) brings it back.
   it("acknowledges an event it gives up on, so that JetStream does not deliver it again", async () => {
-    const root = uniquePath("rt");
-    const name = uniqueName("giving-up");
-    await start({
-      name,
-      triggers: ["job/*"],
-      filterSubject: subtree(root),
-      initialState: () => null,
-      reduce: () => null,
-      react: ({ event }) => {
-        if (event.type === "job/poison") throw new TerminalError("cannot digest this");
-        return [{ type: "done" }];
-      },
-    });
-    const path = `${root}/a`;
-    await append(path, [{ type: "job/poison" }, { type: "job/fine" }]);
-    const events = await waitFor(async () => {
-      const all = await readAll(gw.url, path);
-      return all.some((e) => e.type === "done") && all.some((e) => e.type === "stream/error-occurred") ? all : undefined;
-    });
+    const { name, events } = await poisonThenFine();
     // Well within the 30 s ack wait: a terminated event is acknowledged at once.
     await waitForSettledProcessor(gw.nats, name, lastOffset(events), 5_000);
   });

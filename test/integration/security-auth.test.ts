@@ -198,13 +198,19 @@ describe("bearer tokens", () => {
     }
   });
 
-  it("never writes a bearer token given as access_token to the logs", async () => {
+  /** A gateway run as a process with auth on, and every line it logs. */
+  async function loggedGateway(): Promise<{ gw: Awaited<ReturnType<typeof startGatewayProcess>>; lines: string[] }> {
     const lines: string[] = [];
     const gw = await startGatewayProcess({
       natsUrl: inject("natsUrl"),
       env: { AUTH: "jwt", AUTH_JWT_SECRET: JWT_SECRET, LOG_LEVEL: "info", SECRETS_KEYS: TEST_SECRETS_KEYS },
       onLog: (line) => lines.push(line),
     });
+    return { gw, lines };
+  }
+
+  it("never writes a bearer token given as access_token to the logs", async () => {
+    const { gw, lines } = await loggedGateway();
     try {
       const path = `${root}/logged`;
       const writer = await mintToken([{ path: `${root}/**`, rights: ["append"] }], { subject: "writer" });
@@ -240,12 +246,7 @@ describe("bearer tokens", () => {
 
   // The query parser decodes any percent-encoded character of a name, so `?%61ccess_token=<token>` authenticates too.
   it("never writes a bearer token to the logs whatever percent-encoding spells access_token", async () => {
-    const lines: string[] = [];
-    const gw = await startGatewayProcess({
-      natsUrl: inject("natsUrl"),
-      env: { AUTH: "jwt", AUTH_JWT_SECRET: JWT_SECRET, LOG_LEVEL: "info", SECRETS_KEYS: TEST_SECRETS_KEYS },
-      onLog: (line) => lines.push(line),
-    });
+    const { gw, lines } = await loggedGateway();
     try {
       const path = `${root}/logged-encoded`;
       expect((await request(`${open.url}/streams${path}`, { body: { type: "note" } })).status).toBe(201);
