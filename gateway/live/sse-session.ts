@@ -1,7 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { FastifyBaseLogger } from "fastify";
+import type { DecodedEvent } from "../../shared/contract/envelope.js";
 import type { Nats } from "../../shared/nats/connection.js";
-import { lastMessage, readRange } from "../../shared/log/read.js";
+import { lastMessage, readFew, readRange } from "../../shared/log/read.js";
 import { eventsRead, sseClients } from "../../shared/service/metrics.js";
 import { HEARTBEAT_FRAME, storedFrame, type SseBatch, type SseFrame } from "./sse-frame.js";
 import type { Tail } from "./tail.js";
@@ -27,6 +28,19 @@ export const SSE_HEADERS = {
   // nginx and similar proxies would otherwise buffer the stream.
   "x-accel-buffering": "no",
 } as const;
+
+/**
+ * The events a resuming client missed. A client that resumes after a short break usually misses a few: on one
+ * stream they are read by direct get, and a consumer is created only for a long catch-up (issue #20); a subtree's
+ * wildcard is read through a consumer.
+ */
+async function* catchUpRead(nats: Nats, filter: string, from: number, until: number): AsyncGenerator<DecodedEvent> {
+  if (filter.includes("*") || filter.includes(">")) {
+    yield* readRange(nats, filter, from, until);
+    return;
+  }
+  for await (const m of readFew(nats, filter, from, until)) yield m.decode();
+}
 
 /**
  * One SSE client: catch up from `after` (JetStream below the tail's floor,
@@ -84,7 +98,7 @@ export class SseSession {
       if (last !== null && last.seq > this.cursor) {
         // Frames are written in chunks: one socket write per event would cost more than the event itself.
         let chunk = "";
-        for await (const event of readRange(nats, filter, this.cursor + 1, handOver)) {
+        for await (const event of catchUpRead(nats, filter, this.cursor + 1, handOver)) {
           if (this.isClosed()) return;
           chunk += storedFrame(event).text;
           eventsRead.inc();
