@@ -49,7 +49,7 @@ export const RouteDocs = {
     response: { 200: json(StreamListBodySchema), "4xx": errorResponse, "5xx": errorResponse },
   },
   hooks: {
-    summary: "Inbound webhook: any body, stored as webhook/received",
+    summary: "Inbound webhook: any body, stored as webhook/received, once an admin opened the stream's endpoint (webhook/inbound-configured)",
     tags: ["webhooks"],
     params: streamPathParam,
     response: { 200: { description: "A repeated webhook-id" }, 201: { description: "Stored" }, "4xx": errorResponse },
