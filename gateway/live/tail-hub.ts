@@ -17,17 +17,12 @@ export interface TailHubOptions {
  */
 export class TailHub {
   private readonly tails = new Map<string, { tail: Tail; ready: Promise<Tail>; users: number; linger?: NodeJS.Timeout }>();
-  private readonly stopWatching: () => void;
 
   constructor(
     private readonly nats: Nats,
     private readonly options: TailHubOptions,
     private readonly logger: Logger,
-  ) {
-    this.stopWatching = nats.onReconnect(() => {
-      for (const { tail } of this.tails.values()) void tail.replaceConsumer();
-    });
-  }
+  ) {}
 
   /** Get (starting if needed) the tail for a selector; pair every acquire with one release. */
   async acquire(selector: StreamSelector): Promise<Tail> {
@@ -73,7 +68,6 @@ export class TailHub {
   }
 
   close(): void {
-    this.stopWatching();
     for (const { tail, linger } of [...this.tails.values()]) {
       if (linger !== undefined) clearTimeout(linger);
       tail.stop();

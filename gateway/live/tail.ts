@@ -1,14 +1,14 @@
-import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Subscription } from "@nats-io/transport-node";
 import { decodeBody, toEphemeralEnvelope } from "../../shared/contract/envelope.js";
 import type { Logger } from "../../shared/service/logger.js";
 import type { Nats } from "../../shared/nats/connection.js";
+import { followLasting, type LastingConsumer } from "../../shared/nats/lasting-consumer.js";
 import { decodeJsMsg } from "../../shared/log/read.js";
 import { pathOfSubject } from "../../shared/contract/subjects.js";
 import { batchOf, ephemeralFrame, storedFrame, type SseBatch, type SseFrame } from "./sse-frame.js";
 
-/** How long a tail keeps trying to replace its consumer after a reconnect before it ends its clients. */
-const REPLACE_GIVE_UP_MS = 15_000;
+/** Messages pulled at once: a busy subtree's tail fans out large batches. */
+const TAIL_PULL_MESSAGES = 1000;
 
 export interface TailSubscriber {
   /** One remembered frame, replayed when the subscriber joins. */
@@ -38,13 +38,8 @@ export class Tail {
   private pending: SseFrame[] = [];
   /** The last stored offset fanned out: replay stops here, and the pending batch brings the rest. */
   private fannedOutThrough = 0;
-  private messages: ConsumerMessages | undefined;
-  /** The consumer whose messages count: a replaced one's leftovers are ignored. */
-  private generation = 0;
-  /** The highest stored offset the consumer delivered: where a replacement starts. */
-  private lastDelivered = 0;
-  /** `lastDelivered` is known: before that, a replacement would not know where to start. */
-  private positioned = false;
+  /** The tail's consumer, started again after the last event it delivered whenever it may have stopped. */
+  private following: LastingConsumer | undefined;
   private ephemeral: Subscription | undefined;
   private stopped = false;
 
@@ -84,9 +79,22 @@ export class Tail {
     const info = await this.nats.jsm.streams.info(this.nats.streamName);
     this.floorOffset = info.state.last_seq;
     this.fannedOutThrough = this.floorOffset;
-    this.lastDelivered = this.floorOffset;
-    this.positioned = true;
-    await this.consumeFrom(this.floorOffset + 1, ++this.generation);
+    // One component keeps it going across reconnects, a crashed server and the loss of the server hosting it
+    // (shared/nats/lasting-consumer.ts): subscribers notice nothing but the pause.
+    this.following = followLasting(this.nats, {
+      stream: this.nats.streamName,
+      filter: this.filter,
+      start: { sequence: this.floorOffset + 1 },
+      pullMessages: TAIL_PULL_MESSAGES,
+      onMessage: (m) => {
+        if (this.stopped) return;
+        const frame = storedFrame(decodeJsMsg(m));
+        this.remember(frame);
+        this.fanOut(frame);
+      },
+      logger: this.logger,
+      what: `live tail ${this.filter}`,
+    });
     this.ephemeral = this.nats.nc.subscribe(this.liveFilter, {
       callback: (err, msg) => {
         if (err !== null) return;
@@ -95,74 +103,6 @@ export class Tail {
         this.fanOut(ephemeralFrame(toEphemeralEnvelope(path, new Date().toISOString(), decodeBody(msg.data))));
       },
     });
-  }
-
-  /**
-   * After the NATS connection is re-established. An idle ordered consumer may deliver nothing more until the
-   * client's heartbeat check resets it, tens of seconds later; a new consumer from the last delivered offset
-   * resumes at once, and subscribers notice nothing. If JetStream does not answer for a while, the tail ends and
-   * its clients resume with Last-Event-ID.
-   */
-  async replaceConsumer(): Promise<void> {
-    if (this.stopped || !this.positioned) return;
-    const generation = ++this.generation;
-    this.messages?.stop();
-    const deadline = performance.now() + REPLACE_GIVE_UP_MS;
-    for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2_000)) {
-      try {
-        await this.consumeFrom(this.lastDelivered + 1, generation);
-        return;
-      } catch (err) {
-        if (!this.isCurrent(generation)) return;
-        if (performance.now() > deadline) {
-          this.logger.warn({ err, filter: this.filter }, "live tail could not resume after a NATS reconnect");
-          this.finish("live tail lost its NATS consumer");
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
-  }
-
-  private async consumeFrom(startSeq: number, generation: number): Promise<void> {
-    const consumer = await this.nats.js.consumers.get(this.nats.streamName, {
-      filter_subjects: this.filter,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: startSeq,
-    });
-    const messages = await consumer.consume({ max_messages: 1000 });
-    if (!this.isCurrent(generation)) {
-      messages.stop();
-      void consumer.delete().catch(() => undefined);
-      return;
-    }
-    this.messages = messages;
-    void this.pump(messages, consumer, generation);
-  }
-
-  /** Not stopped, and `generation` is the consumer that counts (a method: the state changes between awaits). */
-  private isCurrent(generation: number): boolean {
-    return !this.stopped && generation === this.generation;
-  }
-
-  private async pump(messages: ConsumerMessages, consumer: { delete(): Promise<boolean> }, generation: number): Promise<void> {
-    let reason = "live tail stopped";
-    try {
-      for await (const m of messages) {
-        if (generation !== this.generation) break;
-        const frame = storedFrame(decodeJsMsg(m));
-        this.lastDelivered = frame.offset ?? this.lastDelivered;
-        this.remember(frame);
-        this.fanOut(frame);
-      }
-    } catch (err) {
-      reason = "live tail lost its NATS consumer";
-      if (generation === this.generation) this.logger.warn({ err, filter: this.filter }, reason);
-    } finally {
-      void consumer.delete().catch(() => undefined);
-      // A replaced consumer ends quietly: its successor carries on.
-      if (generation === this.generation) this.finish(reason);
-    }
   }
 
   private remember(frame: SseFrame): void {
@@ -221,14 +161,13 @@ export class Tail {
   }
 
   stop(): void {
-    this.messages?.stop();
     this.finish("live tail stopped");
   }
 
   private finish(reason: string): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.messages?.stop();
+    this.following?.stop();
     this.ephemeral?.unsubscribe();
     this.flush();
     for (const subscriber of this.subscribers) subscriber.end(reason);

@@ -23,6 +23,8 @@ export interface LastingConsumerOptions {
   /** Where the first consumer starts: the last message of each subject (a KV bucket's current values), or a sequence. */
   start: "last-per-subject" | { sequence: number };
   onMessage(m: JsMsg): void;
+  /** Messages pulled at once (default 256). */
+  pullMessages?: number;
   logger: Logger;
   /** What it follows, for logs. */
   what: string;
@@ -76,7 +78,7 @@ export function followLasting(nats: Nats, options: LastingConsumerOptions): Last
         }
         // Nothing to replay: caught up at once (the iterator would wait for a first message).
         if ((await created.info(true)).num_pending === 0) markCaughtUp();
-        const pulled = await created.consume({ max_messages: 256, expires: PULL_EXPIRES_MS, idle_heartbeat: IDLE_HEARTBEAT_MS });
+        const pulled = await created.consume({ max_messages: options.pullMessages ?? 256, expires: PULL_EXPIRES_MS, idle_heartbeat: IDLE_HEARTBEAT_MS });
         messages = pulled;
         if (!current(mine)) {
           pulled.stop();

@@ -6,6 +6,8 @@ import { startNatsServer } from "../../deploy/local/nats-server.js";
 import { KvBuckets } from "../../shared/contract/wire.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { startNatsCluster } from "../support/nats-cluster.js";
+import { openSse } from "../support/sse.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 
 /** Append until the gateway answers as expected; how long it took, in ms. */
 async function untilStatus(gw: TestGateway, path: string, status: number, timeoutMs: number): Promise<number> {
@@ -89,6 +91,44 @@ describe("long-lived watchers", () => {
       expect(enforcedAfterMs).toBeLessThan(2_000);
     } finally {
       for (const gw of gateways) await gw.close();
+      await cluster.stop();
+    }
+  }, 120_000);
+
+  it("on a 3-node cluster, a live SSE tail goes on delivering after the server hosting its consumer died", async () => {
+    const cluster = await startNatsCluster();
+    const env = { NATS_URL: cluster.urls, EVENTS_REPLICAS: "3" };
+    const b = await startGateway(env);
+    const tails: { abort(): void }[] = [];
+    let a: TestGateway | undefined;
+    try {
+      const connectedTo = b.nats.nc.info?.server_name ?? "";
+      // A tail whose consumer another server than the gateway's hosts: losing it is then no reconnect for the gateway.
+      let chosen: { path: string; host: string; tail: Awaited<ReturnType<typeof openSse>> } | undefined;
+      for (let attempt = 0; attempt < 12 && chosen === undefined; attempt++) {
+        const path = uniquePath("cluster-tail");
+        const tail = await openSse(`${b.url}/streams${path}?live=sse`);
+        tails.push(tail);
+        const filter = eventsSubject(parseStreamPath(path));
+        let host = "";
+        for await (const info of b.nats.jsm.consumers.list(b.nats.streamName)) if (info.config.filter_subject === filter) host = info.cluster?.leader ?? "";
+        if (host !== "" && host !== connectedTo) chosen = { path, host, tail };
+      }
+      if (chosen === undefined) throw new Error("no tail whose consumer is hosted away from the gateway's server");
+      const survivor = cluster.nodes.find((n) => n.name !== chosen.host && n.name !== connectedTo) ?? cluster.nodes.find((n) => n.name !== chosen.host);
+      a = await startGateway({ ...env, NATS_URL: survivor?.url ?? "" });
+
+      await cluster.node(chosen.host).kill();
+      await untilStatus(a, chosen.path, 201, 20_000);
+      const appendedAt = Date.now();
+      await chosen.tail.waitFor((messages) => messages.length >= 1, 20_000);
+      const deliveredAfterMs = Date.now() - appendedAt;
+      process.stdout.write(`watchers: with ${chosen.host} (the tail consumer's host) killed, the tail delivered ${deliveredAfterMs} ms after the append\n`);
+      expect(deliveredAfterMs).toBeLessThan(5_000);
+    } finally {
+      for (const tail of tails) tail.abort();
+      await a?.close();
+      await b.close();
       await cluster.stop();
     }
   }, 120_000);
