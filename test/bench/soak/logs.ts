@@ -1,7 +1,7 @@
 /**
  * Counts what the services and nats-server log at warning level and above.
  * Services log pino JSON with the level as a label (`"level":"error"`, see
- * shared/logger.ts) or, from other loggers, as a number; nats-server logs
+ * shared/service/logger.ts) or, from other loggers, as a number; nats-server logs
  * `[WRN]` and `[ERR]` lines. Anything else on a service's output that is not
  * JSON (a crash's stack trace) is counted as unparsed.
  */
