@@ -36,7 +36,12 @@ export class LogIndex<T extends { offset: number }> {
       this.nats,
       this.kv,
       (entry) => {
-        if (entry.operation === "PUT") this.values.set(entry.key, entry.json() as T);
+        if (entry.operation === "PUT") {
+          // A value this process recorded is not replaced by an older one still on its way through the watch.
+          const value = entry.json() as T;
+          const local = this.values.get(entry.key);
+          if (local === undefined || local.offset <= value.offset) this.values.set(entry.key, value);
+        }
         else this.values.delete(entry.key);
         this.onChange?.(entry.key, this.values.get(entry.key));
       },

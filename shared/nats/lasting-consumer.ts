@@ -39,7 +39,7 @@ export interface LastingConsumer {
 /** Pull expiry and heartbeat: how soon a consumer lost with its server is noticed (two missed heartbeats). */
 const PULL_EXPIRES_MS = 2_000;
 const IDLE_HEARTBEAT_MS = 1_000;
-const MAX_RETRY_DELAY_MS = 2_000;
+const MAX_RETRY_DELAY_MS = 1_000;
 /** Notifications after which the consumer may deliver nothing more. */
 const RESTART_ON: ReadonlySet<string> = new Set(["heartbeats_missed", "consumer_deleted", "consumer_not_found", "stream_not_found", "no_responders"]);
 
@@ -58,8 +58,13 @@ export function followLasting(nats: Nats, options: LastingConsumerOptions): Last
   let consumer: OrderedConsumer | undefined;
   /** The last sequence delivered: a replacement starts after it. */
   let lastSeq = 0;
-  let markCaughtUp: () => void = () => undefined;
-  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+  const progress = { caughtUp: false };
+  let resolveCaughtUp: () => void = () => undefined;
+  const caughtUp = new Promise<void>((resolve) => (resolveCaughtUp = resolve));
+  const markCaughtUp = (): void => {
+    progress.caughtUp = true;
+    resolveCaughtUp();
+  };
 
   const startConfig = () => {
     if (lastSeq > 0) return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 };
@@ -69,32 +74,40 @@ export function followLasting(nats: Nats, options: LastingConsumerOptions): Last
 
   const run = async (mine: number): Promise<void> => {
     for (let delayMs = 100; current(mine); delayMs = Math.min(delayMs * 2, MAX_RETRY_DELAY_MS)) {
+      let created: OrderedConsumer | undefined;
       try {
-        const created = await nats.js.consumers.get(options.stream, { filter_subjects: options.filter, ...startConfig() });
-        consumer = created;
+        created = await nats.js.consumers.get(options.stream, { filter_subjects: options.filter, ...startConfig() });
+        // A run that was replaced meanwhile must not take the shared handles from its successor.
         if (!current(mine)) {
           release(created);
           return;
         }
-        // Nothing to replay: caught up at once (the iterator would wait for a first message).
-        if ((await created.info(true)).num_pending === 0) markCaughtUp();
+        consumer = created;
+        // Nothing to replay: caught up at once (the iterator would wait for a first message). Asked only until then:
+        // during an election every request may wait out its timeout, and a replacement needs none.
+        if (!progress.caughtUp && (await created.info(true)).num_pending === 0) markCaughtUp();
         const pulled = await created.consume({ max_messages: options.pullMessages ?? 256, expires: PULL_EXPIRES_MS, idle_heartbeat: IDLE_HEARTBEAT_MS });
-        messages = pulled;
         if (!current(mine)) {
           pulled.stop();
+          release(created);
           return;
         }
-        delayMs = 100;
+        messages = pulled;
         void watchStatus(pulled, mine);
         for await (const m of pulled) {
           if (!current(mine)) break;
           lastSeq = m.seq;
+          // Back off afresh only once a consumer has proved itself: one that dies at once must not be recreated every 100 ms.
+          delayMs = 100;
           options.onMessage(m);
           if (m.info.pending === 0) markCaughtUp();
         }
       } catch (err) {
         if (!current(mine)) return;
         options.logger.warn({ err, what: options.what }, "lasting consumer failed; starting it again");
+      } finally {
+        // Its messages ended or failed by themselves: the server's consumer goes too, not left to its inactivity threshold.
+        if (created !== undefined && current(mine)) release(created);
       }
       if (!current(mine)) return;
       await new Promise((resolve) => setTimeout(resolve, delayMs));
