@@ -97,10 +97,10 @@ describe("long-lived watchers", () => {
       await cluster.node(host).kill();
       // The stream may need a new leader before it takes appends again (about 5 s on 2.9), and so may the pause
       // index's bucket: a first pause reaches the other gateway once both are back.
-      await untilStatus(a, path, 201, 20_000);
+      await untilStatus(a, path, 201, 45_000);
       const first = `${path}-first`;
       expect((await request(`${a.url}/streams${first}`, { body: { type: "stream/paused", payload: { reason: "during the election" } } })).status).toBe(201);
-      const firstAfterMs = await untilStatus(b, first, 423, 30_000);
+      const firstAfterMs = await untilStatus(b, first, 423, 45_000);
       // From then on, pauses reach it at once: its watch was replaced, not left silent.
       expect((await request(`${a.url}/streams${path}`, { body: { type: "stream/paused", payload: { reason: "maintenance" } } })).status).toBe(201);
       const enforcedAfterMs = await untilStatus(b, path, 423, 10_000);
@@ -110,7 +110,7 @@ describe("long-lived watchers", () => {
       for (const gw of gateways) await gw.close();
       await cluster.stop();
     }
-  }, 120_000);
+  }, 180_000);
 
   it("on a 3-node cluster, a live SSE tail goes on delivering after the server hosting its consumer died", async () => {
     const cluster = await startNatsCluster();
@@ -135,7 +135,7 @@ describe("long-lived watchers", () => {
       a = await startOnCluster({ ...env, NATS_URL: survivor?.url ?? "" });
 
       await cluster.node(chosen.host).kill();
-      await untilStatus(a, chosen.path, 201, 20_000);
+      await untilStatus(a, chosen.path, 201, 45_000);
       const appendedAt = Date.now();
       await chosen.tail.waitFor((messages) => messages.length >= 1, 60_000);
       const deliveredAfterMs = Date.now() - appendedAt;
@@ -150,5 +150,5 @@ describe("long-lived watchers", () => {
       await b.close();
       await cluster.stop();
     }
-  }, 120_000);
+  }, 180_000);
 });
