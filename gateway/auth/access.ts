@@ -1,5 +1,5 @@
 import type { FastifyRequest } from "fastify";
-import { AgentmeshError } from "../../shared/contract/errors.js";
+import { AgentmeshError, ensureError } from "../../shared/contract/errors.js";
 import type { StreamPath, StreamSelector } from "../../shared/contract/subjects.js";
 import type { Writer } from "../../shared/log/writer.js";
 import { allows, type Right } from "./grants.js";
@@ -49,14 +49,12 @@ export class AccessControl {
     if (verifier === null) return Promise.resolve({ subject: "anonymous", grants: [{ path: "/**", rights: ["read", "append", "admin"] }] });
     let principal = this.principals.get(request);
     if (principal === undefined) {
-      let token: string | null;
       try {
-        token = this.token(request);
+        const token = this.token(request);
+        principal = token === null ? Promise.reject(new AgentmeshError("UNAUTHENTICATED", "A bearer token is required")) : verifier.verify(token);
       } catch (err) {
-        token = null;
-        principal = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+        principal = Promise.reject(ensureError(err));
       }
-      principal ??= token === null ? Promise.reject(new AgentmeshError("UNAUTHENTICATED", "A bearer token is required")) : verifier.verify(token);
       // Callers that only ask (limits) must not leave a rejection unhandled.
       principal.catch(() => undefined);
       this.principals.set(request, principal);

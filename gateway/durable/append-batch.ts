@@ -1,6 +1,5 @@
 import type { StreamPath } from "../../shared/contract/subjects.js";
-import type { Writer } from "../../shared/log/writer.js";
-import { AgentmeshError } from "../../shared/contract/errors.js";
+import { forbidden, type Writer } from "../../shared/log/writer.js";
 import { appendToAgentStream } from "./agent-stream-append.js";
 import { maxMessageBytes } from "../../shared/nats/connection.js";
 import { closedConflict, contentTypeConflict, type DurableDeps } from "./protocol-context.js";
@@ -91,7 +90,7 @@ export class AppendBatcher {
     const accepted: Pending[] = [];
     for (const p of batch) {
       if (!p.writer.may("append", path)) {
-        p.reject(new AgentmeshError("FORBIDDEN", `${p.writer.name} is not granted append on ${path}`));
+        p.reject(forbidden(p.writer, "append", path));
       } else if (normaliseContentType(p.contentType) !== normaliseContentType(record.contentType)) {
         p.reject(contentTypeConflict(record, p.contentType));
       } else accepted.push(p);

@@ -19,8 +19,6 @@ export type StreamLookup =
 
 const CAS_ATTEMPTS = 20;
 
-/** Another request (or replica) wrote the record since we read it; anything else is a real failure. */
-const isCasConflict = isCompareAndSetConflict;
 
 /**
  * The durable streams' records in KV, with the lineage rules: a deleted or
@@ -85,7 +83,7 @@ export class DurableStreamStore {
       await kv.create(kvKeyOf(path), JSON.stringify(record));
       return true;
     } catch (err) {
-      if (isCasConflict(err)) return false;
+      if (isCompareAndSetConflict(err)) return false;
       throw natsFailure(err);
     }
   }
@@ -108,7 +106,7 @@ export class DurableStreamStore {
         await kv.update(kvKeyOf(path), JSON.stringify(next), found.revision);
         return next;
       } catch (err) {
-        if (!isCasConflict(err)) throw natsFailure(err);
+        if (!isCompareAndSetConflict(err)) throw natsFailure(err);
       }
     }
     throw new AgentmeshError("INTERNAL", `The record of ${path} kept changing under ${CAS_ATTEMPTS} attempts to update it`);
@@ -144,7 +142,7 @@ export class DurableStreamStore {
     try {
       await kv.delete(kvKeyOf(path), { previousSeq: revision });
     } catch (err) {
-      if (isCasConflict(err)) return false;
+      if (isCompareAndSetConflict(err)) return false;
       throw natsFailure(err);
     }
     // Its messages stay on durable.<id>: the events stream denies purges, so what was stored is never erased

@@ -27,8 +27,13 @@ export function rightFor(type: string): Right {
   return AdminEventTypes.has(type) ? "admin" : "append";
 }
 
+/** The refusal of a right the writer does not hold. */
+export function forbidden(writer: Writer, right: Right, path: StreamPath): AgentmeshError {
+  return new AgentmeshError("FORBIDDEN", `${writer.name} is not granted ${right} on ${path}`);
+}
+
 export function requireRight(writer: Writer, right: Right, path: StreamPath): void {
-  if (!writer.may(right, path)) throw new AgentmeshError("FORBIDDEN", `${writer.name} is not granted ${right} on ${path}`);
+  if (!writer.may(right, path)) throw forbidden(writer, right, path);
 }
 
 /** The least a writer needs before its events are even parsed: some right to write to the stream. */
