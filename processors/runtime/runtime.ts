@@ -62,6 +62,7 @@ export interface RuntimeOptions {
 }
 
 const MAX_DECISION_ATTEMPTS = 8;
+const EVENTS_PREFIX = `${SubjectRoots.events}.`;
 
 /** Glob over `/`-separated event types: `*` is one segment or part of one, `**` anything. */
 export function typeMatcher(patterns: readonly string[]): (type: string) => boolean {
@@ -124,7 +125,10 @@ export class ProcessorRuntime<S> {
     const config = {
       durable_name: this.consumerName,
       ack_policy: AckPolicy.Explicit,
-      filter_subject: this.processor.filterSubject ?? `${SubjectRoots.events}.>`,
+      // No filter by default: the stream's other subjects (the Durable Streams face's data) are skipped here, which
+      // costs less than the server's filtered delivery (nats-server 2.9.10 delivers a backlog 2-6x slower through a
+      // wildcard filter: docs/benchmarks.md, "Processors beside the log").
+      ...(this.processor.filterSubject === undefined ? {} : { filter_subject: this.processor.filterSubject }),
       max_deliver: this.maxDeliver,
       ack_wait: this.ackWaitMs * 1_000_000,
       max_ack_pending: 1000,
@@ -151,6 +155,10 @@ export class ProcessorRuntime<S> {
 
   private async loop(messages: ConsumerMessages): Promise<void> {
     for await (const m of messages) {
+      if (!m.subject.startsWith(EVENTS_PREFIX)) {
+        m.ack();
+        continue;
+      }
       const decoded = decodeJsMsg(m);
       const event = decoded.envelope;
       if (!this.triggers(event.type)) {
@@ -171,52 +179,67 @@ export class ProcessorRuntime<S> {
 
   private async handle(m: JsMsg, event: EventEnvelope): Promise<void> {
     const endTimer = processorSeconds.startTimer({ processor: this.processor.name });
-    const log = this.options.logger.child({ processor: this.processor.name, stream: event.streamPath, offset: event.offset, type: event.type });
+    // Made on first use: most events of a backlog log nothing, and a child logger serialises its bindings at once.
+    let child: Logger | undefined;
+    const log = (): Logger => (child ??= this.options.logger.child({ processor: this.processor.name, stream: event.streamPath, offset: event.offset, type: event.type }));
     // Long reactions (a model call) keep the message from being redelivered meanwhile.
     const keepAlive = setInterval(() => {
       m.working();
     }, Math.max(1_000, this.ackWaitMs / 2));
     try {
-      const outcome = await this.decideAndAppend(event, log);
+      const outcome = await this.decideAndAppend(event, m.info.redelivered, log);
       m.ack();
       processorEvents.inc({ processor: this.processor.name, outcome });
     } catch (err) {
       processorEvents.inc({ processor: this.processor.name, outcome: "failed" });
-      await this.fail(m, event, ensureError(err), log);
+      await this.fail(m, event, ensureError(err), log());
     } finally {
       clearInterval(keepAlive);
       endTimer();
     }
   }
 
-  private async decideAndAppend(event: EventEnvelope, log: Logger): Promise<"reacted" | "no-reaction" | "skipped"> {
+  private async decideAndAppend(event: EventEnvelope, redelivered: boolean, log: () => Logger): Promise<"reacted" | "no-reaction" | "skipped"> {
     const path = event.streamPath as StreamPath;
+    const setting = this.processor.serialiseDecisions ?? true;
+    const serialise = typeof setting === "function" ? setting(event) : setting;
+    // A decision that is not serialised may use a cached state already past the event ("at least event.offset"):
+    // a pause after it is still refused by the pause index, and a repeated reaction has the same idempotency key.
+    // Not on a redelivery: whether this processor already reacted must be read from the log.
+    const atLeast = serialise || redelivered ? undefined : event.offset;
     for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
-      const stream = await this.cache.latest(path);
+      const stream = await this.cache.latest(path, attempt === 1 ? atLeast : undefined);
       // The log (read to its latest offset) is the truth; the pause index may lag it by a moment.
-      if (stream.system.paused !== null) {
-        log.debug("stream paused; not reacting");
+      if (stream.system.paused !== null || this.pausedAfter(path, stream.offset)) {
+        log().debug("stream paused; not reacting");
         return "skipped";
       }
       if (stream.system.reactedTo.includes(event.offset)) {
-        log.debug("already reacted to this event (redelivery)");
+        log().debug("already reacted to this event (redelivery)");
         return "skipped";
       }
-      const reactions = (await this.processor.react({ event, stream, log })).map((input, index) => this.prepare(input, event, index));
+      const reactions = (await this.processor.react({ event, stream, get log() { return log(); } })).map((input, index) => this.prepare(input, event, index));
       if (reactions.length === 0) return "no-reaction";
       try {
-        const setting = this.processor.serialiseDecisions ?? true;
-        const serialise = typeof setting === "function" ? setting(event) : setting;
         await appendEvents(this.options.nats, path, reactions, { writer: this.writer, indexes: this.options.indexes, unpausedThrough: stream.offset, ...(serialise ? { expectOffset: stream.offset } : {}) });
-        log.info({ reactions: reactions.map((r) => r.type) }, "reacted");
+        log().info({ reactions: reactions.map((r) => r.type) }, "reacted");
         return "reacted";
       } catch (err) {
         if (err instanceof AgentmeshError && err.code === "STREAM_PAUSED") return "skipped";
         if (!(err instanceof AgentmeshError && err.code === "OFFSET_CONFLICT")) throw err;
-        log.debug({ attempt }, "stream moved while deciding; deciding again");
+        log().debug({ attempt }, "stream moved while deciding; deciding again");
       }
     }
     throw new RetryableError("the stream kept moving while deciding", 100);
+  }
+
+  /**
+   * The pause index knows of a pause after the state's offset (a cached state, or one read a moment ago): the
+   * append would be refused, so the decision is not worth making.
+   */
+  private pausedAfter(path: StreamPath, offset: number): boolean {
+    const pause = this.options.indexes.pauseStatus(path);
+    return pause?.paused === true && pause.offset > offset;
   }
 
   /** Mark a reaction with its cause and a key that makes a redelivery store it only once. */

@@ -1,6 +1,6 @@
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import type { Nats } from "../../shared/nats/connection.js";
-import { lastOffset, readFew } from "../../shared/log/read.js";
+import { lastOffset, nextMessage, readFew } from "../../shared/log/read.js";
 import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
 import { initialSystemState, reduceSystemState, type SystemState } from "./system-state.js";
 
@@ -32,21 +32,37 @@ export class StreamStateCache<S> {
     private readonly capacity = 10_000,
   ) {}
 
-  /** The state as of the stream's current last offset. */
-  async latest(path: StreamPath): Promise<StreamState<S>> {
-    let entry = this.entries.get(path) ?? { offset: 0, system: initialSystemState(), state: this.reducer.initialState() };
-    const last = await lastOffset(this.nats, path);
-    if (last > entry.offset) {
-      // Usually a few events: direct gets, and a consumer only for a long catch-up (a cold start).
-      for await (const m of readFew(this.nats, eventsSubject(path), entry.offset + 1, last)) entry = this.apply(entry, m.decode().envelope);
+  /**
+   * The state as of the stream's current last offset; with `atLeast`, a cached state already past that offset is
+   * good enough and costs no read (a processor working through a backlog reads each stream once, not per event).
+   */
+  async latest(path: StreamPath, atLeast?: number): Promise<StreamState<S>> {
+    const cached = this.entries.get(path);
+    if (cached !== undefined && atLeast !== undefined && cached.offset >= atLeast) {
+      this.touch(path, cached);
+      return cached;
     }
+    let entry = cached ?? { offset: 0, system: initialSystemState(), state: this.reducer.initialState() };
+    const subject = eventsSubject(path);
+    // The stream's last offset and the first event after the cached state, asked together: one round trip when
+    // one event was appended since (a processor's usual case), instead of one for each.
+    const [last, next] = await Promise.all([lastOffset(this.nats, path), nextMessage(this.nats, subject, entry.offset + 1)]);
+    if (next !== null && next.seq <= last) {
+      entry = this.apply(entry, next.decode().envelope);
+      // Usually nothing more: direct gets, and a consumer only for a long catch-up (a cold start).
+      if (last > entry.offset) for await (const m of readFew(this.nats, subject, entry.offset + 1, last)) entry = this.apply(entry, m.decode().envelope);
+    }
+    this.touch(path, entry);
+    return entry;
+  }
+
+  private touch(path: StreamPath, entry: StreamState<S>): void {
     this.entries.delete(path);
     this.entries.set(path, entry);
     if (this.entries.size > this.capacity) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    return entry;
   }
 
   private apply(entry: StreamState<S>, event: EventEnvelope): StreamState<S> {

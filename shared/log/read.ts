@@ -128,6 +128,20 @@ export interface FetchedMsg {
   decode(): DecodedEvent;
 }
 
+async function nextStored(nats: Nats, subject: string, from: number): Promise<StoredMsg | null> {
+  try {
+    return await nats.jsm.direct.getMessage(nats.streamName, { seq: from, next_by_subj: subject });
+  } catch (err) {
+    throw natsFailure(err);
+  }
+}
+
+/** The first message of one subject at or after a sequence, by direct get; null if there is none yet. */
+export async function nextMessage(nats: Nats, subject: string, from: number): Promise<FetchedMsg | null> {
+  const m = await nextStored(nats, subject, from);
+  return m === null ? null : { seq: m.seq, data: m.data, decode: () => decodeStoredMsg(m) };
+}
+
 /** Direct gets before a read switches to a consumer: a live read usually wants one or two messages. */
 const DIRECT_GETS_FIRST = 8;
 
@@ -140,12 +154,7 @@ const DIRECT_GETS_FIRST = 8;
 export async function* readFew(nats: Nats, subject: string, from: number, until: number): AsyncGenerator<FetchedMsg> {
   let next = from;
   for (let fetched = 0; next <= until; fetched++) {
-    let m: StoredMsg | null;
-    try {
-      m = await nats.jsm.direct.getMessage(nats.streamName, { seq: next, next_by_subj: subject });
-    } catch (err) {
-      throw natsFailure(err);
-    }
+    const m = await nextStored(nats, subject, next);
     if (m === null || m.seq > until) return;
     if (fetched === DIRECT_GETS_FIRST) {
       // A message exists at m.seq, as readMessages requires.

@@ -13,7 +13,7 @@ import { UndoStack } from "./support/undo-stack.js";
 import { startReferenceServer } from "./support/reference-server.js";
 
 /**
- * `npm run bench` part three: the Durable Streams protocol served by the
+ * `npm run bench` part four: the Durable Streams protocol served by the
  * gateway (`/v1/stream/<path>`) beside `@durable-streams/server`, the
  * protocol's reference server, file-backed; both in one run on this machine,
  * each as its own process, driven by the same client code:
@@ -159,7 +159,7 @@ function disturbances(servers: Record<ServerName, ServerResults>): string[] {
 function docSection(results: DurableStreamsResults, tableText: string, disturbed: string[]): string {
   const m = results.machine;
   const code = `${m.git.commit}${m.git.uncommitted.length > 0 ? " with uncommitted changes" : ""}`;
-  return `Written by \`test/bench/durable-streams.ts\` (the third part of \`npm run bench\`; alone: \`${COMMAND}\`), which
+  return `Written by \`test/bench/durable-streams.ts\` (the fourth part of \`npm run bench\`; alone: \`${COMMAND}\`), which
 replaces this section after every complete run.
 
 The same client code drives two servers over the [Durable Streams](https://github.com/durable-streams/durable-streams)

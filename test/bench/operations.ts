@@ -1,7 +1,6 @@
 /**
- * `npm run bench` part two: the costs of running the mesh, measured side by side
+ * `npm run bench` part three: the costs of running the mesh, measured side by side
  * on one machine with every service as its own process:
- *   - processor hop latency: append -> the reaction of a trivial processor stored (seen on SSE);
  *   - scheduler firing delay with 10,000 schedules pending;
  *   - webhook deliveries per second to a local receiver (one subscription, and ten);
  *   - the cost of access control: single appends with AUTH=jwt / with AUTH=off.
@@ -47,48 +46,6 @@ async function until(condition: () => boolean, timeoutMs: number, what: string):
     if (Date.now() > deadline) throw new Error(`${what}: not done within ${timeoutMs} ms`);
     await sleep(10);
   }
-}
-
-/**
- * Append -> reaction stored, one event every `intervalMs`, through a processor that answers at
- * once. `serialise`: whether its decisions are committed with the expected last offset (the
- * default for processors whose decisions depend on the stream's state). An untimed warm-up of
- * 50 events first; then every one of `total` events is measured and waited for, none dropped:
- * the time of each reaction is kept by the offset it answers, and joined with the append's
- * start afterwards, so a reaction seen before its append's reply is not lost either.
- */
-async function processorHop(gateway: GatewayProcess, natsUrl: string, serialise: boolean, intervalMs: number): Promise<LatencySummary> {
-  const path = `/bench/hop-${serialise ? "serialised" : "free"}`;
-  startService("test/support/processes/slow-worker.ts", {
-    NATS_URL: natsUrl,
-    SLOW_WORKER_NAME: `bench-hop-${serialise ? "serialised" : "free"}`,
-    SLOW_WORKER_DELAY_MS: "0",
-    SLOW_WORKER_FILTER: `events.bench.${path.split("/").at(-1) ?? ""}`,
-    SLOW_WORKER_SERIALISE: String(serialise),
-  });
-  await sleep(3000);
-  const reactedAt = new Map<number, number>();
-  const stream = await openSseStream(`${gateway.url}/streams${path}?live=sse`, (message: EventSourceMessage) => {
-    const event = JSON.parse(message.data) as Envelope;
-    if (event.type === "job/done" && event.source !== undefined) reactedAt.set(event.source.causationOffset, performance.now());
-  });
-  const agent = keepAliveAgent(8);
-  const run = async (count: number, phase: string): Promise<number[]> => {
-    const sentAt = new Map<number, number>();
-    const appends: Promise<void>[] = [];
-    for (let i = 0; i < count; i++) {
-      const started = performance.now();
-      appends.push(postJson<Envelope>(agent, `${gateway.url}/streams${path}`, JSON.stringify({ type: "job/requested", payload: { phase, i } })).then((event) => void sentAt.set(event.offset, started)));
-      await sleep(intervalMs);
-    }
-    await Promise.all(appends);
-    await until(() => [...sentAt.keys()].every((offset) => reactedAt.has(offset)), 60_000, `${phase}: every reaction`);
-    return [...sentAt].map(([offset, started]) => (reactedAt.get(offset) as number) - started);
-  };
-  await run(50, "warm-up");
-  const latencies = await run(500, "measured");
-  stream.close();
-  return summarise(latencies);
 }
 
 /** Scheduler: 10,000 far schedules pending, then 200 due soon; delay = stored time - due time. */
@@ -202,10 +159,6 @@ async function main(): Promise<void> {
   try {
     const gateway = await startGatewayProcess({ natsUrl: nats.url, env: { AUTH: "off" }, onLog: () => undefined });
     gateways.push(gateway);
-    progress("processor hop latency (reaction from the event alone, 100 events/s)");
-    const hop = await processorHop(gateway, nats.url, false, 10);
-    progress("processor hop latency (decisions serialised on the log, 20 events/s)");
-    const hopSerialised = await processorHop(gateway, nats.url, true, 50);
     progress("scheduler firing delay with 10,000 pending");
     const schedule = await schedulerDelay(gateway, nats.url);
     progress("webhook deliveries");
@@ -219,15 +172,13 @@ async function main(): Promise<void> {
     const off = perSec(auth.off);
     const on = perSec(auth.jwt);
     const refused = [...auth.off, ...auth.jwt].reduce((sum, r) => sum + r.non2xx + r.errors, 0);
-    const results = { hop, hopSerialised, schedule, webhooks, auth: { off: auth.off, jwt: auth.jwt, offPerSec: off, jwtPerSec: on, ratio: on / off, notAppended: refused } };
+    const results = { schedule, webhooks, auth: { off: auth.off, jwt: auth.jwt, offPerSec: off, jwtPerSec: on, ratio: on / off, notAppended: refused } };
     mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
     writeFileSync(join(REPO_ROOT, ".data", "bench-operations.json"), JSON.stringify(results, null, 2));
     const ms = (v: number) => `${v.toFixed(2)} ms`;
     print(`
 figure                                              | value
 --------------------------------------------------- | ------------------------------
-processor hop, 100/s, p50 / p99                     | ${ms(hop.p50)} / ${ms(hop.p99)}
-processor hop, serialised decisions, 20/s, p50 / p99 | ${ms(hopSerialised.p50)} / ${ms(hopSerialised.p99)}
 scheduler delay, 10,000 pending, p50 / p99 / max    | ${ms(schedule.p50)} / ${ms(schedule.p99)} / ${ms(schedule.max)}
 webhook deliveries/s, 1 subscription (in order)     | ${webhooks.oneSubscription}
 webhook deliveries/s, 10 subscriptions              | ${webhooks.tenSubscriptions}

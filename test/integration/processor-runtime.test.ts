@@ -179,6 +179,35 @@ describe("processor runtime", () => {
     expect(done.map((e) => e.source?.causationOffset)).toEqual([job.offset, (second.body as EventEnvelope).offset]);
   });
 
+  it("without a subject filter, sees every agent stream's events and none of the Durable Streams face's data", async () => {
+    const name = uniqueName("everything");
+    const seen: { path: string; type: string }[] = [];
+    const marker = uniquePath("rt");
+    const everything = await runProcessor({
+      name,
+      triggers: ["**"],
+      initialState: () => null,
+      reduce: () => null,
+      react: ({ event }) => {
+        seen.push({ path: event.streamPath, type: event.type });
+        return [];
+      },
+    });
+    try {
+      // The same JetStream stream holds the Durable Streams face's data (subjects durable.>): not events.
+      const dsUrl = `${gw.url}/v1/stream${uniquePath("ds")}`;
+      expect((await fetch(dsUrl, { method: "PUT", headers: { "content-type": "text/plain" } })).status).toBe(201);
+      for (let i = 0; i < 3; i++) expect((await fetch(dsUrl, { method: "POST", headers: { "content-type": "text/plain" }, body: `not an event ${i}` })).status).toBe(204);
+      const probe = (await append(marker, { type: "probe/after" })).body as EventEnvelope;
+      await waitFor(() => Promise.resolve(seen.some((e) => e.path === marker) ? true : undefined));
+      expect(seen.filter((e) => e.type === "stream/invalid-event")).toEqual([]);
+      expect(seen.filter((e) => e.path === marker)).toEqual([{ path: marker, type: "probe/after" }]);
+      await waitForSettledProcessor(gw.nats, name, probe.offset);
+    } finally {
+      await everything.stop();
+    }
+  });
+
   it("survives kill -9 mid-event: after a restart the event gets exactly one reaction", async () => {
     const root = uniquePath("rt");
     const name = uniqueName("slow");

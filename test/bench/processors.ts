@@ -1,0 +1,274 @@
+/**
+ * `npm run bench` part two: processors beside the raw JetStream work they stand on, side by side in one run, every
+ * process its own (issue #13, "processors as fast as the log"):
+ *   - hop: a trigger stored -> the reaction of a trivial processor stored, 100 events/s, against a bare client's
+ *     durable pull consumer that publishes its reaction (test/bench/support/raw-consumer-main.ts); rounds alternate;
+ *   - backlog drain: 100,000 stored events no processor reacts to, drained by the llm processor and by a bare
+ *     durable pull consumer that only acks (the breaker, which must see every event, beside them);
+ *   - cold start: a reaction of the llm processor on a stream that already holds 100,000 events, the first time it
+ *     sees the stream, then after a restart, then warm.
+ * Triggers are published and reactions observed with a bare NATS client (JetStream publish; an ordered consumer
+ * sees a reaction once it is stored), so the HTTP gateway is not part of these figures.
+ * Results: stdout and .data/bench-processors.json.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
+import { startNatsServer } from "../../deploy/local/nats-server.js";
+import { connectToEvents } from "../../shared/nats/events-stream.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import { createLogger } from "../../shared/service/logger.js";
+import { loadProcessorConfig } from "../../processors/runtime/config.js";
+import { REPO_ROOT, stopChild } from "./support/gateway-process.js";
+import { print, progress } from "./support/log.js";
+import { perSecond, summarise, type LatencySummary } from "./support/stats.js";
+
+const BACKLOG = 100_000;
+const HOP_INTERVAL_MS = 10;
+const HOP_WARM_UP = 50;
+const HOP_MEASURED = 500;
+
+interface Service {
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+function startService(entry: string, env: Record<string, string>): Service {
+  const child = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, entry)], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, LOG_LEVEL: "error", ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  return { child, stop: () => stopChild(child) };
+}
+
+/** A durable consumer with a pull waiting: its process is ready to take events. */
+async function waitPulling(nats: Nats, durable: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await nats.jsm.consumers.info(nats.streamName, durable).catch(() => null);
+    if (info !== null && info.num_waiting > 0) return;
+    if (Date.now() > deadline) throw new Error(`${durable}: not pulling within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+function body(type: string, payload: unknown, extra = ""): Uint8Array {
+  return Buffer.from(`{"type":"${type}","payload":${JSON.stringify(payload)},"createdAt":"${new Date().toISOString()}"${extra}}`);
+}
+
+/** Publish `count` events of `subjectOf(i)`, a window of them in flight. */
+async function publishMany(nats: Nats, count: number, subjectOf: (i: number) => string, type: string): Promise<void> {
+  const payload = { data: randomBytes(96).toString("hex").slice(0, 180) };
+  const window = 2000;
+  for (let start = 0; start < count; start += window) {
+    const acks: Promise<unknown>[] = [];
+    for (let i = start; i < Math.min(count, start + window); i++) acks.push(nats.publisher.publish(subjectOf(i), body(type, payload)));
+    await Promise.all(acks);
+  }
+}
+
+/** Stored events of one subject from now on, as they are stored: (type, causation offset, arrival time). */
+async function observe(nats: Nats, subject: string, onEvent: (type: string, causation: number | undefined, at: number) => void): Promise<ConsumerMessages> {
+  const consumer = await nats.js.consumers.get(nats.streamName, { filter_subjects: subject, deliver_policy: DeliverPolicy.New });
+  const messages = await consumer.consume({ max_messages: 256 });
+  void (async () => {
+    for await (const m of messages) {
+      const at = performance.now();
+      const event = JSON.parse(Buffer.from(m.data).toString("utf8")) as { type: string; source?: { causationOffset?: number } };
+      onEvent(event.type, event.source?.causationOffset, at);
+    }
+  })();
+  return messages;
+}
+
+async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not done within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
+
+/** Triggers at 100/s on `subject`; each one's time to its reaction (`reactionType`, caused by it) being stored. */
+async function hop(nats: Nats, subject: string, reactionType: string): Promise<LatencySummary> {
+  const reactedAt = new Map<number, number>();
+  const observer = await observe(nats, subject, (type, causation, at) => {
+    if (type === reactionType && causation !== undefined) reactedAt.set(causation, at);
+  });
+  const run = async (count: number): Promise<number[]> => {
+    const sentAt = new Map<number, number>();
+    const acks: Promise<void>[] = [];
+    const started = performance.now();
+    for (let i = 0; i < count; i++) {
+      // Open loop: trigger i is due at i * interval whatever the reactions did.
+      const due = started + i * HOP_INTERVAL_MS;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      const at = performance.now();
+      acks.push(nats.publisher.publish(subject, body("job/requested", { i })).then((ack) => void sentAt.set(ack.seq, at)));
+    }
+    await Promise.all(acks);
+    await until(() => [...sentAt.keys()].every((offset) => reactedAt.has(offset)), 60_000, `${subject}: every reaction`);
+    return [...sentAt].map(([offset, at]) => (reactedAt.get(offset) as number) - at);
+  };
+  await run(HOP_WARM_UP);
+  const latencies = await run(HOP_MEASURED);
+  observer.stop();
+  return summarise(latencies);
+}
+
+interface DrainResult {
+  events: number;
+  seconds: number;
+  perSec: number;
+}
+
+/**
+ * Start a stopped consumer's process on a backlog and time it from its first acknowledgement to nothing pending,
+ * read from the server's consumer info every 20 ms (so the process's start-up is not counted).
+ */
+async function drain(nats: Nats, durable: string, start: () => Service): Promise<{ result: DrainResult; service: Service }> {
+  const before = await nats.jsm.consumers.info(nats.streamName, durable);
+  const base = before.ack_floor.stream_seq;
+  const service = start();
+  let firstAt = 0;
+  let firstFloor = 0;
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const info = await nats.jsm.consumers.info(nats.streamName, durable);
+    const now = performance.now();
+    if (firstAt === 0 && info.ack_floor.stream_seq > base) {
+      firstAt = now;
+      firstFloor = info.ack_floor.consumer_seq;
+    }
+    if (firstAt !== 0 && info.num_pending === 0 && info.num_ack_pending === 0) {
+      const events = info.ack_floor.consumer_seq - firstFloor;
+      return { result: { events, seconds: (now - firstAt) / 1000, perSec: perSecond(events, now - firstAt) }, service };
+    }
+    if (Date.now() > deadline) throw new Error(`${durable}: backlog not drained within 300 s`);
+    await sleep(20);
+  }
+}
+
+/** Append an agent input to `path`'s subject; the time until the llm processor's `agent/llm-request-started` for it is stored, then until its request settles. */
+async function llmReaction(nats: Nats, subject: string, text: string): Promise<number> {
+  let started = 0;
+  let settled = false;
+  let inputOffset = -1;
+  const observer = await observe(nats, subject, (type, causation, at) => {
+    if (type === "agent/llm-request-started" && causation === inputOffset) {
+      started = at;
+    }
+    if (type === "agent/llm-request-settled") settled = true;
+  });
+  const at = performance.now();
+  const ack = await nats.publisher.publish(subject, body("agent/input-added", { role: "user", content: text }));
+  inputOffset = ack.seq;
+  await until(() => started !== 0, 60_000, `llm reaction on ${subject}`);
+  await until(() => settled, 60_000, `llm request settled on ${subject} (input at ${inputOffset})`);
+  observer.stop();
+  return started - at;
+}
+
+async function main(): Promise<void> {
+  const server = await startNatsServer();
+  const services: Service[] = [];
+  const config = loadProcessorConfig({ NATS_URL: server.url, LOG_LEVEL: "error" });
+  const nats = await connectToEvents(config, "bench-processors", createLogger("bench", "error"));
+  const natsEnv = { NATS_URL: server.url };
+  const llmEnv = { ...natsEnv, SECRETS_KEYS: `bench:${randomBytes(32).toString("base64")}` };
+  const run = (entry: string, env: Record<string, string>): Service => {
+    const service = startService(entry, env);
+    services.push(service);
+    return service;
+  };
+  try {
+    progress(`storing ${BACKLOG.toLocaleString("en")} events on /bench/cold (history for the cold start)`);
+    await publishMany(nats, BACKLOG, () => "events.bench.cold", "bench/noise");
+
+    const hops: { raw: LatencySummary[]; processor: LatencySummary[] } = { raw: [], processor: [] };
+    const rawHop = run("test/bench/support/raw-consumer-main.ts", { ...natsEnv, RAW_MODE: "hop", RAW_DURABLE: "raw-hop", RAW_FILTER: "events.bench.hop-raw" });
+    const processorHop = run("test/support/processes/slow-worker.ts", { ...natsEnv, SLOW_WORKER_NAME: "bench-hop", SLOW_WORKER_DELAY_MS: "0", SLOW_WORKER_FILTER: "events.bench.hop-processor", SLOW_WORKER_SERIALISE: "false" });
+    await waitPulling(nats, "raw-hop");
+    await waitPulling(nats, "processor-bench-hop");
+    for (let round = 1; round <= 2; round++) {
+      progress(`hop round ${round}: raw, then processor (100 events/s, ${HOP_MEASURED} measured after ${HOP_WARM_UP})`);
+      hops.raw.push(await hop(nats, "events.bench.hop-raw", "job/done"));
+      hops.processor.push(await hop(nats, "events.bench.hop-processor", "job/done"));
+    }
+    await rawHop.stop();
+    await processorHop.stop();
+
+    progress("backlog drain: creating the durable consumers, then storing the backlog while they are stopped");
+    // Two of each, drained alternately from the same backlog: the server reads the same blocks for each.
+    const drainers = {
+      raw: (round: number): Service => run("test/bench/support/raw-consumer-main.ts", { ...natsEnv, RAW_MODE: "drain", RAW_DURABLE: `raw-drain-${round}`, RAW_FILTER: "" }),
+      llm: (round: number): Service => run("processors/llm/main.ts", { ...llmEnv, PROCESSOR_NAME: `llm-drain-${round}` }),
+      breaker: (round: number): Service => run("processors/breaker/main.ts", { ...natsEnv, PROCESSOR_NAME: `breaker-drain-${round}` }),
+    };
+    const durableOf = { raw: (round: number) => `raw-drain-${round}`, llm: (round: number) => `processor-llm-drain-${round}`, breaker: (round: number) => `processor-breaker-drain-${round}` };
+    const order = [["raw", 1], ["llm", 1], ["breaker", 1], ["raw", 2], ["llm", 2]] as const;
+    for (const [kind, round] of order) {
+      const service = drainers[kind](round);
+      await waitPulling(nats, durableOf[kind](round));
+      await service.stop();
+    }
+    await publishMany(nats, BACKLOG, (i) => `events.bench.drain-${i % 100}`, "bench/noise");
+    const drains: Record<"raw" | "llm" | "breaker", DrainResult[]> = { raw: [], llm: [], breaker: [] };
+    for (const [kind, round] of order) {
+      progress(`backlog drain: ${kind} (round ${round})`);
+      const drained = await drain(nats, durableOf[kind](round), () => drainers[kind](round));
+      drains[kind].push(drained.result);
+      await drained.service.stop();
+    }
+
+    const startLlm = (): Service => run("processors/llm/main.ts", llmEnv);
+    const llm = startLlm();
+    await waitPulling(nats, "processor-llm");
+    progress("cold start: the llm processor's first reaction on a stream of 100,000 events");
+    const first = await llmReaction(nats, "events.bench.cold", "first");
+    const warm = await llmReaction(nats, "events.bench.cold", "warm");
+    await llm.stop();
+    const restarted = startLlm();
+    await waitPulling(nats, "processor-llm");
+    progress("cold start: after a restart");
+    const afterRestart = await llmReaction(nats, "events.bench.cold", "after restart");
+    await restarted.stop();
+
+    const results = {
+      hop: hops,
+      drain: drains,
+      coldStart: { firstMs: first, afterRestartMs: afterRestart, warmMs: warm, historyEvents: BACKLOG },
+    };
+    mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
+    writeFileSync(join(REPO_ROOT, ".data", "bench-processors.json"), JSON.stringify(results, null, 2));
+    const ms = (v: number): string => `${v.toFixed(2)} ms`;
+    const pct = (a: number, b: number): string => `${Math.round((a / b) * 100)}%`;
+    const hopLine = (s: LatencySummary): string => `${ms(s.p50)} / ${ms(s.p99)} (max ${ms(s.max)})`;
+    const ratio = (i: number): string => `${((hops.processor[i] as LatencySummary).p50 / (hops.raw[i] as LatencySummary).p50).toFixed(2)}x`;
+    print(`
+figure                                                  | value
+------------------------------------------------------- | ------------------------------
+hop, raw durable consumer + publish, 100/s, p50 / p99     | ${hops.raw.map(hopLine).join("; ")}
+hop, processor runtime (trivial reaction), p50 / p99      | ${hops.processor.map(hopLine).join("; ")}
+hop, processor p50 / raw p50, each round                  | ${ratio(0)}; ${ratio(1)}
+drain of ${BACKLOG.toLocaleString("en")}, raw consumer (ack only), rounds 1, 2 | ${drains.raw.map((d) => `${d.perSec.toLocaleString("en")} ev/s`).join(", ")}
+drain, llm processor, rounds 1, 2 (of raw, same round)      | ${drains.llm.map((d, i) => `${d.perSec.toLocaleString("en")} ev/s (${pct(d.perSec, (drains.raw[i] as DrainResult).perSec)})`).join(", ")}
+drain, breaker (sees every event), round 1                | ${drains.breaker.map((d) => `${d.perSec.toLocaleString("en")} ev/s (${pct(d.perSec, (drains.raw[0] as DrainResult).perSec)})`).join(", ")}
+cold start on 100,000 events: first / after restart / warm | ${ms(first)} / ${ms(afterRestart)} / ${ms(warm)}
+`);
+  } finally {
+    await Promise.all(services.map((s) => s.stop()));
+    await nats.nc.close();
+    await server.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench (processors) failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
