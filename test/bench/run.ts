@@ -22,7 +22,7 @@ import { UndoStack } from "./support/undo-stack.js";
  * .data/bench-results.json. See docs/benchmarks.md.
  *
  * BENCH_ONLY=single,batch,... runs a subset (fanout, raw, single, ceiling,
- * batch, latency, catchup); BENCH_CPU_PROF=1 makes the gateway write a V8 CPU
+ * batch, latency, catchup); BENCH_CPU_PROF=1 makes the gateway (and the bare Fastify server) write a V8 CPU
  * profile to .data/profiles/ when it stops; BENCH_GATEWAY_NODE_ARGS adds
  * node flags to the gateway process only.
  */
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   }
   if (selected.has("ceiling")) {
     progress("ceiling: the same load against a bare Fastify server that parses, answers 201 and stores nothing");
-    const bare = await startChildServer({ name: "bare Fastify server", script: "test/bench/support/bare-fastify-main.ts", onLog: (line) => { progress(`bare fastify: ${line}`); } });
+    const bare = await startChildServer({ name: "bare Fastify server", script: "test/bench/support/bare-fastify-main.ts", ...(PROFILE ? { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", PROFILE_DIR] } : {}), onLog: (line) => { progress(`bare fastify: ${line}`); } });
     try {
       results.httpCeiling = await phases.time("ceiling", () => appendThroughput({ baseUrl: bare.url, path: "/bench/ceiling", connections: 32, seconds: 10, eventsPerRequest: 1 }), { name: "bare fastify", pid: bare.pid });
     } finally {

@@ -16,6 +16,8 @@ export interface ChildServerOptions {
   /** A TypeScript entry, relative to the repository root, that prints one JSON line `{"url": ...}` on stdout once listening. */
   script: string;
   env?: Record<string, string>;
+  /** Extra node flags, e.g. --cpu-prof. */
+  nodeArgs?: string[];
   onLog: (line: string) => void;
 }
 
@@ -23,7 +25,7 @@ const START_TIMEOUT_MS = 30_000;
 
 /** Start `script` under tsx and wait for its announcement; any other output line goes to `onLog`. */
 export async function startChildServer(options: ChildServerOptions): Promise<ChildServer> {
-  const child = spawn(process.execPath, ["--import", "tsx", options.script], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), "--import", "tsx", options.script], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
