@@ -1,25 +1,46 @@
 import type { Subscription } from "@nats-io/transport-node";
 import type { Logger } from "../../shared/service/logger.js";
 import { natsFailure, type Nats } from "../../shared/nats/connection.js";
+import { readChange, type ChangeNotice } from "./change-notice.js";
 
 export type WaitOutcome = "changed" | "timeout" | "aborted";
 
 /** One live reader's view of a subject: remembers a change that came before it started waiting. */
 export class ChangeListener {
   private pending = false;
+  private notice: ChangeNotice | null = null;
+  /** The notice of the change the last `next()` returned for, taken when it returned. */
+  private taken: ChangeNotice | null = null;
   private wake: (() => void) | undefined;
 
   constructor(private readonly detach: (listener: ChangeListener) => void) {}
 
-  notify(): void {
+  notify(notice: ChangeNotice | null): void {
+    // One notice describes one change: after two, the reader must read what both did.
+    this.notice = this.pending ? null : notice;
     this.pending = true;
     this.wake?.();
   }
 
+  /** The notice of the one change the last `next()` returned "changed" for, if it came with one (once). */
+  takeNotice(): ChangeNotice | null {
+    const notice = this.taken;
+    this.taken = null;
+    return notice;
+  }
+
+  /** The change is the reader's now: a notice arriving later belongs to the next wait. */
+  private consume(): void {
+    this.pending = false;
+    this.taken = this.notice;
+    this.notice = null;
+  }
+
   /** Resolves on the next change (or one that already came), the timeout, or the abort. */
   next(timeoutMs: number, signal: AbortSignal): Promise<WaitOutcome> {
+    this.taken = null;
     if (this.pending) {
-      this.pending = false;
+      this.consume();
       return Promise.resolve("changed");
     }
     if (signal.aborted) return Promise.resolve("aborted");
@@ -28,7 +49,7 @@ export class ChangeListener {
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
         this.wake = undefined;
-        if (outcome === "changed") this.pending = false;
+        if (outcome === "changed") this.consume();
         resolve(outcome);
       };
       const onAbort = (): void => { finish("aborted"); };
@@ -61,8 +82,9 @@ export class ChangeSignals {
     let entry = this.subjects.get(subject);
     if (entry === undefined) {
       const subscription = this.nats.nc.subscribe(subject, {
-        callback: () => {
-          for (const l of this.subjects.get(subject)?.listeners ?? []) l.notify();
+        callback: (_err, msg) => {
+          const notice = readChange(msg);
+          for (const l of this.subjects.get(subject)?.listeners ?? []) l.notify(notice);
         },
       });
       // The server must know the subscription before a reader reads the state it guards.

@@ -5,7 +5,7 @@ import { durablePathFromUrl } from "../stream-url.js";
 import { formatOffset, nextCursor, parseReadOffset } from "./offsets.js";
 import { sendBody, setClosed, setTail, type DurableDeps } from "./protocol-context.js";
 import { DsHeaders } from "./protocol-headers.js";
-import { openReadable, type ReadableStream } from "./readable-stream.js";
+import { openReadable, readFromNotice, type ReadableStream } from "./readable-stream.js";
 import { responseBody } from "./stream-content.js";
 import { readView, type ReadResult } from "./stream-log.js";
 import { isJsonContentType } from "./stream-record.js";
@@ -96,6 +96,8 @@ async function longPoll(deps: DurableDeps, request: FastifyRequest, reply: Fasti
       if (stream.closed) break;
       const outcome = await listener.next(Math.max(0, deadline - Date.now()), abort.signal);
       if (outcome !== "changed") break;
+      const noticed = readFromNotice(stream, listener.takeNotice(), after);
+      if (noticed !== null && noticed.result.chunks.length > 0) return await sendRead(deps, request, reply, noticed.stream, after, noticed.result, nextCursor(clientCursor));
       stream = await openReadable(deps, path);
     }
     if (stream.record !== undefined) await deps.store.touch(path, stream.record);

@@ -3,7 +3,8 @@ import { AgentmeshError } from "../../shared/contract/errors.js";
 import { lastMessage } from "../../shared/log/read.js";
 import type { StreamPath } from "../../shared/contract/subjects.js";
 import type { DurableDeps } from "./protocol-context.js";
-import { AppendRace, changesSubject, ownSubject, publishMessage } from "./stream-log.js";
+import { AppendRace, ownSubject, publishMessage } from "./stream-log.js";
+import { publishChange } from "./change-notice.js";
 import type { DurableStreamRecord } from "./stream-record.js";
 
 /**
@@ -79,10 +80,11 @@ export async function storeAndCommit(
   change: (record: DurableStreamRecord, storedSeq: number, now: number) => DurableStreamRecord,
 ): Promise<DurableStreamRecord> {
   const { id } = found.record;
-  const { seq } = await publishMessage(deps.nats, ownSubject(id), data, options);
+  const { seq, duplicate } = await publishMessage(deps.nats, ownSubject(id), data, options);
   const now = Date.now();
   const committed = await deps.store.update(path, (r) => (r.id === id ? change(r, seq, now) : r), found);
   if (committed?.id !== id) throw new AgentmeshError("STREAM_NOT_FOUND", `${path} was deleted during the append`);
-  deps.nats.nc.publish(changesSubject(id));
+  // A duplicate stored nothing now: its readers learn only that the record changed.
+  publishChange(deps.nats, id, duplicate ? undefined : { record: committed, seq, prevSeq: options.expectLastSeq, data });
   return committed;
 }

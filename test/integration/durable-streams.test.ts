@@ -221,6 +221,52 @@ describe("Durable Streams on JetStream", () => {
     expect(after.headers.get("stream-closed")).toBeNull();
   });
 
+  /** A long-poll at the stream's tail, started now; resolves with its status and body. */
+  async function pollAtTail(path: string): Promise<{ status: number; body: string; next: string | null }> {
+    const head = await send(`${ds(path)}?offset=now`, "GET");
+    const tail = head.headers.get("stream-next-offset") ?? "";
+    const reply = await send(`${ds(path)}?offset=${tail}&live=long-poll`, "GET");
+    return { status: reply.status, body: await reply.text(), next: reply.headers.get("stream-next-offset") };
+  }
+
+  it("answers a long-poll waiting at the tail from the append's change notice, without reading the message back", async () => {
+    const path = uniquePath("ds");
+    expect((await send(ds(path), "PUT", undefined, { "content-type": "text/plain" })).status).toBe(201);
+    expect((await send(ds(path), "POST", "first", { "content-type": "text/plain" })).status).toBe(204);
+    const id = await recordId(path);
+    // Every direct get that reads this stream's data, whoever sends it.
+    const reads: string[] = [];
+    const watch = gw.nats.nc.subscribe("$JS.API.DIRECT.GET.>", { callback: (_err, msg) => { if (msg.string().includes(`durable.${id}`)) reads.push(msg.string()); } });
+    await gw.nats.nc.flush();
+    try {
+      const poll = pollAtTail(path);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const appended = await send(ds(path), "POST", "second", { "content-type": "text/plain" });
+      expect(appended.status).toBe(204);
+      const answered = await poll;
+      expect(answered).toEqual({ status: 200, body: "second", next: appended.headers.get("stream-next-offset") });
+      expect(reads).toEqual([]);
+    } finally {
+      watch.unsubscribe();
+    }
+  });
+
+  it("gives a waiting long-poll every message, in order, when appends land back to back or one is too large to repeat in the notice", async () => {
+    const path = uniquePath("ds");
+    expect((await send(ds(path), "PUT", undefined, { "content-type": "text/plain" })).status).toBe(201);
+    for (const batch of [["a", "b", "c"], ["x".repeat(200 * 1024)]]) {
+      const poll = pollAtTail(path);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const answers = await Promise.all(batch.map((body) => send(ds(path), "POST", body, { "content-type": "text/plain" })));
+      expect(answers.map((a) => a.status)).toEqual(batch.map(() => 204));
+      const first = await poll;
+      expect(first.status).toBe(200);
+      // Whatever the first answer holds, reading on from it gives the rest.
+      const rest = await (await send(`${ds(path)}?offset=${first.next ?? ""}`, "GET")).text();
+      expect(first.body + rest).toBe(batch.join(""));
+    }
+  });
+
   it("refuses with 413 an append larger than one NATS message, and stores nothing", async () => {
     const path = uniquePath("ds-big");
     await send(ds(path), "PUT", undefined, { "content-type": "application/octet-stream" });
