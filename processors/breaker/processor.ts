@@ -18,5 +18,7 @@ export function breakerProcessor(limits: BreakerLimits): Processor<BreakerState>
     },
     // A runaway stream moves too fast for conditional appends; the pause is keyed by its trigger offset instead.
     serialiseDecisions: false,
+    // It reacts to every event; a burst read once serves the burst's events (its pause repeats harmlessly).
+    decideOnCachedState: true,
   };
 }

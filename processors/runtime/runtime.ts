@@ -17,7 +17,10 @@ import { serviceWriter, type Writer } from "../../shared/log/writer.js";
 /** What a processor sees when an event it triggers on arrives. */
 export interface ReactionContext<S> {
   event: EventEnvelope;
-  /** The stream's state as of its latest offset (at least `event.offset`). */
+  /**
+   * The stream's state as of its latest offset when the decision was made (at least `event.offset`); for a
+   * processor that decides on cached states (`decideOnCachedState`), possibly an offset a little before the latest.
+   */
   stream: StreamState<S>;
   log: Logger;
 }
@@ -43,6 +46,14 @@ export interface Processor<S> {
    */
   serialiseDecisions?: boolean | ((event: EventEnvelope) => boolean);
   /**
+   * Decide on the cached state when it is already at or past the event, instead of reading the stream to its end
+   * first: a processor that reacts to every event reads each stream once per burst instead of once per event. Only
+   * for decisions that are not serialised and whose reaction repeats harmlessly (the breaker's pause is keyed by
+   * the offset that tripped it); never on a redelivery, nor when the pause index knows of a pause or resume after
+   * the cached state.
+   */
+  decideOnCachedState?: boolean;
+  /**
    * Where a new durable consumer starts: `new` events only (default: history is
    * never reacted to), or `all` for processors that index the log and append
    * nothing that depends on time (the scheduler, the webhook pusher).
@@ -63,6 +74,8 @@ export interface RuntimeOptions {
 
 const MAX_DECISION_ATTEMPTS = 8;
 const EVENTS_PREFIX = `${SubjectRoots.events}.`;
+/** Every processor consumer's filter until they went unfiltered (see `start`). */
+const LEGACY_FILTER = `${SubjectRoots.events}.>`;
 
 /** Glob over `/`-separated event types: `*` is one segment or part of one, `**` anything. */
 export function typeMatcher(patterns: readonly string[]): (type: string) => boolean {
@@ -134,8 +147,18 @@ export class ProcessorRuntime<S> {
       max_ack_pending: 1000,
     };
     try {
-      await nats.jsm.consumers.info(nats.streamName, this.consumerName);
-      await nats.jsm.consumers.update(nats.streamName, this.consumerName, { max_deliver: config.max_deliver, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
+      const existing = await nats.jsm.consumers.info(nats.streamName, this.consumerName);
+      const limits = { max_deliver: config.max_deliver, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending };
+      if (this.processor.filterSubject === undefined && existing.config.filter_subject === LEGACY_FILTER) {
+        // Made before consumers went unfiltered. A create with the same name and no filter updates it in place
+        // (nats-server 2.9 keeps its position); an update cannot remove a field.
+        const unfiltered = { ...existing.config, ...limits };
+        delete unfiltered.filter_subject;
+        await nats.jsm.consumers.add(nats.streamName, unfiltered);
+        this.options.logger.info({ consumer: this.consumerName }, `consumer filter ${LEGACY_FILTER} removed`);
+      } else {
+        await nats.jsm.consumers.update(nats.streamName, this.consumerName, limits);
+      }
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
       const deliverPolicy = this.processor.startFrom === "all" ? DeliverPolicy.All : DeliverPolicy.New;
@@ -203,12 +226,12 @@ export class ProcessorRuntime<S> {
     const path = event.streamPath as StreamPath;
     const setting = this.processor.serialiseDecisions ?? true;
     const serialise = typeof setting === "function" ? setting(event) : setting;
-    // A decision that is not serialised may use a cached state already past the event ("at least event.offset"):
-    // a pause after it is still refused by the pause index, and a repeated reaction has the same idempotency key.
     // Not on a redelivery: whether this processor already reacted must be read from the log.
-    const atLeast = serialise || redelivered ? undefined : event.offset;
+    const cachedOk = this.processor.decideOnCachedState === true && !serialise && !redelivered;
     for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
-      const stream = await this.cache.latest(path, attempt === 1 ? atLeast : undefined);
+      const stream = (attempt === 1 && cachedOk ? this.usableCachedState(path, event.offset) : undefined) ?? (await this.cache.latest(path));
+      // A replica that is behind (direct gets may be answered by any replica) has not stored the event yet.
+      if (stream.offset < event.offset) throw new RetryableError("the stream's state is behind the event; reading again later", 100);
       // The log (read to its latest offset) is the truth; the pause index may lag it by a moment.
       if (stream.system.paused !== null || this.pausedAfter(path, stream.offset)) {
         log().debug("stream paused; not reacting");
@@ -231,6 +254,14 @@ export class ProcessorRuntime<S> {
       }
     }
     throw new RetryableError("the stream kept moving while deciding", 100);
+  }
+
+  /** The cached state, if it is at or past `offset` and no pause or resume the index knows of came after it. */
+  private usableCachedState(path: StreamPath, offset: number): StreamState<S> | undefined {
+    const cached = this.cache.cached(path);
+    if (cached === undefined || cached.offset < offset) return undefined;
+    const pause = this.options.indexes.pauseStatus(path);
+    return pause !== undefined && pause.offset > cached.offset ? undefined : cached;
   }
 
   /**

@@ -32,17 +32,16 @@ export class StreamStateCache<S> {
     private readonly capacity = 10_000,
   ) {}
 
-  /**
-   * The state as of the stream's current last offset; with `atLeast`, a cached state already past that offset is
-   * good enough and costs no read (a processor working through a backlog reads each stream once, not per event).
-   */
-  async latest(path: StreamPath, atLeast?: number): Promise<StreamState<S>> {
-    const cached = this.entries.get(path);
-    if (cached !== undefined && atLeast !== undefined && cached.offset >= atLeast) {
-      this.touch(path, cached);
-      return cached;
-    }
-    let entry = cached ?? { offset: 0, system: initialSystemState(), state: this.reducer.initialState() };
+  /** The state as last brought up to date, without reading anything; undefined if the stream is not cached. */
+  cached(path: StreamPath): StreamState<S> | undefined {
+    const entry = this.entries.get(path);
+    if (entry !== undefined) this.touch(path, entry);
+    return entry;
+  }
+
+  /** The state as of the stream's current last offset. */
+  async latest(path: StreamPath): Promise<StreamState<S>> {
+    let entry = this.entries.get(path) ?? { offset: 0, system: initialSystemState(), state: this.reducer.initialState() };
     const subject = eventsSubject(path);
     // The stream's last offset and the first event after the cached state, asked together: one round trip when
     // one event was appended since (a processor's usual case), instead of one for each.

@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
+import { AckPolicy, DeliverPolicy } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
 import { RetryableError, TerminalError } from "../../processors/runtime/errors.js";
 import type { Processor } from "../../processors/runtime/runtime.js";
-import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
+import { eventsSubject, parseStreamPath, type StreamPath } from "../../shared/contract/subjects.js";
 import { ConsumerNames } from "../../shared/contract/wire.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, runProcessor, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";
@@ -205,6 +206,88 @@ describe("processor runtime", () => {
       await waitForSettledProcessor(gw.nats, name, probe.offset);
     } finally {
       await everything.stop();
+    }
+  });
+
+  it("decides on a cached state only while no pause or resume came after it", async () => {
+    const root = uniquePath("rt");
+    const path = `${root}/a` as StreamPath;
+    const name = uniqueName("cached");
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const decisions: { offset: number; stateOffset: number }[] = [];
+    const p = await start({
+      name,
+      triggers: ["job"],
+      filterSubject: subtree(root),
+      serialiseDecisions: false,
+      decideOnCachedState: true,
+      initialState: () => null,
+      reduce: () => null,
+      react: async ({ event, stream }) => {
+        decisions.push({ offset: event.offset, stateOffset: stream.offset });
+        if (decisions.length === 1) await gate;
+        return [];
+      },
+    });
+    const jobs = (await append(path, [{ type: "job" }, { type: "job" }, { type: "job" }])).body as EventEnvelope[];
+    // The first job's decision read the stream to its end: all three jobs are in its state.
+    await waitFor(() => Promise.resolve(decisions.length === 1 ? true : undefined));
+    expect(decisions[0]).toEqual({ offset: jobs[0]?.offset, stateOffset: jobs[2]?.offset });
+    await append(path, { type: "stream/paused", payload: { reason: "a person looks" } });
+    const resumed = (await request<EventEnvelope>(`${gw.url}/streams${path}/resume`, { body: {} })).body;
+    await waitFor(() => Promise.resolve((p.indexes.pauseStatus(path)?.offset ?? 0) >= resumed.offset ? true : undefined));
+    release();
+    await waitFor(() => Promise.resolve(decisions.length === 3 ? true : undefined));
+    // The cached state (as of the third job) predates the pause and resume the index knows of: read again.
+    expect(decisions.slice(1)).toEqual([
+      { offset: jobs[1]?.offset, stateOffset: resumed.offset },
+      { offset: jobs[2]?.offset, stateOffset: resumed.offset },
+    ]);
+  });
+
+  it("reads the log again on a redelivery even when it may decide on cached states", async () => {
+    const root = uniquePath("rt");
+    const path = `${root}/a`;
+    const name = uniqueName("redelivered");
+    let calls = 0;
+    await start({
+      name,
+      triggers: ["job"],
+      filterSubject: subtree(root),
+      serialiseDecisions: false,
+      decideOnCachedState: true,
+      initialState: () => null,
+      reduce: () => null,
+      react: async ({ event }) => {
+        calls += 1;
+        if (calls > 1) return [{ type: "done" }];
+        // What a replica leaves that stored its reaction and died before acking, under a key the window no longer knows.
+        await append(path, { type: "done", source: { processor: name, causationOffset: event.offset }, idempotencyKey: "from-before-the-window" });
+        throw new RetryableError("crashed after storing", 50);
+      },
+    });
+    const job = (await append(path, { type: "job" })).body as EventEnvelope;
+    await waitForSettledProcessor(gw.nats, name, job.offset);
+    const done = (await expectSettled(name, path)).filter((e) => e.type === "done");
+    expect(done.map((e) => e.idempotencyKey)).toEqual(["from-before-the-window"]);
+  });
+
+  it("takes the old filter events.> off an existing consumer, keeping its place in the log", async () => {
+    const name = uniqueName("migrated");
+    const durable = ConsumerNames.processor(name);
+    await gw.nats.jsm.consumers.add(gw.nats.streamName, { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New, filter_subject: "events.>" });
+    const path = uniquePath("rt");
+    // Stored while no replica ran: the consumer must still hand it over after the change.
+    const waiting = (await append(path, { type: "migrate/job" })).body as EventEnvelope;
+    const migrated = await runProcessor({ name, triggers: ["migrate/job"], initialState: () => null, reduce: () => null, react: () => [{ type: "migrate/done" }] });
+    try {
+      const info = await gw.nats.jsm.consumers.info(gw.nats.streamName, durable);
+      expect(info.config.filter_subject ?? "").toBe("");
+      const done = await waitFor(async () => (await readAll(gw.url, path)).find((e) => e.type === "migrate/done"));
+      expect(done.source).toEqual({ processor: name, causationOffset: waiting.offset });
+    } finally {
+      await migrated.stop();
     }
   });
 
