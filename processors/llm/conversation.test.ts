@@ -11,6 +11,17 @@ const succeeded = (requestOffset: number, text: string, toolCalls: { callId: str
   at("agent/llm-request-settled", { requestOffset, result: { status: "succeeded", text, toolCalls, usage: null } });
 
 describe("conversation reducer", () => {
+  it("keeps every state a value: a state reduced further, or reduced again from an older one, leaves the older one as it was", () => {
+    const older = run([input("one"), input("two", "none")]);
+    const newer = run([input("three", "none")], older);
+    const branch = run([input("other", "none")], older);
+    expect(older.messages.toArray().map((m) => m.content)).toEqual(["one", "two"]);
+    expect(newer.messages.toArray().map((m) => m.content)).toEqual(["one", "two", "three"]);
+    expect(branch.messages.toArray().map((m) => m.content)).toEqual(["one", "two", "other"]);
+    expect(run([input("four", "none")], newer).messages.toArray().map((m) => m.content)).toEqual(["one", "two", "three", "four"]);
+    expect(newer.messages.toArray(2).map((m) => m.content)).toEqual(["one", "two"]);
+  });
+
   it("asks for a request on input, not while one runs, and not for trigger none", () => {
     expect(decide(run([input("note", "none")]))).toEqual({ kind: "none" });
     const asked = run([input("hi")]);
@@ -24,7 +35,7 @@ describe("conversation reducer", () => {
   it("queues input that arrives mid-request after the answer, and starts one more request for it", () => {
     const start = started();
     const state = run([input("first"), start, input("second"), succeeded(start.offset, "answer")]);
-    expect(state.messages).toEqual([
+    expect(state.messages.toArray()).toEqual([
       { role: "user", content: "first" },
       { role: "assistant", content: "answer", toolCalls: [] },
       { role: "user", content: "second" },
@@ -43,8 +54,8 @@ describe("conversation reducer", () => {
     state = run([at("agent/tool-call-settled", { callId: "c1", result: 1 }), input("meanwhile")], state);
     expect(decide(state)).toEqual({ kind: "none" });
     state = run([at("agent/tool-call-settled", { callId: "c2", error: "boom" }), at("agent/tool-call-settled", { callId: "c2", result: "late" })], state);
-    expect(state.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "tool", "user"]);
-    expect(state.messages[3]).toEqual({ role: "tool", toolCallId: "c2", content: "error: boom" });
+    expect(state.messages.toArray().map((m) => m.role)).toEqual(["user", "assistant", "tool", "tool", "user"]);
+    expect(state.messages.toArray()[3]).toEqual({ role: "tool", toolCallId: "c2", content: "error: boom" });
     expect(decide(state)).toEqual({ kind: "start-request" });
   });
 
@@ -68,7 +79,7 @@ describe("conversation reducer", () => {
   it("keeps a cancelled request's partial text and remembers settled requests", () => {
     const start = started();
     const state = run([input("story"), start, input("stop", "interrupt"), at("agent/llm-request-settled", { requestOffset: start.offset, result: { status: "cancelled", reason: "interrupted", partialText: "Once" } })]);
-    expect(state.messages).toEqual([
+    expect(state.messages.toArray()).toEqual([
       { role: "user", content: "story" },
       { role: "assistant", content: "Once", toolCalls: [] },
       { role: "user", content: "stop" },

@@ -1,17 +1,13 @@
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { AgentEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
-import { AgentConfiguredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig, type ToolCall } from "../../shared/contract/events/agent.js";
+import { AgentConfiguredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig } from "../../shared/contract/events/agent.js";
+import { MessageHistory, type ChatMessage } from "./message-history.js";
 
 /**
  * The conversation, rebuilt from the stream by a pure reducer. It holds what
  * the model must be sent (messages in order) and what the loop must decide
  * next; no event carries the history, so storage stays linear.
  */
-
-export type ChatMessage =
-  | { role: "user" | "system" | "developer"; content: string }
-  | { role: "assistant"; content: string; toolCalls: ToolCall[] }
-  | { role: "tool"; toolCallId: string; content: string };
 
 export interface PendingToolCall {
   name: string;
@@ -20,7 +16,7 @@ export interface PendingToolCall {
 
 export interface ConversationState {
   config: AgentConfig;
-  messages: ChatMessage[];
+  messages: MessageHistory;
   /** The request started and not yet settled, with how many messages it was asked about. */
   running: { offset: number; model: string; messageCount: number } | null;
   /** Requests that have settled: a redelivered start must not run again. */
@@ -45,7 +41,7 @@ const SETTLED_MEMORY = 256;
 export function initialConversation(): ConversationState {
   return {
     config: AgentConfiguredSchema.parse({}),
-    messages: [],
+    messages: MessageHistory.empty(),
     running: null,
     settledRequests: [],
     pendingToolCalls: {},
@@ -67,7 +63,7 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       if (!input.success) return state;
       const { role, content, trigger } = input.data;
       const open = state.running !== null || Object.keys(state.pendingToolCalls).length > 0;
-      const next = open ? { ...state, deferred: [...state.deferred, { role, content }] } : { ...state, messages: [...state.messages, { role, content }] };
+      const next = open ? { ...state, deferred: [...state.deferred, { role, content }] } : { ...state, messages: state.messages.append({ role, content }) };
       if (trigger === "none") return next;
       return { ...next, wantsRequest: true, autonomousTurns: 0, interruptAt: trigger === "interrupt" ? event.offset : state.interruptAt };
     }
@@ -90,8 +86,8 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       const settledRequests = [...state.settledRequests, requestOffset].slice(-SETTLED_MEMORY);
       const running = state.running?.offset === requestOffset ? null : state.running;
       let messages = state.messages;
-      if (result.status === "succeeded") messages = [...messages, { role: "assistant", content: result.text, toolCalls: result.toolCalls }];
-      if (result.status === "cancelled" && result.partialText !== "") messages = [...messages, { role: "assistant", content: result.partialText, toolCalls: [] }];
+      if (result.status === "succeeded") messages = messages.append({ role: "assistant", content: result.text, toolCalls: result.toolCalls });
+      if (result.status === "cancelled" && result.partialText !== "") messages = messages.append({ role: "assistant", content: result.partialText, toolCalls: [] });
       return flushDeferred({ ...state, messages, running, settledRequests });
     }
     case AgentEventTypes.toolCallRequested: {
@@ -106,7 +102,7 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       const settledId = settled.data.callId;
       const pendingToolCalls = Object.fromEntries(Object.entries(state.pendingToolCalls).filter(([callId]) => callId !== settledId));
       const content = "error" in settled.data ? `error: ${settled.data.error}` : JSON.stringify(settled.data.result ?? null);
-      const messages: ChatMessage[] = [...state.messages, { role: "tool", toolCallId: settled.data.callId, content }];
+      const messages = state.messages.append({ role: "tool", toolCallId: settled.data.callId, content });
       const allSettled = Object.keys(pendingToolCalls).length === 0;
       return flushDeferred({ ...state, messages, pendingToolCalls, wantsRequest: state.wantsRequest || allSettled });
     }
@@ -120,7 +116,7 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
 
 function flushDeferred(state: ConversationState): ConversationState {
   if (state.deferred.length === 0 || state.running !== null || Object.keys(state.pendingToolCalls).length > 0) return state;
-  return { ...state, messages: [...state.messages, ...state.deferred], deferred: [] };
+  return { ...state, messages: state.messages.append(...state.deferred), deferred: [] };
 }
 
 /** What the loop should do now, given the state; the processor turns it into events. */

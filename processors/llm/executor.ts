@@ -53,7 +53,7 @@ function watchForInterrupts(nats: Nats, path: StreamPath, fromOffset: number, st
 export async function executeRequest(context: ExecutionContext): Promise<RequestResult> {
   const { nats, client, path, requestOffset, state, log } = context;
   const running = state.running;
-  const messages = running === null ? state.messages : state.messages.slice(0, running.messageCount);
+  const messages = state.messages.toArray(running?.messageCount);
   const controller = new AbortController();
   // Set from the watcher's callback; read through a function so the compiler does not assume it stays null.
   const cancel = { reason: null as string | null };

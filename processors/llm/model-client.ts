@@ -1,7 +1,7 @@
 import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions/completions";
 import type { Logger } from "../../shared/service/logger.js";
-import type { ChatMessage } from "./conversation.js";
+import type { ChatMessage } from "./message-history.js";
 import type { Tool, ToolCall, Usage } from "../../shared/contract/events/agent.js";
 
 export interface ModelRequest {

@@ -3,10 +3,12 @@
  * process its own (issue #13, "processors as fast as the log"):
  *   - hop: a trigger stored -> the reaction of a trivial processor stored, 100 events/s, against a bare client's
  *     durable pull consumer that publishes its reaction (test/bench/support/raw-consumer-main.ts); rounds alternate;
+ *     then, for context, the same processor with its decisions serialised (the runtime's default);
  *   - backlog drain: 100,000 stored events no processor reacts to, drained by the llm processor and by a bare
  *     durable pull consumer that only acks (the breaker, which must see every event, beside them);
- *   - cold start: a reaction of the llm processor on a stream that already holds 100,000 events, the first time it
- *     sees the stream, then after a restart, then warm.
+ *   - cold start: a reaction of the llm processor on an agent stream that already holds a conversation of 100,000
+ *     events (33,333 turns: input, request started, request settled), the first time it sees the stream, then
+ *     warm, then after a restart.
  * Triggers are published and reactions observed with a bare NATS client (JetStream publish; an ordered consumer
  * sees a reaction once it is stored), so the HTTP gateway is not part of these figures.
  * Results: stdout and .data/bench-processors.json.
@@ -69,6 +71,34 @@ async function publishMany(nats: Nats, count: number, subjectOf: (i: number) => 
     for (let i = start; i < Math.min(count, start + window); i++) acks.push(nats.publisher.publish(subjectOf(i), body(type, payload)));
     await Promise.all(acks);
   }
+}
+
+/**
+ * A conversation of `turns` turns (user input, request started, request settled with an answer) on one subject,
+ * as the llm processor would have left it. Published in order on one connection with nothing else publishing, so
+ * the i-th message's offset is the first one's plus i: each settlement names its request's offset.
+ */
+async function publishConversation(nats: Nats, subject: string, turns: number): Promise<void> {
+  const text = "x".repeat(100);
+  const base = (await nats.publisher.publish(subject, body("agent/configured", {}))).seq + 1;
+  const window = 3000;
+  const total = turns * 3;
+  let last = 0;
+  for (let start = 0; start < total; start += window) {
+    const acks: Promise<{ seq: number }>[] = [];
+    for (let i = start; i < Math.min(total, start + window); i++) {
+      const turn = Math.floor(i / 3);
+      const message =
+        i % 3 === 0
+          ? body("agent/input-added", { role: "user", content: `question ${turn} ${text}`, trigger: "none" })
+          : i % 3 === 1
+            ? body("agent/llm-request-started", { model: "bench" })
+            : body("agent/llm-request-settled", { requestOffset: base + i - 1, result: { status: "succeeded", text: `answer ${turn} ${text}`, toolCalls: [], usage: null } });
+      acks.push(nats.publisher.publish(subject, message));
+    }
+    last = (await Promise.all(acks)).at(-1)?.seq ?? last;
+  }
+  if (last !== base + total - 1) throw new Error(`the conversation's offsets are not consecutive (${base}..${last} for ${total}): something else published meanwhile`);
 }
 
 /** Stored events of one subject from now on, as they are stored: (type, causation offset, arrival time). */
@@ -187,10 +217,10 @@ async function main(): Promise<void> {
     return service;
   };
   try {
-    progress(`storing ${BACKLOG.toLocaleString("en")} events on /bench/cold (history for the cold start)`);
-    await publishMany(nats, BACKLOG, () => "events.bench.cold", "bench/noise");
+    progress(`storing a conversation of ${BACKLOG.toLocaleString("en")} events on /bench/cold (history for the cold start)`);
+    await publishConversation(nats, "events.bench.cold", Math.floor(BACKLOG / 3));
 
-    const hops: { raw: LatencySummary[]; processor: LatencySummary[] } = { raw: [], processor: [] };
+    const hops: { raw: LatencySummary[]; processor: LatencySummary[]; serialised: LatencySummary[] } = { raw: [], processor: [], serialised: [] };
     const rawHop = run("test/bench/support/raw-consumer-main.ts", { ...natsEnv, RAW_MODE: "hop", RAW_DURABLE: "raw-hop", RAW_FILTER: "events.bench.hop-raw" });
     const processorHop = run("test/support/processes/slow-worker.ts", { ...natsEnv, SLOW_WORKER_NAME: "bench-hop", SLOW_WORKER_DELAY_MS: "0", SLOW_WORKER_FILTER: "events.bench.hop-processor", SLOW_WORKER_SERIALISE: "false" });
     await waitPulling(nats, "raw-hop");
@@ -202,6 +232,12 @@ async function main(): Promise<void> {
     }
     await rawHop.stop();
     await processorHop.stop();
+    // Context: the same reaction committed with the stream's expected last offset (the runtime's default).
+    const serialisedHop = run("test/support/processes/slow-worker.ts", { ...natsEnv, SLOW_WORKER_NAME: "bench-hop-serialised", SLOW_WORKER_DELAY_MS: "0", SLOW_WORKER_FILTER: "events.bench.hop-serialised", SLOW_WORKER_SERIALISE: "true" });
+    await waitPulling(nats, "processor-bench-hop-serialised");
+    progress("hop with serialised decisions (context)");
+    hops.serialised.push(await hop(nats, "events.bench.hop-serialised", "job/done"));
+    await serialisedHop.stop();
 
     progress("backlog drain: creating the durable consumers, then storing the backlog while they are stopped");
     // Two of each, drained alternately from the same backlog: the server reads the same blocks for each.
@@ -229,7 +265,7 @@ async function main(): Promise<void> {
     const startLlm = (): Service => run("processors/llm/main.ts", llmEnv);
     const llm = startLlm();
     await waitPulling(nats, "processor-llm");
-    progress("cold start: the llm processor's first reaction on a stream of 100,000 events");
+    progress("cold start: the llm processor's first reaction on a conversation of 100,000 events");
     const first = await llmReaction(nats, "events.bench.cold", "first");
     const warm = await llmReaction(nats, "events.bench.cold", "warm");
     await llm.stop();
@@ -256,10 +292,11 @@ figure                                                  | value
 hop, raw durable consumer + publish, 100/s, p50 / p99     | ${hops.raw.map(hopLine).join("; ")}
 hop, processor runtime (trivial reaction), p50 / p99      | ${hops.processor.map(hopLine).join("; ")}
 hop, processor p50 / raw p50, each round                  | ${ratio(0)}; ${ratio(1)}
+hop, serialised decisions (context), p50 / p99            | ${hops.serialised.map(hopLine).join("; ")}
 drain of ${BACKLOG.toLocaleString("en")}, raw consumer (ack only), rounds 1, 2 | ${drains.raw.map((d) => `${d.perSec.toLocaleString("en")} ev/s`).join(", ")}
 drain, llm processor, rounds 1, 2 (of raw, same round)      | ${drains.llm.map((d, i) => `${d.perSec.toLocaleString("en")} ev/s (${pct(d.perSec, (drains.raw[i] as DrainResult).perSec)})`).join(", ")}
 drain, breaker (sees every event), round 1                | ${drains.breaker.map((d) => `${d.perSec.toLocaleString("en")} ev/s (${pct(d.perSec, (drains.raw[0] as DrainResult).perSec)})`).join(", ")}
-cold start on 100,000 events: first / after restart / warm | ${ms(first)} / ${ms(afterRestart)} / ${ms(warm)}
+cold start, conversation of 100,000 events: first / after restart / warm | ${ms(first)} / ${ms(afterRestart)} / ${ms(warm)}
 `);
   } finally {
     await Promise.all(services.map((s) => s.stop()));
