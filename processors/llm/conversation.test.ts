@@ -84,7 +84,7 @@ describe("conversation reducer", () => {
       { role: "assistant", content: "Once", toolCalls: [] },
       { role: "user", content: "stop" },
     ]);
-    expect(state.settledRequests).toContain(start.offset);
+    expect(state.settledRequests.includes(start.offset)).toBe(true);
     expect(decide(state)).toEqual({ kind: "start-request" });
   });
 });

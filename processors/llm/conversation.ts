@@ -2,6 +2,7 @@ import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { AgentEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
 import { AgentConfiguredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig } from "../../shared/contract/events/agent.js";
 import { MessageHistory, type ChatMessage } from "./message-history.js";
+import { RecentOffsets } from "../runtime/recent-offsets.js";
 
 /**
  * The conversation, rebuilt from the stream by a pure reducer. It holds what
@@ -20,7 +21,7 @@ export interface ConversationState {
   /** The request started and not yet settled, with how many messages it was asked about. */
   running: { offset: number; model: string; messageCount: number } | null;
   /** Requests that have settled: a redelivered start must not run again. */
-  settledRequests: number[];
+  settledRequests: RecentOffsets;
   pendingToolCalls: Record<string, PendingToolCall>;
   /** Outside input (or finished tool calls) asks for a model request once nothing is running. */
   wantsRequest: boolean;
@@ -43,7 +44,7 @@ export function initialConversation(): ConversationState {
     config: AgentConfiguredSchema.parse({}),
     messages: MessageHistory.empty(),
     running: null,
-    settledRequests: [],
+    settledRequests: RecentOffsets.empty(SETTLED_MEMORY),
     pendingToolCalls: {},
     wantsRequest: false,
     autonomousTurns: 0,
@@ -83,7 +84,7 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       if (!settled.success) return state;
       const { requestOffset, result } = settled.data;
       if (state.settledRequests.includes(requestOffset)) return state;
-      const settledRequests = [...state.settledRequests, requestOffset].slice(-SETTLED_MEMORY);
+      const settledRequests = state.settledRequests.add(requestOffset);
       const running = state.running?.offset === requestOffset ? null : state.running;
       let messages = state.messages;
       if (result.status === "succeeded") messages = messages.append({ role: "assistant", content: result.text, toolCalls: result.toolCalls });

@@ -1,6 +1,6 @@
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import type { Nats } from "../../shared/nats/connection.js";
-import { lastOffset, nextMessage, readFew } from "../../shared/log/read.js";
+import { eachFewEvents, lastOffset, nextMessage } from "../../shared/log/read.js";
 import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
 import { initialSystemState, reduceSystemState, type SystemState } from "./system-state.js";
 
@@ -49,7 +49,7 @@ export class StreamStateCache<S> {
     if (next !== null && next.seq <= last) {
       entry = this.apply(entry, next.decode().envelope);
       // Usually nothing more: direct gets, and a consumer only for a long catch-up (a cold start).
-      if (last > entry.offset) for await (const m of readFew(this.nats, subject, entry.offset + 1, last)) entry = this.apply(entry, m.decode().envelope);
+      if (last > entry.offset) await eachFewEvents(this.nats, subject, entry.offset + 1, last, (decoded) => { entry = this.apply(entry, decoded.envelope); });
     }
     this.touch(path, entry);
     return entry;

@@ -1,6 +1,7 @@
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { StreamPausedSchema } from "../../shared/contract/events/stream.js";
 import { SystemEventTypes } from "../../shared/contract/wire.js";
+import { RecentOffsets } from "./recent-offsets.js";
 
 /** How many of a processor's own reactions the state remembers to skip a redelivered event. */
 const REMEMBERED_REACTIONS = 256;
@@ -12,11 +13,11 @@ const REMEMBERED_REACTIONS = 256;
  */
 export interface SystemState {
   paused: { reason: string; offset: number } | null;
-  reactedTo: number[];
+  reactedTo: RecentOffsets;
 }
 
 export function initialSystemState(): SystemState {
-  return { paused: null, reactedTo: [] };
+  return { paused: null, reactedTo: RecentOffsets.empty(REMEMBERED_REACTIONS) };
 }
 
 export function reduceSystemState(state: SystemState, event: EventEnvelope, processor: string): SystemState {
@@ -28,9 +29,7 @@ export function reduceSystemState(state: SystemState, event: EventEnvelope, proc
     next = { ...next, paused: null };
   }
   if (event.source?.processor === processor) {
-    const reactedTo = [...next.reactedTo, event.source.causationOffset];
-    if (reactedTo.length > REMEMBERED_REACTIONS) reactedTo.shift();
-    next = { ...next, reactedTo };
+    next = { ...next, reactedTo: next.reactedTo.add(event.source.causationOffset) };
   }
   return next;
 }

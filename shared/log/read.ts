@@ -75,28 +75,69 @@ export async function lastOffset(nats: Nats, path: StreamPath): Promise<number> 
 export async function* readMessages(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<JsMsg> {
   let next = from;
   for (;;) {
-    const { consumer, messages } = await openOrderedRead(nats, filter, next);
-    // Across a reconnect the consumer may go quiet for tens of seconds: a fresh one resumes after the last message.
-    const interrupted = { byReconnect: false };
-    const unsubscribe = nats.onReconnect(() => {
-      interrupted.byReconnect = true;
-      messages.stop();
-    });
+    const session = await openReadSession(nats, filter, next);
     try {
-      for await (const m of messages) {
+      for await (const m of session.messages) {
         if (m.seq > until) return;
         yield m;
         next = m.seq + 1;
         if (m.info.pending === 0 || m.seq === until) return;
       }
-      if (!interrupted.byReconnect) return;
+      if (!session.interrupted()) return;
     } finally {
+      session.close();
+    }
+  }
+}
+
+/**
+ * readMessages with a callback instead of a generator: for long reads whose every message is handled at once (a
+ * processor rebuilding a stream's state), since each layer of async iteration costs a promise per message (~12% of
+ * rebuilding 100,000 events through two layers).
+ */
+export async function eachMessage(nats: Nats, filter: string, from: number, until: number, onMessage: (m: JsMsg) => void): Promise<void> {
+  let next = from;
+  for (;;) {
+    const session = await openReadSession(nats, filter, next);
+    try {
+      for await (const m of session.messages) {
+        if (m.seq > until) return;
+        onMessage(m);
+        next = m.seq + 1;
+        if (m.info.pending === 0 || m.seq === until) return;
+      }
+      if (!session.interrupted()) return;
+    } finally {
+      session.close();
+    }
+  }
+}
+
+interface ReadSession {
+  messages: ConsumerMessages;
+  /** The messages ended because the connection was re-established: read on from the last one, with a new session. */
+  interrupted(): boolean;
+  close(): void;
+}
+
+/** An ordered read that a reconnect ends (left alone, its consumer may go quiet for tens of seconds). */
+async function openReadSession(nats: Nats, filter: string, from: number | Date): Promise<ReadSession> {
+  const { consumer, messages } = await openOrderedRead(nats, filter, from);
+  let byReconnect = false;
+  const unsubscribe = nats.onReconnect(() => {
+    byReconnect = true;
+    messages.stop();
+  });
+  return {
+    messages,
+    interrupted: () => byReconnect,
+    close: () => {
       unsubscribe();
       messages.stop();
       // The server would drop it after its inactivity threshold anyway; deleting now keeps the consumer count honest.
       void consumer.delete().catch(() => undefined);
-    }
-  }
+    },
+  };
 }
 
 type OrderedConsumer = Awaited<ReturnType<Nats["js"]["consumers"]["get"]>>;
@@ -164,6 +205,25 @@ export async function* readFew(nats: Nats, subject: string, from: number, until:
     const stored = m;
     yield { seq: stored.seq, data: stored.data, decode: () => decodeStoredMsg(stored) };
     next = stored.seq + 1;
+  }
+}
+
+/**
+ * readFew with a callback, decoded: the few first events by direct get, the rest (a long catch-up) through
+ * eachMessage. `subject` is one subject; stops after `until`.
+ */
+export async function eachFewEvents(nats: Nats, subject: string, from: number, until: number, onEvent: (event: DecodedEvent) => void): Promise<void> {
+  let next = from;
+  for (let fetched = 0; next <= until; fetched++) {
+    const m = await nextStored(nats, subject, next);
+    if (m === null || m.seq > until) return;
+    if (fetched === DIRECT_GETS_FIRST) {
+      // A message exists at m.seq, as eachMessage requires.
+      await eachMessage(nats, subject, m.seq, until, (c) => { onEvent(decodeJsMsg(c)); });
+      return;
+    }
+    onEvent(decodeStoredMsg(m));
+    next = m.seq + 1;
   }
 }
 

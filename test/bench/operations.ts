@@ -19,6 +19,7 @@ import { startNatsServer } from "../../deploy/local/nats-server.js";
 import { REPO_ROOT, startGatewayProcess, stopChild, type GatewayProcess } from "./support/gateway-process.js";
 import { keepAliveAgent, postJson } from "./support/http.js";
 import { print, progress } from "./support/log.js";
+import { until } from "./support/until.js";
 import { openSseStream } from "./support/sse-client.js";
 import { summarise, type LatencySummary } from "./support/stats.js";
 
@@ -40,13 +41,6 @@ function startService(entry: string, env: Record<string, string>): ChildProcess 
   return child;
 }
 
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not done within ${timeoutMs} ms`);
-    await sleep(10);
-  }
-}
 
 /** Scheduler: 10,000 far schedules pending, then 200 due soon; delay = stored time - due time. */
 async function schedulerDelay(gateway: GatewayProcess, natsUrl: string): Promise<LatencySummary & { pending: number }> {

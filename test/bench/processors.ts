@@ -26,6 +26,7 @@ import { createLogger } from "../../shared/service/logger.js";
 import { loadProcessorConfig } from "../../processors/runtime/config.js";
 import { REPO_ROOT, stopChild } from "./support/gateway-process.js";
 import { print, progress } from "./support/log.js";
+import { until } from "./support/until.js";
 import { perSecond, summarise, type LatencySummary } from "./support/stats.js";
 
 const BACKLOG = 100_000;
@@ -75,11 +76,13 @@ async function publishMany(nats: Nats, count: number, subjectOf: (i: number) => 
 
 /**
  * A conversation of `turns` turns (user input, request started, request settled with an answer) on one subject,
- * as the llm processor would have left it. Published in order on one connection with nothing else publishing, so
+ * as the llm processor would have left it (its reactions with their `source` and key). Published in order on one connection with nothing else publishing, so
  * the i-th message's offset is the first one's plus i: each settlement names its request's offset.
  */
 async function publishConversation(nats: Nats, subject: string, turns: number): Promise<void> {
   const text = "x".repeat(100);
+  // As the llm processor stores its reactions: marked with their cause and keyed by it.
+  const reactionTo = (cause: number): string => `,"source":{"processor":"llm","causationOffset":${cause}},"idempotencyKey":"llm:${cause}:0"`;
   const base = (await nats.publisher.publish(subject, body("agent/configured", {}))).seq + 1;
   const window = 3000;
   const total = turns * 3;
@@ -92,8 +95,8 @@ async function publishConversation(nats: Nats, subject: string, turns: number): 
         i % 3 === 0
           ? body("agent/input-added", { role: "user", content: `question ${turn} ${text}`, trigger: "none" })
           : i % 3 === 1
-            ? body("agent/llm-request-started", { model: "bench" })
-            : body("agent/llm-request-settled", { requestOffset: base + i - 1, result: { status: "succeeded", text: `answer ${turn} ${text}`, toolCalls: [], usage: null } });
+            ? body("agent/llm-request-started", { model: "bench" }, reactionTo(base + i - 1))
+            : body("agent/llm-request-settled", { requestOffset: base + i - 1, result: { status: "succeeded", text: `answer ${turn} ${text}`, toolCalls: [], usage: null } }, reactionTo(base + i - 1));
       acks.push(nats.publisher.publish(subject, message));
     }
     last = (await Promise.all(acks)).at(-1)?.seq ?? last;
@@ -115,13 +118,6 @@ async function observe(nats: Nats, subject: string, onEvent: (type: string, caus
   return messages;
 }
 
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not done within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
 
 /** Triggers at 100/s on `subject`; each one's time to its reaction (`reactionType`, caused by it) being stored. */
 async function hop(nats: Nats, subject: string, reactionType: string): Promise<LatencySummary> {
@@ -142,7 +138,7 @@ async function hop(nats: Nats, subject: string, reactionType: string): Promise<L
       acks.push(nats.publisher.publish(subject, body("job/requested", { i })).then((ack) => void sentAt.set(ack.seq, at)));
     }
     await Promise.all(acks);
-    await until(() => [...sentAt.keys()].every((offset) => reactedAt.has(offset)), 60_000, `${subject}: every reaction`);
+    await until(() => [...sentAt.keys()].every((offset) => reactedAt.has(offset)), 60_000, `${subject}: every reaction`, 5);
     return [...sentAt].map(([offset, at]) => (reactedAt.get(offset) as number) - at);
   };
   await run(HOP_WARM_UP);
@@ -198,7 +194,7 @@ async function llmReaction(nats: Nats, subject: string, text: string): Promise<n
   const at = performance.now();
   const ack = await nats.publisher.publish(subject, body("agent/input-added", { role: "user", content: text }));
   inputOffset = ack.seq;
-  await until(() => started !== 0, 60_000, `llm reaction on ${subject}`);
+  await until(() => started !== 0, 60_000, `llm reaction on ${subject}`, 5);
   await until(() => settled, 60_000, `llm request settled on ${subject} (input at ${inputOffset})`);
   observer.stop();
   return started - at;

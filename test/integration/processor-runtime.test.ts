@@ -209,6 +209,17 @@ describe("processor runtime", () => {
     }
   });
 
+  /** A stateless processor of `job` events under `root` that may decide on cached states; `react` is the test's. */
+  const cachedStateJobs = (name: string, root: string): Omit<Processor<null>, "react"> => ({
+    name,
+    triggers: ["job"],
+    filterSubject: subtree(root),
+    serialiseDecisions: false,
+    decideOnCachedState: true,
+    initialState: () => null,
+    reduce: () => null,
+  });
+
   it("decides on a cached state only while no pause or resume came after it", async () => {
     const root = uniquePath("rt");
     const path = `${root}/a` as StreamPath;
@@ -217,13 +228,7 @@ describe("processor runtime", () => {
     const gate = new Promise<void>((resolve) => { release = resolve; });
     const decisions: { offset: number; stateOffset: number }[] = [];
     const p = await start({
-      name,
-      triggers: ["job"],
-      filterSubject: subtree(root),
-      serialiseDecisions: false,
-      decideOnCachedState: true,
-      initialState: () => null,
-      reduce: () => null,
+      ...cachedStateJobs(name, root),
       react: async ({ event, stream }) => {
         decisions.push({ offset: event.offset, stateOffset: stream.offset });
         if (decisions.length === 1) await gate;
@@ -252,13 +257,7 @@ describe("processor runtime", () => {
     const name = uniqueName("redelivered");
     let calls = 0;
     await start({
-      name,
-      triggers: ["job"],
-      filterSubject: subtree(root),
-      serialiseDecisions: false,
-      decideOnCachedState: true,
-      initialState: () => null,
-      reduce: () => null,
+      ...cachedStateJobs(name, root),
       react: async ({ event }) => {
         calls += 1;
         if (calls > 1) return [{ type: "done" }];
