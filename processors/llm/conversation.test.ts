@@ -11,6 +11,29 @@ const succeeded = (requestOffset: number, text: string, toolCalls: { callId: str
   at("agent/llm-request-settled", { requestOffset, result: { status: "succeeded", text, toolCalls, usage: null } });
 
 describe("conversation reducer", () => {
+  it("remembers the last 256 settled requests, and an older state keeps its own memory", () => {
+    const settle = (state: ConversationState, count: number): { state: ConversationState; offsets: number[] } => {
+      const offsets: number[] = [];
+      let next = state;
+      for (let i = 0; i < count; i++) {
+        const start = started();
+        offsets.push(start.offset);
+        next = run([input(`q${i}`), start, succeeded(start.offset, `a${i}`)], next);
+      }
+      return { state: next, offsets };
+    };
+    const first = settle(initialConversation(), 300);
+    const later = settle(first.state, 400);
+    // The window moved on past compactions of its shared array; the older state still remembers its own 256.
+    expect(later.offsets.slice(-256).every((o) => later.state.settledRequests.includes(o))).toBe(true);
+    expect([...first.offsets, ...later.offsets.slice(0, -256)].some((o) => later.state.settledRequests.includes(o))).toBe(false);
+    expect(first.offsets.slice(-256).every((o) => first.state.settledRequests.includes(o))).toBe(true);
+    expect(first.state.settledRequests.includes(first.offsets[43] as number)).toBe(false);
+    // A branch from the older state: its window moves on from the older state's, not from the later one's.
+    const branch = settle(first.state, 1).state.settledRequests;
+    expect([branch.includes(first.offsets[44] as number), branch.includes(first.offsets[45] as number), branch.includes(later.offsets[0] as number)]).toEqual([false, true, false]);
+  });
+
   it("keeps every state a value: a state reduced further, or reduced again from an older one, leaves the older one as it was", () => {
     const older = run([input("one"), input("two", "none")]);
     const newer = run([input("three", "none")], older);
