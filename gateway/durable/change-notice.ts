@@ -26,19 +26,41 @@ const SEQ_HEADER = "Agentmesh-Seq";
 const PREV_SEQ_HEADER = "Agentmesh-Prev-Seq";
 const INLINE_HEADER = "Agentmesh-Inline";
 
-/** Tell live readers that the stream changed; with a committed append, what it stored. */
+/** Room left in a NATS message for the notice's other headers and the protocol line. */
+const HEADROOM_BYTES = 1024;
+
+/**
+ * Tell live readers that the stream changed; with a committed append, what it stored. Never throws: the append it
+ * follows is committed, and a reader that gets a bare signal (or none, if NATS is gone) reads the stream itself.
+ */
 export function publishChange(nats: Nats, id: string, committed?: { record: DurableStreamRecord; seq: number; prevSeq: number; data: Uint8Array }): void {
-  if (committed === undefined) {
-    nats.nc.publish(changesSubject(id));
-    return;
+  const subject = changesSubject(id);
+  try {
+    const notice = committed === undefined ? null : noticeMessage(nats, committed);
+    if (notice === null) nats.nc.publish(subject);
+    else nats.nc.publish(subject, notice.data, { headers: notice.headers });
+  } catch {
+    try {
+      nats.nc.publish(subject);
+    } catch {
+      // NATS is gone: readers wake on their timeout and read the stream.
+    }
   }
-  const inline = committed.data.byteLength <= INLINE_MAX_BYTES;
+}
+
+function noticeMessage(nats: Nats, committed: { record: DurableStreamRecord; seq: number; prevSeq: number; data: Uint8Array }): { headers: ReturnType<typeof natsHeaders>; data: Uint8Array | undefined } | null {
+  const record = JSON.stringify(committed.record);
+  // The record goes in a header: a record too large to fit beside a body (a long list of forks or producers)
+  // sends a bare signal, and a body too large beside the record stays out of the notice.
+  const room = (nats.nc.info?.max_payload ?? 0) - Buffer.byteLength(record) - HEADROOM_BYTES;
+  if (room <= 0) return null;
+  const inline = committed.data.byteLength <= Math.min(INLINE_MAX_BYTES, room);
   const h = natsHeaders();
-  h.set(RECORD_HEADER, JSON.stringify(committed.record));
+  h.set(RECORD_HEADER, record);
   h.set(SEQ_HEADER, String(committed.seq));
   h.set(PREV_SEQ_HEADER, String(committed.prevSeq));
   h.set(INLINE_HEADER, inline ? "1" : "0");
-  nats.nc.publish(changesSubject(id), inline ? committed.data : undefined, { headers: h });
+  return { headers: h, data: inline ? committed.data : undefined };
 }
 
 /** The notice a change message carries, or null for a bare signal or anything malformed. */

@@ -11,6 +11,16 @@ const succeeded = (requestOffset: number, text: string, toolCalls: { callId: str
   at("agent/llm-request-settled", { requestOffset, result: { status: "succeeded", text, toolCalls, usage: null } });
 
 describe("conversation reducer", () => {
+  it("lets 150,000 inputs queue behind an open request and join the conversation after its answer, in order", () => {
+    const start = started();
+    let state = run([input("first"), start]);
+    for (let i = 0; i < 150_000; i++) state = reduceConversation(state, input(`queued ${i}`, "none"));
+    state = reduceConversation(state, succeeded(start.offset, "answer"));
+    const messages = state.messages.toArray();
+    expect(messages).toHaveLength(150_002);
+    expect([messages[1]?.content, messages[2]?.content, messages.at(-1)?.content]).toEqual(["answer", "queued 0", "queued 149999"]);
+  });
+
   it("remembers the last 256 settled requests, and an older state keeps its own memory", () => {
     const settle = (state: ConversationState, count: number): { state: ConversationState; offsets: number[] } => {
       const offsets: number[] = [];

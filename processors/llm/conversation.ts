@@ -1,7 +1,7 @@
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { AgentEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
 import { AgentConfiguredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig } from "../../shared/contract/events/agent.js";
-import { MessageHistory, type ChatMessage } from "./message-history.js";
+import { MessageHistory } from "./message-history.js";
 import { RecentOffsets } from "../runtime/recent-offsets.js";
 
 /**
@@ -34,7 +34,7 @@ export interface ConversationState {
    * `messages` once those close, so the model always sees an answer right after
    * what it answered, and tool results right after the call (as the API requires).
    */
-  deferred: ChatMessage[];
+  deferred: MessageHistory;
 }
 
 const SETTLED_MEMORY = 256;
@@ -49,7 +49,7 @@ export function initialConversation(): ConversationState {
     wantsRequest: false,
     autonomousTurns: 0,
     interruptAt: null,
-    deferred: [],
+    deferred: MessageHistory.empty(),
   };
 }
 
@@ -64,7 +64,7 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       if (!input.success) return state;
       const { role, content, trigger } = input.data;
       const open = state.running !== null || Object.keys(state.pendingToolCalls).length > 0;
-      const next = open ? { ...state, deferred: [...state.deferred, { role, content }] } : { ...state, messages: state.messages.append({ role, content }) };
+      const next = open ? { ...state, deferred: state.deferred.append({ role, content }) } : { ...state, messages: state.messages.append({ role, content }) };
       if (trigger === "none") return next;
       return { ...next, wantsRequest: true, autonomousTurns: 0, interruptAt: trigger === "interrupt" ? event.offset : state.interruptAt };
     }
@@ -117,7 +117,7 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
 
 function flushDeferred(state: ConversationState): ConversationState {
   if (state.deferred.length === 0 || state.running !== null || Object.keys(state.pendingToolCalls).length > 0) return state;
-  return { ...state, messages: state.messages.append(...state.deferred), deferred: [] };
+  return { ...state, messages: state.messages.appendAll(state.deferred.toArray()), deferred: MessageHistory.empty() };
 }
 
 /** What the loop should do now, given the state; the processor turns it into events. */

@@ -22,11 +22,16 @@ export class MessageHistory {
     return new MessageHistory([], 0);
   }
 
-  append(...messages: readonly ChatMessage[]): MessageHistory {
+  append(message: ChatMessage): MessageHistory {
+    return this.appendAll([message]);
+  }
+
+  appendAll(messages: readonly ChatMessage[]): MessageHistory {
     if (messages.length === 0) return this;
     // Only the list whose length is the array's may grow it: a longer list shares it.
     const backing = this.backing.length === this.length ? this.backing : this.backing.slice(0, this.length);
-    backing.push(...messages);
+    // One push per message: spreading a long list as arguments overflows the call stack.
+    for (const message of messages) backing.push(message);
     return new MessageHistory(backing, backing.length);
   }
 

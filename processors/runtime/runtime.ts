@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { appendEvents } from "../../shared/log/append.js";
 import type { EventEnvelope, EventInput, ValidEventInput } from "../../shared/contract/envelope.js";
@@ -10,7 +11,7 @@ import { RetryableError, TerminalError } from "./errors.js";
 import { processorEvents, processorSeconds } from "../../shared/service/metrics.js";
 import { decodeJsMsg } from "../../shared/log/read.js";
 import { StreamStateCache, type StreamState } from "./stream-state-cache.js";
-import type { StreamPath } from "../../shared/contract/subjects.js";
+import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
 import { ConsumerNames, SubjectRoots, SystemEventTypes } from "../../shared/contract/wire.js";
 import { serviceWriter, type Writer } from "../../shared/log/writer.js";
 
@@ -73,6 +74,8 @@ export interface RuntimeOptions {
 }
 
 const MAX_DECISION_ATTEMPTS = 8;
+/** The longest single wait for a replica behind the event to catch up (20, 40, ... ms: ~1.3 s in all). */
+const BEHIND_WAIT_MAX_MS = 640;
 const EVENTS_PREFIX = `${SubjectRoots.events}.`;
 /** Every processor consumer's filter until they went unfiltered (see `start`). */
 const LEGACY_FILTER = `${SubjectRoots.events}.>`;
@@ -149,16 +152,11 @@ export class ProcessorRuntime<S> {
     try {
       const existing = await nats.jsm.consumers.info(nats.streamName, this.consumerName);
       const limits = { max_deliver: config.max_deliver, ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending };
-      if (this.processor.filterSubject === undefined && existing.config.filter_subject === LEGACY_FILTER) {
-        // Made before consumers went unfiltered. A create with the same name and no filter updates it in place
-        // (nats-server 2.9 keeps its position); an update cannot remove a field.
-        const unfiltered = { ...existing.config, ...limits };
-        delete unfiltered.filter_subject;
-        await nats.jsm.consumers.add(nats.streamName, unfiltered);
-        this.options.logger.info({ consumer: this.consumerName }, `consumer filter ${LEGACY_FILTER} removed`);
-      } else {
-        await nats.jsm.consumers.update(nats.streamName, this.consumerName, limits);
-      }
+      const legacy = this.processor.filterSubject === undefined && existing.config.filter_subject === LEGACY_FILTER;
+      // Made before consumers went unfiltered: an update whose filter is left out removes it, keeping the
+      // consumer's place in the log (nats-server 2.9 and 2.10 both accept it as an update).
+      await nats.jsm.consumers.update(nats.streamName, this.consumerName, legacy ? { ...limits, filter_subject: undefined } : limits);
+      if (legacy) this.options.logger.info({ consumer: this.consumerName }, `consumer filter ${LEGACY_FILTER} removed`);
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
       const deliverPolicy = this.processor.startFrom === "all" ? DeliverPolicy.All : DeliverPolicy.New;
@@ -210,7 +208,7 @@ export class ProcessorRuntime<S> {
       m.working();
     }, Math.max(1_000, this.ackWaitMs / 2));
     try {
-      const outcome = await this.decideAndAppend(event, m.info.redelivered, log);
+      const outcome = await this.decideAndAppend(event, m, log);
       m.ack();
       processorEvents.inc({ processor: this.processor.name, outcome });
     } catch (err) {
@@ -222,16 +220,23 @@ export class ProcessorRuntime<S> {
     }
   }
 
-  private async decideAndAppend(event: EventEnvelope, redelivered: boolean, log: () => Logger): Promise<"reacted" | "no-reaction" | "skipped"> {
+  private async decideAndAppend(event: EventEnvelope, m: JsMsg, log: () => Logger): Promise<"reacted" | "no-reaction" | "skipped"> {
     const path = event.streamPath as StreamPath;
     const setting = this.processor.serialiseDecisions ?? true;
     const serialise = typeof setting === "function" ? setting(event) : setting;
     // Not on a redelivery: whether this processor already reacted must be read from the log.
-    const cachedOk = this.processor.decideOnCachedState === true && !serialise && !redelivered;
+    const cachedOk = this.processor.decideOnCachedState === true && !serialise && !m.info.redelivered;
+    // A foreign writer's subject that no path maps back to has no state to read beyond offset 0.
+    const readable = eventsSubject(path) === m.subject;
     for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
-      const stream = (attempt === 1 && cachedOk ? this.usableCachedState(path, event.offset) : undefined) ?? (await this.cache.latest(path));
-      // A replica that is behind (direct gets may be answered by any replica) has not stored the event yet.
-      if (stream.offset < event.offset) throw new RetryableError("the stream's state is behind the event; reading again later", 100);
+      let stream = (attempt === 1 && cachedOk ? this.usableCachedState(path, event.offset) : undefined) ?? (await this.cache.latest(path));
+      // A replica that is behind (direct gets may be answered by any replica) has not stored the event yet: read
+      // again shortly, without spending one of the event's deliveries.
+      for (let waitMs = 20; readable && stream.offset < event.offset && waitMs <= BEHIND_WAIT_MAX_MS; waitMs *= 2) {
+        await sleep(waitMs);
+        stream = await this.cache.latest(path);
+      }
+      if (readable && stream.offset < event.offset) throw new RetryableError("the stream's state is still behind the event; reading again later", 1_000);
       // The log (read to its latest offset) is the truth; the pause index may lag it by a moment.
       if (stream.system.paused !== null || this.pausedAfter(path, stream.offset)) {
         log().debug("stream paused; not reacting");

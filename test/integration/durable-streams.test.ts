@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
+import { startNatsServer } from "../../deploy/local/nats-server.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { lastMessage } from "../../shared/log/read.js";
@@ -264,6 +268,34 @@ describe("Durable Streams on JetStream", () => {
       // Whatever the first answer holds, reading on from it gives the rest.
       const rest = await (await send(`${ds(path)}?offset=${first.next ?? ""}`, "GET")).text();
       expect(first.body + rest).toBe(batch.join(""));
+    }
+  });
+
+  it("answers a committed append once, however large its record beside its body (the change notice never fails an append)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "agentmesh-ds-"));
+    const configFile = join(dir, "nats.conf");
+    // Small messages, so that a record of 20 long producer ids beside a 65,000-byte body does not fit in one.
+    writeFileSync(configFile, "max_payload: 70000\n");
+    const server = await startNatsServer({ configFile });
+    const small = await startGateway({ NATS_URL: server.url });
+    try {
+      const url = `${small.url}/v1/stream${uniquePath("ds")}`;
+      expect((await send(url, "PUT", undefined, { "content-type": "text/plain" })).status).toBe(201);
+      for (let i = 0; i < 20; i++) {
+        const reply = await send(url, "POST", "p", { "content-type": "text/plain", "producer-id": `${"p".repeat(240)}-${i}`, "producer-epoch": "0", "producer-seq": "0" });
+        expect(reply.ok).toBe(true);
+      }
+      const tail = (await send(`${url}?offset=now`, "GET")).headers.get("stream-next-offset") ?? "";
+      const poll = send(`${url}?offset=${tail}&live=long-poll`, "GET").then(async (r) => ({ status: r.status, body: await r.text() }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const big = "b".repeat(65_000);
+      expect((await send(url, "POST", big, { "content-type": "text/plain" })).status).toBe(204);
+      expect(await poll).toEqual({ status: 200, body: big });
+      expect(await (await send(`${url}?offset=-1`, "GET")).text()).toBe("p".repeat(20) + big);
+    } finally {
+      await small.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -8,6 +8,7 @@ import { RetryableError, TerminalError } from "../../processors/runtime/errors.j
 import type { Processor } from "../../processors/runtime/runtime.js";
 import { eventsSubject, parseStreamPath, type StreamPath } from "../../shared/contract/subjects.js";
 import { ConsumerNames } from "../../shared/contract/wire.js";
+import { lastMessage } from "../../shared/log/read.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { readAll, runProcessor, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";
 
@@ -270,6 +271,22 @@ describe("processor runtime", () => {
     await waitForSettledProcessor(gw.nats, name, job.offset);
     const done = (await expectSettled(name, path)).filter((e) => e.type === "done");
     expect(done.map((e) => e.idempotencyKey)).toEqual(["from-before-the-window"]);
+  });
+
+  it("handles an event on a subject no stream path maps back to (a foreign writer's) once, appending nothing", async () => {
+    const name = uniqueName("foreign");
+    const token = uniqueName("foreign");
+    const foreign = await runProcessor({ name, triggers: ["**"], initialState: () => null, reduce: () => null, react: () => [] }, { PROCESSOR_MAX_DELIVER: "3" });
+    try {
+      // `+` is not a path character: this event's path is shown percent-encoded, and that path's subject is another.
+      const stored = await gw.nats.publisher.publish(`events.${token}.x+y`, Buffer.from(JSON.stringify({ type: "foreign/thing", payload: {}, createdAt: new Date().toISOString() })));
+      await waitForSettledProcessor(gw.nats, name, stored.seq);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Nothing was appended under it: no stream/error-occurred, nor a chain of them on ever longer encodings.
+      expect((await lastMessage(gw.nats, `events.${token}.>`))?.seq).toBe(stored.seq);
+    } finally {
+      await foreign.stop();
+    }
   });
 
   it("takes the old filter events.> off an existing consumer, keeping its place in the log", async () => {
