@@ -1,7 +1,8 @@
-import { DeliverPolicy, type ConsumerMessages, type JsMsg, type StoredMsg } from "@nats-io/jetstream";
+import type { JsMsg, StoredMsg } from "@nats-io/jetstream";
 import { decodeStoredEvent, type DecodedEvent, type EventEnvelope } from "../contract/envelope.js";
 import { AgentmeshError } from "../contract/errors.js";
 import { natsFailure, type Nats } from "../nats/connection.js";
+import { eachLasting, openOrdered, readLasting } from "../nats/lasting-consumer.js";
 import { eventsSubject, pathOfSubject, type StreamPath } from "../contract/subjects.js";
 
 /**
@@ -68,98 +69,18 @@ export async function lastOffset(nats: Nats, path: StreamPath): Promise<number> 
 /**
  * Iterate stored messages matching `filter` from `from` (a sequence, inclusive,
  * or the first stored at or after a time), in order, until the consumer has
- * nothing pending or a message's sequence exceeds `until`. The caller must
- * know at least one matching message exists at or after `from`, or the
- * iteration would wait for one.
+ * nothing pending or a message's sequence exceeds `until`, going on after a
+ * reconnect or the loss of the consumer's server (shared/nats/lasting-consumer.ts).
+ * The caller must know at least one matching message exists at or after `from`,
+ * or the iteration would wait for one.
  */
-export async function* readMessages(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<JsMsg> {
-  let next = from;
-  for (;;) {
-    const session = await openReadSession(nats, filter, next);
-    try {
-      for await (const m of session.messages) {
-        if (m.seq > until) return;
-        yield m;
-        next = m.seq + 1;
-        if (m.info.pending === 0 || m.seq === until) return;
-      }
-      if (!session.interrupted()) return;
-    } finally {
-      session.close();
-    }
-  }
+export function readMessages(nats: Nats, filter: string, from: number | Date, until = Number.POSITIVE_INFINITY): AsyncGenerator<JsMsg, void> {
+  return readLasting(nats, { stream: nats.streamName, filter, from, until, batch: CONSUME_BATCH });
 }
-
-/**
- * readMessages with a callback instead of a generator: for long reads whose every message is handled at once (a
- * processor rebuilding a stream's state), since each layer of async iteration costs a promise per message (~12% of
- * rebuilding 100,000 events through two layers).
- */
-export async function eachMessage(nats: Nats, filter: string, from: number, until: number, onMessage: (m: JsMsg) => void): Promise<void> {
-  let next = from;
-  for (;;) {
-    const session = await openReadSession(nats, filter, next);
-    try {
-      for await (const m of session.messages) {
-        if (m.seq > until) return;
-        onMessage(m);
-        next = m.seq + 1;
-        if (m.info.pending === 0 || m.seq === until) return;
-      }
-      if (!session.interrupted()) return;
-    } finally {
-      session.close();
-    }
-  }
-}
-
-interface ReadSession {
-  messages: ConsumerMessages;
-  /** The messages ended because the connection was re-established: read on from the last one, with a new session. */
-  interrupted(): boolean;
-  close(): void;
-}
-
-/** An ordered read that a reconnect ends (left alone, its consumer may go quiet for tens of seconds). */
-async function openReadSession(nats: Nats, filter: string, from: number | Date): Promise<ReadSession> {
-  const { consumer, messages } = await openOrderedRead(nats, filter, from);
-  let byReconnect = false;
-  const unsubscribe = nats.onReconnect(() => {
-    byReconnect = true;
-    messages.stop();
-  });
-  return {
-    messages,
-    interrupted: () => byReconnect,
-    close: () => {
-      unsubscribe();
-      messages.stop();
-      // The server would drop it after its inactivity threshold anyway; deleting now keeps the consumer count honest.
-      void consumer.delete().catch(() => undefined);
-    },
-  };
-}
-
-type OrderedConsumer = Awaited<ReturnType<Nats["js"]["consumers"]["get"]>>;
 
 /** An ordered consumer of `filter` from a sequence (inclusive) or a time, already pulling `batch` messages at a time; the caller stops and deletes it. */
-export async function openOrderedRead(nats: Nats, filter: string, from: number | Date, batch = CONSUME_BATCH): Promise<{ consumer: OrderedConsumer; messages: ConsumerMessages }> {
-  const start =
-    typeof from === "number"
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
-      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() };
-  let consumer: OrderedConsumer;
-  try {
-    consumer = await nats.js.consumers.get(nats.streamName, { filter_subjects: filter, ...start });
-  } catch (err) {
-    throw natsFailure(err);
-  }
-  try {
-    return { consumer, messages: await consumer.consume({ max_messages: batch }) };
-  } catch (err) {
-    void consumer.delete().catch(() => undefined);
-    throw natsFailure(err);
-  }
+export function openOrderedRead(nats: Nats, filter: string, from: number | Date, batch = CONSUME_BATCH): ReturnType<typeof openOrdered> {
+  return openOrdered(nats, nats.streamName, filter, from, { max_messages: batch });
 }
 
 /** One stored message as the readers of `readFew` see it, whichever way it was fetched. */
@@ -210,7 +131,7 @@ export async function* readFew(nats: Nats, subject: string, from: number, until:
 
 /**
  * readFew with a callback, decoded: the few first events by direct get, the rest (a long catch-up) through
- * eachMessage. `subject` is one subject; stops after `until`.
+ * eachLasting. `subject` is one subject; stops after `until`.
  */
 export async function eachFewEvents(nats: Nats, subject: string, from: number, until: number, onEvent: (event: DecodedEvent) => void): Promise<void> {
   let next = from;
@@ -218,8 +139,8 @@ export async function eachFewEvents(nats: Nats, subject: string, from: number, u
     const m = await nextStored(nats, subject, next);
     if (m === null || m.seq > until) return;
     if (fetched === DIRECT_GETS_FIRST) {
-      // A message exists at m.seq, as eachMessage requires.
-      await eachMessage(nats, subject, m.seq, until, (c) => { onEvent(decodeJsMsg(c)); });
+      // A message exists at m.seq, as eachLasting requires.
+      await eachLasting(nats, { stream: nats.streamName, filter: subject, from: m.seq, until, batch: CONSUME_BATCH }, (c) => { onEvent(decodeJsMsg(c)); });
       return;
     }
     onEvent(decodeStoredMsg(m));

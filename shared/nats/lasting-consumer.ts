@@ -1,6 +1,6 @@
 import { DeliverPolicy, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "../service/logger.js";
-import type { Nats } from "./connection.js";
+import { natsFailure, type Nats } from "./connection.js";
 
 /**
  * The one way to follow a JetStream subject for as long as a service runs
@@ -147,6 +147,137 @@ export function followLasting(nats: Nats, options: LastingConsumerOptions): Last
       unsubscribe();
       messages?.stop();
       if (consumer !== undefined) release(consumer);
+    },
+  };
+}
+
+/**
+ * A bounded read by the same rules: an ordered consumer of `filter` from a sequence (inclusive) or a time, replaced
+ * after a reconnect or the loss of its server (its heartbeats missed: ~2 s rather than the client's 30 s), the new
+ * one starting after the last message the reader took. It ends after `until`, or when the consumer has nothing
+ * pending; the caller must know a matching message exists at or after `from`, or the read waits for one.
+ */
+export interface LastingRead {
+  stream: string;
+  filter: string;
+  from: number | Date;
+  until: number;
+  /** Messages pulled at once. */
+  batch: number;
+}
+
+export async function* readLasting(nats: Nats, read: LastingRead): AsyncGenerator<JsMsg, void> {
+  let next = read.from;
+  for (let resumed = false; ; resumed = true) {
+    const session = await openReadSession(nats, read, next, resumed);
+    try {
+      for await (const m of session.messages) {
+        if (m.seq > read.until) return;
+        yield m;
+        next = m.seq + 1;
+        if (m.info.pending === 0 || m.seq === read.until) return;
+      }
+      if (!session.interrupted()) return;
+    } finally {
+      session.close();
+    }
+  }
+}
+
+/**
+ * readLasting with a callback: for long reads whose every message is handled at once (a processor rebuilding a
+ * stream's state), since each layer of async iteration costs a promise per message (~12% of rebuilding 100,000
+ * events through two layers).
+ */
+export async function eachLasting(nats: Nats, read: LastingRead, onMessage: (m: JsMsg) => void): Promise<void> {
+  let next = read.from;
+  for (let resumed = false; ; resumed = true) {
+    const session = await openReadSession(nats, read, next, resumed);
+    try {
+      for await (const m of session.messages) {
+        if (m.seq > read.until) return;
+        onMessage(m);
+        next = m.seq + 1;
+        if (m.info.pending === 0 || m.seq === read.until) return;
+      }
+      if (!session.interrupted()) return;
+    } finally {
+      session.close();
+    }
+  }
+}
+
+interface ReadSession {
+  messages: ConsumerMessages;
+  /** Its messages ended early (a reconnect, or its server lost): read on after the last one, with a new session. */
+  interrupted(): boolean;
+  close(): void;
+}
+
+/**
+ * An ordered consumer of `filter` from a sequence (inclusive) or a time, already pulling with `pull`; the caller
+ * stops it and deletes the consumer. Failures are NATS_UNAVAILABLE or INTERNAL (natsFailure).
+ */
+export async function openOrdered(nats: Nats, stream: string, filter: string, from: number | Date, pull: { max_messages: number; expires?: number; idle_heartbeat?: number }): Promise<{ consumer: OrderedConsumer; messages: ConsumerMessages }> {
+  const start =
+    typeof from === "number"
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from }
+      : { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() };
+  let consumer: OrderedConsumer;
+  try {
+    consumer = await nats.js.consumers.get(stream, { filter_subjects: filter, ...start });
+  } catch (err) {
+    throw natsFailure(err);
+  }
+  try {
+    return { consumer, messages: await consumer.consume(pull) };
+  } catch (err) {
+    release(consumer);
+    throw natsFailure(err);
+  }
+}
+
+/** How long a read that lost its consumer keeps trying to get another (an election can take seconds). */
+const RESUME_WITHIN_MS = 30_000;
+
+/**
+ * The first session of a read fails at once, as any request would; one that resumes an interrupted read tries again
+ * with backoff while the cluster settles, up to RESUME_WITHIN_MS.
+ */
+async function openReadSession(nats: Nats, read: LastingRead, from: number | Date, resuming: boolean): Promise<ReadSession> {
+  const pull = { max_messages: read.batch, expires: PULL_EXPIRES_MS, idle_heartbeat: IDLE_HEARTBEAT_MS };
+  const deadline = Date.now() + RESUME_WITHIN_MS;
+  let opened: Awaited<ReturnType<typeof openOrdered>> | undefined;
+  for (let delayMs = 100; opened === undefined; delayMs = Math.min(delayMs * 2, MAX_RETRY_DELAY_MS)) {
+    try {
+      opened = await openOrdered(nats, read.stream, read.filter, from, pull);
+    } catch (err) {
+      if (!resuming || Date.now() + delayMs > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+  const { consumer, messages } = opened;
+  let interrupted = false;
+  const interrupt = (): void => {
+    interrupted = true;
+    messages.stop();
+  };
+  const unsubscribe = nats.onReconnect(interrupt);
+  void (async () => {
+    for await (const status of messages.status()) {
+      if (RESTART_ON.has(status.type)) {
+        interrupt();
+        return;
+      }
+    }
+  })();
+  return {
+    messages,
+    interrupted: () => interrupted,
+    close: () => {
+      unsubscribe();
+      messages.stop();
+      release(consumer);
     },
   };
 }

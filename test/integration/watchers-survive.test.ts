@@ -9,6 +9,8 @@ import { startNatsCluster } from "../support/nats-cluster.js";
 import { waitFor } from "../support/processors.js";
 import { openSse } from "../support/sse.js";
 import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
+import type { JsMsg } from "@nats-io/jetstream";
+import { lastMessage, readMessages } from "../../shared/log/read.js";
 
 /** Append until the gateway answers as expected; how long it took, in ms. */
 async function untilStatus(gw: TestGateway, path: string, status: number, timeoutMs: number): Promise<number> {
@@ -108,6 +110,51 @@ describe("long-lived watchers", () => {
       expect(enforcedAfterMs).toBeLessThan(2_000);
     } finally {
       for (const gw of gateways) await gw.close();
+      await cluster.stop();
+    }
+  }, 180_000);
+
+  it("on a 3-node cluster, a long read goes on after the server hosting its consumer died", async () => {
+    const cluster = await startNatsCluster();
+    const env = { NATS_URL: cluster.urls, EVENTS_REPLICAS: "3" };
+    const gw = await startOnCluster(env);
+    const reads: AsyncGenerator<JsMsg, void>[] = [];
+    try {
+      const path = uniquePath("cluster-read");
+      const subject = eventsSubject(parseStreamPath(path));
+      // More than one pull (1,000 messages): the rest must come from a consumer on a server still alive.
+      for (let i = 0; i < 30; i++) {
+        const batch = Array.from({ length: 100 }, (_, j) => ({ type: "many", payload: { n: i * 100 + j } }));
+        await waitFor(async () => ((await request(`${gw.url}/streams${path}`, { body: batch })).status === 201 ? true : undefined), 30_000, "an append");
+      }
+      const last = (await lastMessage(gw.nats, subject))?.seq ?? 0;
+      const connectedTo = gw.nats.nc.info?.server_name ?? "";
+      // A read whose consumer another server than the client's hosts: losing it is then no reconnect.
+      let chosen: { read: AsyncGenerator<JsMsg, void>; host: string; taken: number } | undefined;
+      for (let attempt = 0; attempt < 12 && chosen === undefined; attempt++) {
+        const read = readMessages(gw.nats, subject, 1);
+        reads.push(read);
+        const step = await read.next();
+        const taken = step.done === true ? 0 : step.value.seq;
+        const hosts = (await consumerHosts(gw, gw.nats.streamName)).filter((c) => c.filter === subject).map((c) => c.host);
+        if (hosts.length === 1 && hosts[0] !== connectedTo && hosts[0] !== "") chosen = { read, host: hosts[0] ?? "", taken };
+        else await read.return(undefined);
+      }
+      if (chosen === undefined) throw new Error("no read whose consumer is hosted away from the client's server");
+      await cluster.node(chosen.host).kill();
+      const killedAt = Date.now();
+      const seqs = [chosen.taken];
+      for (let next = await chosen.read.next(); next.done !== true; next = await chosen.read.next()) seqs.push(next.value.seq);
+      const readAfterMs = Date.now() - killedAt;
+      process.stdout.write(`watchers: with ${chosen.host} (the read consumer's host) killed, the read of 3,000 events ended ${readAfterMs} ms later\n`);
+      // Every event once, in order, up to the last one stored.
+      expect(seqs).toHaveLength(3000);
+      expect(seqs.every((seq, i) => i === 0 || seq > (seqs[i - 1] ?? 0))).toBe(true);
+      expect(seqs.at(-1)).toBe(last);
+      expect(readAfterMs).toBeLessThan(20_000);
+    } finally {
+      for (const read of reads) await read.return(undefined).catch(() => undefined);
+      await gw.close();
       await cluster.stop();
     }
   }, 180_000);
