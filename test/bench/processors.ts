@@ -6,6 +6,8 @@
  *     then, for context, the same processor with its decisions serialised (the runtime's default);
  *   - backlog drain: 100,000 stored events no processor reacts to, drained by the llm processor and by a bare
  *     durable pull consumer that only acks (the breaker, which must see every event, beside them);
+ *   - the breaker under a flood: how long after its tripping event each of 100 streams is paused while 100,000
+ *     events arrive at full speed and the llm processor runs beside it;
  *   - cold start: a reaction of the llm processor on an agent stream that already holds a conversation of 100,000
  *     events (33,333 turns: input, request started, request settled), the first time it sees the stream, then
  *     warm, then after a restart.
@@ -31,7 +33,8 @@ import { perSecond, summarise, type LatencySummary } from "./support/stats.js";
 
 const BACKLOG = 100_000;
 const HOP_INTERVAL_MS = 10;
-const HOP_WARM_UP = 50;
+// Untimed first: the processes were just started, and their first few hundred events run unoptimised code.
+const HOP_WARM_UP = 300;
 const HOP_MEASURED = 500;
 
 interface Service {
@@ -180,6 +183,35 @@ async function drain(nats: Nats, durable: string, start: () => Service): Promise
   }
 }
 
+/**
+ * The breaker (default limits: 100 events/s, burst 100) with the llm processor beside it while 100,000 events are
+ * stored as fast as one client can, 1,000 on each of 100 streams: each stream trips at its 101st event. The delay is
+ * each pause's `createdAt` minus its tripping event's (both stamped on this machine's clock when written).
+ */
+async function breakerUnderFlood(nats: Nats): Promise<{ streams: number; delay: LatencySummary; floodSeconds: number }> {
+  const pauses = new Map<string, { createdAt: string; triggerOffset: number }>();
+  const watch = nats.nc.subscribe("events.bench.>", {
+    callback: (_err, msg) => {
+      if (!msg.subject.startsWith("events.bench.flood-")) return;
+      const event = JSON.parse(msg.string()) as { type: string; createdAt: string; payload: { triggerOffset?: number } };
+      if (event.type === "stream/paused" && event.payload.triggerOffset !== undefined && !pauses.has(msg.subject)) pauses.set(msg.subject, { createdAt: event.createdAt, triggerOffset: event.payload.triggerOffset });
+    },
+  });
+  await nats.nc.flush();
+  const started = performance.now();
+  await publishMany(nats, BACKLOG, (i) => `events.bench.flood-${i % 100}`, "bench/flood");
+  const floodSeconds = (performance.now() - started) / 1000;
+  await until(() => pauses.size === 100, 120_000, "a pause on every flooded stream");
+  watch.unsubscribe();
+  const delays: number[] = [];
+  for (const pause of pauses.values()) {
+    const trigger = await nats.jsm.direct.getMessage(nats.streamName, { seq: pause.triggerOffset });
+    if (trigger === null) throw new Error(`the tripping event ${pause.triggerOffset} is not stored`);
+    delays.push(Date.parse(pause.createdAt) - Date.parse((trigger.json<{ createdAt: string }>()).createdAt));
+  }
+  return { streams: pauses.size, delay: summarise(delays), floodSeconds };
+}
+
 /** Append an agent input to `path`'s subject; the time until the llm processor's `agent/llm-request-started` for it is stored, then until its request settles. */
 async function llmReaction(nats: Nats, subject: string, text: string): Promise<number> {
   let started = 0;
@@ -269,12 +301,19 @@ async function main(): Promise<void> {
     await waitPulling(nats, "processor-llm");
     progress("cold start: after a restart");
     const afterRestart = await llmReaction(nats, "events.bench.cold", "after restart");
+
+    const breaker = run("processors/breaker/main.ts", natsEnv);
+    await waitPulling(nats, "processor-breaker");
+    progress(`breaker under a flood: ${BACKLOG.toLocaleString("en")} events at full speed over 100 streams, the llm processor running too`);
+    const flood = await breakerUnderFlood(nats);
+    await breaker.stop();
     await restarted.stop();
 
     const results = {
       hop: hops,
       drain: drains,
       coldStart: { firstMs: first, afterRestartMs: afterRestart, warmMs: warm, historyEvents: BACKLOG },
+      breakerUnderFlood: flood,
     };
     mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
     writeFileSync(join(REPO_ROOT, ".data", "bench-processors.json"), JSON.stringify(results, null, 2));
@@ -293,6 +332,7 @@ drain of ${BACKLOG.toLocaleString("en")}, raw consumer (ack only), rounds 1, 2 |
 drain, llm processor, rounds 1, 2 (of raw, same round)      | ${drains.llm.map((d, i) => `${d.perSec.toLocaleString("en")} ev/s (${pct(d.perSec, (drains.raw[i] as DrainResult).perSec)})`).join(", ")}
 drain, breaker (sees every event), round 1                | ${drains.breaker.map((d) => `${d.perSec.toLocaleString("en")} ev/s (${pct(d.perSec, (drains.raw[0] as DrainResult).perSec)})`).join(", ")}
 cold start, conversation of 100,000 events: first / after restart / warm | ${ms(first)} / ${ms(afterRestart)} / ${ms(warm)}
+breaker under a flood: pause after the tripping event, p50 / max | ${ms(flood.delay.p50)} / ${ms(flood.delay.max)} (${flood.streams} streams; flood stored in ${flood.floodSeconds.toFixed(2)} s)
 `);
   } finally {
     await Promise.all(services.map((s) => s.stop()));
