@@ -40,6 +40,8 @@ export interface LastingConsumer {
 const PULL_EXPIRES_MS = 2_000;
 const IDLE_HEARTBEAT_MS = 1_000;
 const MAX_RETRY_DELAY_MS = 1_000;
+/** How long after it started a consumer may take to catch up before it is replaced. */
+const CATCH_UP_STALL_MS = 5_000;
 /** Notifications after which the consumer may deliver nothing more. */
 const RESTART_ON: ReadonlySet<string> = new Set(["heartbeats_missed", "consumer_deleted", "consumer_not_found", "stream_not_found", "no_responders"]);
 
@@ -58,6 +60,7 @@ export function followLasting(nats: Nats, options: LastingConsumerOptions): Last
   let consumer: OrderedConsumer | undefined;
   /** The last sequence delivered: a replacement starts after it. */
   let lastSeq = 0;
+  let startedAt = Date.now();
   const progress = { caughtUp: false };
   let resolveCaughtUp: () => void = () => undefined;
   const caughtUp = new Promise<void>((resolve) => (resolveCaughtUp = resolve));
@@ -132,18 +135,31 @@ export function followLasting(nats: Nats, options: LastingConsumerOptions): Last
 
   const restart = (): void => {
     if (state.stopped) return;
+    startedAt = Date.now();
     const mine = ++state.generation;
     messages?.stop();
     if (consumer !== undefined) release(consumer);
     void run(mine);
   };
   const unsubscribe = nats.onReconnect(restart);
+  // A consumer that has not caught up a while after it started is replaced (the new one starts after the last
+  // message delivered, so nothing is lost or repeated): on 2.9.10 a new watch was seen, now and then, never to
+  // report itself caught up, with no status to say why, which hung its service's start.
+  const stall = setInterval(() => {
+    if (!progress.caughtUp && Date.now() - startedAt > CATCH_UP_STALL_MS) {
+      options.logger.warn({ what: options.what }, "lasting consumer not caught up in time; starting it again");
+      restart();
+    }
+  }, 1_000);
+  stall.unref();
+  void caughtUp.then(() => { clearInterval(stall); });
   restart();
   return {
     caughtUp,
     stop: () => {
       state.stopped = true;
       state.generation += 1;
+      clearInterval(stall);
       unsubscribe();
       messages?.stop();
       if (consumer !== undefined) release(consumer);
@@ -252,7 +268,7 @@ async function openReadSession(nats: Nats, read: LastingRead, from: number | Dat
     try {
       opened = await openOrdered(nats, read.stream, read.filter, from, pull);
     } catch (err) {
-      if (!resuming || Date.now() + delayMs > deadline) throw err;
+      if (!resuming || nats.nc.isClosed() || Date.now() + delayMs > deadline) throw err;
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
@@ -265,7 +281,9 @@ async function openReadSession(nats: Nats, read: LastingRead, from: number | Dat
   const unsubscribe = nats.onReconnect(interrupt);
   void (async () => {
     for await (const status of messages.status()) {
-      if (RESTART_ON.has(status.type)) {
+      // The client's own reset of a read that started at a time asks for a sequence and a time at once, which 2.9
+      // refuses, for ever: a new session starts by sequence instead.
+      if (RESTART_ON.has(status.type) || (status.type === "reset" && from instanceof Date)) {
         interrupt();
         return;
       }

@@ -160,7 +160,7 @@ describe("bad input never breaks the gateway", () => {
           if (reply.status >= 300 || isOpen(method, url)) return;
           const why = `${caller}: ${method} ${url} -> ${reply.status} ${reply.body.slice(0, 200)}`;
           // What may succeed: a read-only token reading, and any valid token listing what it may read.
-          const listing = (method === "GET" || method === "HEAD") && /^\/streams(\?|$)/.test(url);
+          const listing = (method === "GET" || method === "HEAD") && /^\/streams([?#]|$)/.test(url);
           if (listing && caller !== "none" && caller !== "junk") {
             if (method === "GET") for (const stream of (JSON.parse(reply.body) as { streams: { path: string }[] }).streams) expect(caller === "readOnly" || stream.path.startsWith("/elsewhere/"), why).toBe(true);
             return;
