@@ -40,7 +40,7 @@ function readableOfRecord(record: DurableStreamRecord): ReadableStream {
  * the notice's, the message was too large to repeat): then the record and the stream are read instead.
  */
 export function readFromNotice(stream: ReadableStream, notice: ChangeNotice | null, after: number): { stream: ReadableStream; result: ReadResult } | null {
-  if (notice?.data === undefined || notice.data === null || stream.record === undefined) return null;
+  if (notice === null || notice.data === null || stream.record === undefined) return null;
   const { record, seq, data } = notice;
   const continues = record.id === stream.id && after === stream.view.tailSeq && notice.prevSeq === stream.record.ownLastSeq;
   if (!continues || record.deleted || record.ownLastSeq !== seq || record.tailSeq !== seq) return null;

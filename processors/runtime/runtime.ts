@@ -226,17 +226,9 @@ export class ProcessorRuntime<S> {
     const serialise = typeof setting === "function" ? setting(event) : setting;
     // Not on a redelivery: whether this processor already reacted must be read from the log.
     const cachedOk = this.processor.decideOnCachedState === true && !serialise && !m.info.redelivered;
-    // A foreign writer's subject that no path maps back to has no state to read beyond offset 0.
-    const readable = eventsSubject(path) === m.subject;
     for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
       let stream = (attempt === 1 && cachedOk ? this.usableCachedState(path, event.offset) : undefined) ?? (await this.cache.latest(path));
-      // A replica that is behind (direct gets may be answered by any replica) has not stored the event yet: read
-      // again shortly, without spending one of the event's deliveries.
-      for (let waitMs = 20; readable && stream.offset < event.offset && waitMs <= BEHIND_WAIT_MAX_MS; waitMs *= 2) {
-        await sleep(waitMs);
-        stream = await this.cache.latest(path);
-      }
-      if (readable && stream.offset < event.offset) throw new RetryableError("the stream's state is still behind the event; reading again later", 1_000);
+      if (stream.offset < event.offset) stream = await this.caughtUpTo(event, m.subject, stream);
       // The log (read to its latest offset) is the truth; the pause index may lag it by a moment.
       if (stream.system.paused !== null || this.pausedAfter(path, stream.offset)) {
         log().debug("stream paused; not reacting");
@@ -259,6 +251,23 @@ export class ProcessorRuntime<S> {
       }
     }
     throw new RetryableError("the stream kept moving while deciding", 100);
+  }
+
+  /**
+   * The state once it includes the event. A replica that is behind (direct gets may be answered by any replica)
+   * has not stored it yet: read again shortly, without spending one of the event's deliveries. A foreign writer's
+   * subject that no path maps back to has no state beyond offset 0 to wait for: decided on as it is.
+   */
+  private async caughtUpTo(event: EventEnvelope, subject: string, behind: StreamState<S>): Promise<StreamState<S>> {
+    const path = event.streamPath as StreamPath;
+    if (eventsSubject(path) !== subject) return behind;
+    let stream = behind;
+    for (let waitMs = 20; stream.offset < event.offset && waitMs <= BEHIND_WAIT_MAX_MS; waitMs *= 2) {
+      await sleep(waitMs);
+      stream = await this.cache.latest(path);
+    }
+    if (stream.offset < event.offset) throw new RetryableError("the stream's state is still behind the event; reading again later", 1_000);
+    return stream;
   }
 
   /** The cached state, if it is at or past `offset` and no pause or resume the index knows of came after it. */
