@@ -19,6 +19,20 @@ module.exports = {
       from: { path: "^shared/contract/" },
       to: { path: "^shared/(nats|log|service)/" },
     },
+    {
+      name: "state-is-pure",
+      severity: "error",
+      comment: "The processors' reducers (shared/state) fold events into state and nothing else: the gateway, the console and the processors all run them.",
+      from: { path: "^shared/state/" },
+      to: { path: "^shared/(nats|log|service)/" },
+    },
+    {
+      name: "console-talks-http",
+      severity: "error",
+      comment: "The browser console reaches the mesh over HTTP only; of our code it uses the contract, the reducers' types and the grant rules.",
+      from: { path: "^gateway/console/src/" },
+      to: { path: "^(gateway|processors|shared|deploy|test)/", pathNot: ["^gateway/console/src/", "^shared/contract/", "^shared/state/", "^gateway/auth/grants\\.ts$"] },
+    },
     { name: "nats-below-log", severity: "error", comment: "NATS plumbing knows nothing of the log built on it.", from: { path: "^shared/nats/" }, to: { path: "^shared/log/" } },
     { name: "gateway-not-processors", severity: "error", comment: "The gateway and the processors meet only on NATS.", from: { path: "^gateway/" }, to: { path: "^processors/" } },
     { name: "processors-not-gateway", severity: "error", comment: "The gateway and the processors meet only on NATS.", from: { path: "^processors/" }, to: { path: "^gateway/" } },
@@ -33,9 +47,9 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: "node_modules" },
-    exclude: { path: "^(node_modules|\\.data)/" },
+    exclude: { path: "^(node_modules|\\.data)/|/dist/" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
-    enhancedResolveOptions: { extensions: [".ts", ".js"] },
+    enhancedResolveOptions: { extensions: [".ts", ".tsx", ".js"] },
   },
 };

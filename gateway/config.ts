@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { baseConfigShape, ConfigError, configFields, parseConfig } from "../shared/service/config.js";
+import { DEFAULT_BREAKER_LIMITS } from "../shared/state/breaker.js";
 import { SecretKeysSchema } from "../shared/log/secrets.js";
 
 export const gatewayConfigShape = {
@@ -9,6 +10,9 @@ export const gatewayConfigShape = {
   /** Largest request body accepted, in bytes (413 above). */
   GATEWAY_BODY_LIMIT_BYTES: configFields.positiveInt.default(1024 * 1024),
   /** SSE comment heartbeat period; keeps proxies from closing idle connections. */
+  /** The breaker's default limits, as the breaker processor is given them: the state API (`/state`) folds with them. */
+  BREAKER_MAX_EVENTS_PER_SECOND: configFields.positiveInt.default(DEFAULT_BREAKER_LIMITS.maxEventsPerSecond),
+  BREAKER_BURST: configFields.positiveInt.default(DEFAULT_BREAKER_LIMITS.burst),
   SSE_HEARTBEAT_MS: configFields.positiveInt.default(15_000),
   /** Recent events each live tail keeps in memory, so resuming clients need no JetStream read. */
   SSE_REPLAY_BUFFER_EVENTS: configFields.positiveInt.default(10_000),

@@ -20,7 +20,7 @@ function json(schema: z.ZodType): JsonSchema {
 
 const ErrorBodySchema = z.object({ error: z.object({ code: z.enum(Object.keys(ErrorCodes) as [keyof typeof ErrorCodes, ...(keyof typeof ErrorCodes)[]]), message: z.string() }) });
 const ReadPageBodySchema = z.object({ events: z.array(EventEnvelopeSchema), nextOffset: z.number().int(), upToDate: z.boolean() });
-const StreamListBodySchema = z.object({ streams: z.array(z.object({ path: z.string(), lastOffset: z.number().int(), eventCount: z.number().int() })), nextCursor: z.string().optional() });
+const StreamListBodySchema = z.object({ streams: z.array(z.object({ path: z.string(), lastOffset: z.number().int(), eventCount: z.number().int(), paused: z.boolean() })), nextCursor: z.string().optional() });
 
 const errorResponse = { description: "An error with a stable code (see docs/EVENTS.md, Errors)", ...json(ErrorBodySchema) };
 const streamPathParam = { type: "object", properties: { "*": { type: "string", description: "The stream path without its leading /, e.g. agents/bot-1 (or agents/** for a subtree on GET)" } } };
@@ -36,7 +36,7 @@ export const RouteDocs = {
     response: { 200: { description: "Every event was an idempotent retry", ...json(EventEnvelopeSchema) }, 201: { description: "Stored", ...json(EventEnvelopeSchema) }, 202: { description: "Ephemeral event published" }, "4xx": errorResponse, "5xx": errorResponse },
   },
   read: {
-    summary: "Read a page of history, or tail live over SSE (?live=sse or Accept: text/event-stream)",
+    summary: "Read a page of history, or tail live over SSE (?live=sse or Accept: text/event-stream); `<path>/state?processor=&at=` answers each processor's state of the stream right after an offset",
     tags: ["streams"],
     params: streamPathParam,
     querystring: { type: "object", properties: { after: { type: "string" }, at: { type: "string", format: "date-time" }, limit: { type: "string" }, live: { type: "string", enum: ["sse"] } } },
@@ -47,6 +47,16 @@ export const RouteDocs = {
     tags: ["streams"],
     querystring: { type: "object", properties: { prefix: { type: "string" }, limit: { type: "string" }, cursor: { type: "string" } } },
     response: { 200: json(StreamListBodySchema), "4xx": errorResponse, "5xx": errorResponse },
+  },
+  me: {
+    summary: "The bearer token's subject and grants (what a client may offer its user); anonymous with every right when auth is off",
+    tags: ["auth"],
+    response: { 200: { description: "{authEnabled, subject, grants}" }, "4xx": errorResponse },
+  },
+  processors: {
+    summary: "Every processor's and webhook subscription's durable consumer: pending, ack pending, redelivered, ack floor, replicas pulling (admin on /**)",
+    tags: ["operations"],
+    response: { 200: { description: "{processors: [...]}" }, "4xx": errorResponse, "5xx": errorResponse },
   },
   hooks: {
     summary: "Inbound webhook: any body, stored as webhook/received, once an admin opened the stream's endpoint (webhook/inbound-configured)",

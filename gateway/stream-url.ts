@@ -51,6 +51,13 @@ export function resumedPathFromUrl(url: string): StreamPath | null {
   return parseStreamPath(raw.slice(0, -"/resume".length));
 }
 
+/** `GET /streams/<path>/state`: the stream whose processors' state is asked for, or null when the URL is not one. */
+export function statePathFromUrl(url: string): StreamPath | null {
+  const raw = rawStreamPart(url);
+  if (!raw.endsWith("/state")) return null;
+  return parseStreamPath(raw.slice(0, -"/state".length));
+}
+
 /** The Durable Streams protocol's URL prefix; the rest of the URL is the stream path. */
 export const DURABLE_PREFIX = "/v1/stream";
 

@@ -7,6 +7,8 @@ export interface StreamSummary {
   path: StreamPath;
   lastOffset: number;
   eventCount: number;
+  /** As the gateway's pause index knows it (what appends are refused on). */
+  paused: boolean;
 }
 
 export interface StreamListPage {
@@ -33,7 +35,7 @@ async function subjectCounts(nats: Nats, filter: string): Promise<Record<string,
  * selects a stream and every stream below it. Counts come from JetStream's
  * per-subject state; last offsets from one direct get per listed stream.
  */
-export async function listStreams(nats: Nats, options: { prefix: StreamPath | null; limit: number; cursor?: string; visible: (path: StreamPath) => boolean }): Promise<StreamListPage> {
+export async function listStreams(nats: Nats, options: { prefix: StreamPath | null; limit: number; cursor?: string; visible: (path: StreamPath) => boolean; paused: (path: StreamPath) => boolean }): Promise<StreamListPage> {
   const counts =
     options.prefix === null
       ? await subjectCounts(nats, selectorSubject({ kind: "subtree", prefix: null }, "events"))
@@ -57,7 +59,7 @@ export async function listStreams(nats: Nats, options: { prefix: StreamPath | nu
       const index = next++;
       const entry = page[index] as { path: StreamPath; count: number };
       const last = await lastMessage(nats, eventsSubject(entry.path));
-      streams[index] = { path: entry.path, lastOffset: last?.seq ?? 0, eventCount: entry.count };
+      streams[index] = { path: entry.path, lastOffset: last?.seq ?? 0, eventCount: entry.count, paused: options.paused(entry.path) };
     }
   };
   await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, page.length) }, worker));

@@ -12,7 +12,9 @@ import type { TailHub } from "../live/tail-hub.js";
 import type { ReadCursors } from "../reads/read-cursors.js";
 import type { AccessControl } from "../auth/access.js";
 import type { ConnectionLimiter } from "../limits.js";
-import { selectorFromUrl } from "../stream-url.js";
+import { selectorFromUrl, statePathFromUrl } from "../stream-url.js";
+import { answerStateRequest } from "./state.js";
+import type { BreakerLimits } from "../../shared/state/breaker.js";
 import { RouteDocs } from "../openapi.js";
 import { parseOr } from "../validation.js";
 
@@ -46,6 +48,8 @@ export interface ReadDeps {
   logger: Logger;
   heartbeatMs: number;
   maxBufferedBytes: number;
+  /** For `/state`: the breaker's limits where a stream has not configured its own. */
+  breakerDefaults: BreakerLimits;
 }
 
 /** JSON first: what a client that accepts both equally, or anything, gets. */
@@ -66,6 +70,8 @@ function wantsSse(request: FastifyRequest, live: string | undefined): boolean {
  */
 export function registerReadRoute(app: FastifyInstance, deps: ReadDeps): void {
   app.get("/streams/*", { schema: RouteDocs.read }, async (request, reply) => {
+    const statePath = statePathFromUrl(request.url);
+    if (statePath !== null) return reply.send(await answerStateRequest(request, statePath, deps));
     const selector = selectorFromUrl(request.url);
     await deps.access.require(request, "read", selector);
     const query = parseOr(ReadQuerySchema, request.query, "INVALID_QUERY", "");

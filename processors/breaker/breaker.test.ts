@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
-import { breakerReaction, initialBreakerState, reduceBreaker, type BreakerState } from "./breaker.js";
+import { initialBreakerState, reduceBreaker, type BreakerState } from "../../shared/state/breaker.js";
+import { breakerReaction } from "./reaction.js";
 
 const start = Date.parse("2026-01-01T00:00:00.000Z");
 let offset = 0;

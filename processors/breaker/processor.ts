@@ -1,8 +1,10 @@
+import { ProcessorNames } from "../../shared/contract/wire.js";
 import { breakerTrips } from "../../shared/service/metrics.js";
 import type { Processor } from "../runtime/runtime.js";
-import { breakerReaction, initialBreakerState, reduceBreaker, type BreakerLimits, type BreakerState } from "./breaker.js";
+import { initialBreakerState, reduceBreaker, type BreakerLimits, type BreakerState } from "../../shared/state/breaker.js";
+import { breakerReaction } from "./reaction.js";
 
-export const BREAKER_NAME = "breaker";
+export const BREAKER_NAME = ProcessorNames.breaker;
 
 /** Watches every event of every stream and pauses a stream that goes over its limit. */
 export function breakerProcessor(limits: BreakerLimits): Processor<BreakerState> {

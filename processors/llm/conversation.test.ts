@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
-import { decide, initialConversation, reduceConversation, type ConversationState } from "./conversation.js";
+import { initialConversation, reduceConversation, type ConversationState } from "../../shared/state/conversation.js";
+import { decide } from "./decision.js";
 
 let offset = 0;
 const at = (type: string, payload: unknown = {}): EventEnvelope => ({ streamPath: "/a", offset: ++offset, type, payload, createdAt: "2026-01-01T00:00:00.000Z" });

@@ -6,7 +6,7 @@ import { followStream } from "../../shared/log/follow.js";
 import type { StreamPath } from "../../shared/contract/subjects.js";
 import { AgentEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
 import { serviceWriter } from "../../shared/log/writer.js";
-import type { ConversationState } from "./conversation.js";
+import { runningRequest, type ConversationState } from "../../shared/state/conversation.js";
 import { InputAddedSchema, type RequestResult } from "../../shared/contract/events/agent.js";
 import type { ModelClient } from "./model-client.js";
 
@@ -52,8 +52,8 @@ function watchForInterrupts(nats: Nats, path: StreamPath, fromOffset: number, st
  */
 export async function executeRequest(context: ExecutionContext): Promise<RequestResult> {
   const { nats, client, path, requestOffset, state, log } = context;
-  const running = state.running;
-  const messages = state.messages.toArray(running?.messageCount);
+  // The state has this request running (the caller's contract); the fallback only keeps a broken caller answering.
+  const request = runningRequest(state) ?? { model: context.defaultModel, systemPrompt: state.config.systemPrompt, messages: state.messages.toArray(), tools: state.config.tools ?? [] };
   const controller = new AbortController();
   // Set from the watcher's callback; read through a function so the compiler does not assume it stays null.
   const cancel = { reason: null as string | null };
@@ -87,7 +87,7 @@ export async function executeRequest(context: ExecutionContext): Promise<Request
 
   try {
     const answer = await client.complete(
-      { model: running?.model ?? context.defaultModel, systemPrompt: state.config.systemPrompt, messages, tools: state.config.tools ?? [] },
+      request,
       {
         signal: controller.signal,
         onText: (delta) => {

@@ -1,15 +1,10 @@
 import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions/completions";
 import type { Logger } from "../../shared/service/logger.js";
-import type { ChatMessage } from "./message-history.js";
-import type { Tool, ToolCall, Usage } from "../../shared/contract/events/agent.js";
+import type { ModelRequest } from "../../shared/state/conversation.js";
+import type { ToolCall, Usage } from "../../shared/contract/events/agent.js";
 
-export interface ModelRequest {
-  model: string;
-  systemPrompt: string | undefined;
-  messages: readonly ChatMessage[];
-  tools: readonly Tool[];
-}
+export type { ModelRequest };
 
 export interface ModelAnswer {
   text: string;

@@ -3,13 +3,14 @@ import type { EventEnvelope, EventInput } from "../../shared/contract/envelope.j
 import type { Nats } from "../../shared/nats/connection.js";
 import type { Processor, ReactionContext } from "../runtime/runtime.js";
 import type { StreamPath } from "../../shared/contract/subjects.js";
-import { decide, initialConversation, reduceConversation, type ConversationState } from "./conversation.js";
+import { initialConversation, reduceConversation, type ConversationState } from "../../shared/state/conversation.js";
+import { decide } from "./decision.js";
 import { ToolCallTimedOutSchema } from "../../shared/contract/events/agent.js";
-import { AgentEventTypes, ScheduleEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
+import { AgentEventTypes, ScheduleEventTypes, SystemEventTypes, ProcessorNames } from "../../shared/contract/wire.js";
 import { executeRequest } from "./executor.js";
 import type { ModelClient } from "./model-client.js";
 
-export const LLM_NAME = "llm";
+export const LLM_NAME = ProcessorNames.llm;
 
 export interface LlmDeps {
   nats: Nats;

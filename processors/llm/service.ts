@@ -1,7 +1,7 @@
 import type { ProcessorDeps } from "../runtime/run-processor.js";
 import type { Processor } from "../runtime/runtime.js";
 import { loadLlmConfig } from "./config.js";
-import type { ConversationState } from "./conversation.js";
+import type { ConversationState } from "../../shared/state/conversation.js";
 import { EchoModelClient, OpenAiModelClient, type ModelClient } from "./model-client.js";
 import { llmProcessor } from "./processor.js";
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import { typeMatcher } from "../../shared/contract/type-glob.js";
 import { appendEvents } from "../../shared/log/append.js";
 import type { EventEnvelope, EventInput, ValidEventInput } from "../../shared/contract/envelope.js";
 import { EventInputSchema } from "../../shared/contract/envelope.js";
@@ -79,15 +80,6 @@ const BEHIND_WAIT_MAX_MS = 640;
 const EVENTS_PREFIX = `${SubjectRoots.events}.`;
 /** Every processor consumer's filter until they went unfiltered (see `start`). */
 const LEGACY_FILTER = `${SubjectRoots.events}.>`;
-
-/** Glob over `/`-separated event types: `*` is one segment or part of one, `**` anything. */
-export function typeMatcher(patterns: readonly string[]): (type: string) => boolean {
-  const regexes = patterns.map((pattern) => {
-    const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
-    return new RegExp(`^${escaped.replaceAll("**", "\u0000").replaceAll("*", "[^/]*").replaceAll("\u0000", ".*")}$`);
-  });
-  return (type) => regexes.some((regex) => regex.test(type));
-}
 
 function backoffMs(deliveryCount: number): number {
   return Math.min(30_000, 250 * 2 ** Math.max(0, deliveryCount - 1));

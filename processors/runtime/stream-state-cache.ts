@@ -2,7 +2,7 @@ import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import type { Nats } from "../../shared/nats/connection.js";
 import { eachFewEvents, lastOffset, nextMessage } from "../../shared/log/read.js";
 import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
-import { initialSystemState, reduceSystemState, type SystemState } from "./system-state.js";
+import { initialSystemState, reduceSystemState, type SystemState } from "../../shared/state/system-state.js";
 
 export interface StreamState<S> {
   /** The last offset reduced into `state` and `system`. */

@@ -2,11 +2,11 @@ import { TerminalError } from "../runtime/errors.js";
 import type { Processor } from "../runtime/runtime.js";
 import type { StreamPath } from "../../shared/contract/subjects.js";
 import { ScheduleAddedSchema, ScheduleCancelledSchema } from "../../shared/contract/events/schedules.js";
-import { ScheduleEventTypes } from "../../shared/contract/wire.js";
+import { ScheduleEventTypes, ProcessorNames } from "../../shared/contract/wire.js";
 import { firstDue, validateSchedule } from "./schedule.js";
 import type { ScheduleIndex } from "./schedule-index.js";
 
-export const SCHEDULER_NAME = "scheduler";
+export const SCHEDULER_NAME = ProcessorNames.scheduler;
 
 /**
  * Indexes schedule/added and schedule/cancelled into the schedule index

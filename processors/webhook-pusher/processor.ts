@@ -9,10 +9,10 @@ import { openSecret, type SecretBox } from "../../shared/log/secrets.js";
 import { eventsSubject, slugKeyOf, type StreamPath } from "../../shared/contract/subjects.js";
 import type { AddressGuard } from "./address-guard.js";
 import { SubscriptionConfiguredSchema, SubscriptionRemovedSchema } from "../../shared/contract/events/subscriptions.js";
-import { SubscriptionEventTypes } from "../../shared/contract/wire.js";
+import { SubscriptionEventTypes, ProcessorNames } from "../../shared/contract/wire.js";
 import { subscriptionConsumerName, type SubscriptionEntry } from "./subscriptions.js";
 
-export const WEBHOOK_PUSHER_NAME = "webhook-pusher";
+export const WEBHOOK_PUSHER_NAME = ProcessorNames.webhookPusher;
 
 export interface PusherDeps {
   nats: Nats;

@@ -3,7 +3,7 @@ import { appendEvents } from "../../shared/log/append.js";
 import { AgentmeshError } from "../../shared/contract/errors.js";
 import type { Logger } from "../../shared/service/logger.js";
 import type { Nats } from "../../shared/nats/connection.js";
-import { typeMatcher } from "../runtime/runtime.js";
+import { typeMatcher } from "../../shared/contract/type-glob.js";
 import { webhookDeliveries } from "../../shared/service/metrics.js";
 import { decodeJsMsg } from "../../shared/log/read.js";
 import { openSecret, type SecretBox } from "../../shared/log/secrets.js";

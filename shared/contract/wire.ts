@@ -49,6 +49,14 @@ export const SystemEventTypes = {
   webhookReceived: "webhook/received",
 } as const;
 
+/** The processors this repository ships, by the name each writes into `source.processor` and names its durable consumer after. */
+export const ProcessorNames = {
+  llm: "llm",
+  breaker: "breaker",
+  scheduler: "scheduler",
+  webhookPusher: "webhook-pusher",
+} as const;
+
 /** The agent loop's events (shared/contract/events/agent.ts has their payloads). */
 export const AgentEventTypes = {
   configured: "agent/configured",

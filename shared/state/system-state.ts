@@ -1,6 +1,6 @@
-import type { EventEnvelope } from "../../shared/contract/envelope.js";
-import { StreamPausedSchema } from "../../shared/contract/events/stream.js";
-import { SystemEventTypes } from "../../shared/contract/wire.js";
+import type { EventEnvelope } from "../contract/envelope.js";
+import { StreamPausedSchema } from "../contract/events/stream.js";
+import { SystemEventTypes } from "../contract/wire.js";
 import { RecentOffsets } from "./recent-offsets.js";
 
 /** How many of a processor's own reactions the state remembers to skip a redelivered event. */

@@ -1,8 +1,8 @@
-import type { EventEnvelope } from "../../shared/contract/envelope.js";
-import { AgentEventTypes, SystemEventTypes } from "../../shared/contract/wire.js";
-import { AgentConfiguredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig } from "../../shared/contract/events/agent.js";
-import { MessageHistory } from "./message-history.js";
-import { RecentOffsets } from "../runtime/recent-offsets.js";
+import type { EventEnvelope } from "../contract/envelope.js";
+import { AgentEventTypes, SystemEventTypes } from "../contract/wire.js";
+import { AgentConfiguredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig, type Tool } from "../contract/events/agent.js";
+import { MessageHistory, type ChatMessage } from "./message-history.js";
+import { RecentOffsets } from "./recent-offsets.js";
 
 /**
  * The conversation, rebuilt from the stream by a pure reducer. It holds what
@@ -120,23 +120,17 @@ function flushDeferred(state: ConversationState): ConversationState {
   return { ...state, messages: state.messages.appendAll(state.deferred.toArray()), deferred: MessageHistory.empty() };
 }
 
-/** What the loop should do now, given the state; the processor turns it into events. */
-export type Decision =
-  | { kind: "none" }
-  | { kind: "start-request" }
-  | { kind: "pause"; reason: string }
-  | { kind: "cancel-tool-calls"; callIds: string[] };
+/** What a model is sent for a request: the processor's executor sends exactly this, and the console shows it. */
+export interface ModelRequest {
+  model: string;
+  systemPrompt: string | undefined;
+  messages: readonly ChatMessage[];
+  tools: readonly Tool[];
+}
 
-export function decide(state: ConversationState): Decision {
-  if (state.running !== null) return { kind: "none" };
-  const pending = Object.keys(state.pendingToolCalls);
-  if (pending.length > 0) {
-    // An interrupt does not wait for tools: their calls are settled as cancelled so the history stays valid.
-    return state.interruptAt !== null ? { kind: "cancel-tool-calls", callIds: pending } : { kind: "none" };
-  }
-  if (!state.wantsRequest) return { kind: "none" };
-  if (state.autonomousTurns >= state.config.maxAutonomousTurns) {
-    return { kind: "pause", reason: `${state.autonomousTurns} model requests ran without new outside input (maxAutonomousTurns ${state.config.maxAutonomousTurns})` };
-  }
-  return { kind: "start-request" };
+/** The request the running model request was started with, as the conversation stood when it started; null when none runs. */
+export function runningRequest(state: ConversationState): ModelRequest | null {
+  const running = state.running;
+  if (running === null) return null;
+  return { model: running.model, systemPrompt: state.config.systemPrompt, messages: state.messages.toArray(running.messageCount), tools: state.config.tools ?? [] };
 }

@@ -1,4 +1,4 @@
-import type { ToolCall } from "../../shared/contract/events/agent.js";
+import type { ToolCall } from "../contract/events/agent.js";
 
 /** One message of the conversation as the model is sent it. */
 export type ChatMessage =

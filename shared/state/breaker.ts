@@ -1,6 +1,6 @@
-import type { EventEnvelope, EventInput } from "../../shared/contract/envelope.js";
-import { BreakerConfiguredSchema } from "../../shared/contract/events/stream.js";
-import { SystemEventTypes } from "../../shared/contract/wire.js";
+import type { EventEnvelope } from "../contract/envelope.js";
+import { BreakerConfiguredSchema } from "../contract/events/stream.js";
+import { SystemEventTypes } from "../contract/wire.js";
 
 /**
  * The circuit breaker's domain logic, pure: a token bucket per stream whose
@@ -12,6 +12,9 @@ export interface BreakerLimits {
   maxEventsPerSecond: number;
   burst: number;
 }
+
+/** The limits a stream has until it is configured otherwise (BREAKER_MAX_EVENTS_PER_SECOND, BREAKER_BURST). */
+export const DEFAULT_BREAKER_LIMITS: BreakerLimits = { maxEventsPerSecond: 100, burst: 100 };
 
 export interface BreakerState {
   limits: BreakerLimits;
@@ -65,22 +68,4 @@ export function reduceBreaker(state: BreakerState, event: EventEnvelope): Breake
     recent,
     tripped: state.tripped ?? (over ? { offset: event.offset, rate: recent.length } : null),
   };
-}
-
-/** What the breaker appends: one stream/paused per trip, keyed by the offset that tripped it. */
-export function breakerReaction(state: BreakerState, paused: boolean): EventInput[] {
-  if (state.tripped === null || paused) return [];
-  const { offset, rate } = state.tripped;
-  return [
-    {
-      type: SystemEventTypes.paused,
-      payload: {
-        reason: `circuit breaker: more than ${state.limits.maxEventsPerSecond} events/s (burst ${state.limits.burst})`,
-        rate,
-        triggerOffset: offset,
-      },
-      // Deterministic across replicas and redeliveries: one trip, one pause.
-      idempotencyKey: `breaker:paused:${offset}`,
-    },
-  ];
 }

@@ -1,0 +1,63 @@
+import type { ConsumerInfo } from "@nats-io/jetstream";
+import { AgentmeshError } from "../../shared/contract/errors.js";
+import { natsFailure, type Nats } from "../../shared/nats/connection.js";
+
+export interface ProcessorConsumer {
+  /** The processor (`processor-<name>`) or the webhook subscription (`webhook-<hash>`) the consumer serves. */
+  name: string;
+  kind: "processor" | "webhook-subscription";
+  consumer: string;
+  /** Stored events not yet delivered: how far behind the log it is. */
+  pending: number;
+  /** Delivered, not yet acknowledged. */
+  ackPending: number;
+  redelivered: number;
+  /** Every event up to this offset is acknowledged. */
+  ackFloor: number;
+  /** The last offset delivered. */
+  delivered: number;
+  /** Pull requests waiting: replicas asking for work. 0 with events pending means no replica is running. */
+  waitingPulls: number;
+  healthy: boolean;
+  createdAt: string;
+}
+
+const PROCESSOR_PREFIX = "processor-";
+const WEBHOOK_PREFIX = "webhook-";
+
+function describe(info: ConsumerInfo): ProcessorConsumer | null {
+  const consumer = info.name;
+  const kind = consumer.startsWith(PROCESSOR_PREFIX) ? "processor" : consumer.startsWith(WEBHOOK_PREFIX) ? "webhook-subscription" : null;
+  if (kind === null) return null;
+  const waitingPulls = info.num_waiting;
+  return {
+    name: kind === "processor" ? consumer.slice(PROCESSOR_PREFIX.length) : consumer,
+    kind,
+    consumer,
+    pending: info.num_pending,
+    ackPending: info.num_ack_pending,
+    redelivered: info.num_redelivered,
+    ackFloor: info.ack_floor.stream_seq,
+    delivered: info.delivered.stream_seq,
+    waitingPulls,
+    // A processor keeps a pull open while it runs; one that is idle with nothing to do is healthy too.
+    healthy: waitingPulls > 0 || (info.num_pending === 0 && info.num_ack_pending === 0),
+    createdAt: info.created,
+  };
+}
+
+/** The durable consumers of the processors and webhook subscriptions on the events stream, from JetStream's own counters. */
+export async function listProcessorConsumers(nats: Nats): Promise<ProcessorConsumer[]> {
+  if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
+  try {
+    const found: ProcessorConsumer[] = [];
+    for await (const info of nats.jsm.consumers.list(nats.streamName)) {
+      if (info.config.durable_name === undefined) continue;
+      const described = describe(info);
+      if (described !== null) found.push(described);
+    }
+    return found.sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === "processor" ? -1 : 1));
+  } catch (err) {
+    throw natsFailure(err);
+  }
+}
