@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".data/", "dist/", "coverage/", "processors/examples/**/*.py", ".dependency-cruiser.cjs"] },
+  { ignores: ["node_modules/", ".data/", "dist/", "**/dist/", "coverage/", "processors/examples/**/*.py", ".dependency-cruiser.cjs"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -19,6 +19,9 @@ import { registerHealthRoutes } from "./routes/health.js";
 import { registerMetricsRoute } from "./routes/metrics.js";
 import { registerHookRoutes } from "./routes/hooks.js";
 import { registerListRoute } from "./routes/list.js";
+import { registerProcessorsRoute } from "./routes/processors.js";
+import { registerMeRoute } from "./routes/me.js";
+import { registerConsoleRoutes } from "./routes/console.js";
 import { registerReadRoute } from "./routes/read.js";
 import { registerDurableStreamRoutes } from "./durable/routes.js";
 
@@ -130,7 +133,10 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   void app.register((scope, _options, done) => {
     registerHealthRoutes(scope, { nats });
     registerMetricsRoute(scope);
-    registerListRoute(scope, { nats, access });
+    registerListRoute(scope, { nats, access, indexes });
+    registerProcessorsRoute(scope, { nats, access });
+    registerMeRoute(scope, { access });
+    registerConsoleRoutes(scope);
     registerAppendRoute(scope, { nats, indexes, access, secrets });
     registerHookRoutes(scope, { nats, indexes, secrets, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, perClientPerSecond: config.HOOKS_PER_CLIENT_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
     registerDurableStreamRoutes(scope, {
@@ -145,7 +151,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
       bodyLimitBytes: config.GATEWAY_BODY_LIMIT_BYTES,
       longPollTimeoutMs: config.DURABLE_LONG_POLL_TIMEOUT_MS,
     });
-    registerReadRoute(scope, { nats, access, connections, hub, cursors, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES });
+    registerReadRoute(scope, { nats, access, connections, hub, cursors, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES, breakerDefaults: { maxEventsPerSecond: config.BREAKER_MAX_EVENTS_PER_SECOND, burst: config.BREAKER_BURST } });
     done();
   });
   return app;

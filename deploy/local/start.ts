@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { ConfigError, configFields, parseConfig } from "../../shared/service/config.js";
 import { createLineFormatter } from "./log-format.js";
+import { ensureConsoleBuilt } from "./console-build.js";
 import { DEFAULT_SERVICES, projectRoot, startMesh, type Mesh } from "./mesh.js";
 
 const launcherShape = {
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     throw err;
   }
   format.mode = config.LOG_FORMAT;
+  if (await ensureConsoleBuilt()) say("built the console (gateway/console/dist)");
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void shutdown(0, signal));
   mesh = await startMesh({
     ...(config.NATS_URL === undefined || config.NATS_URL === "" ? {} : { natsUrl: config.NATS_URL }),
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
       void shutdown(1, `${service} exited`);
     },
   });
+  say(`console: http://localhost:${process.env.GATEWAY_PORT ?? "8080"}/console/`);
   say(config.NATS_URL === undefined || config.NATS_URL === "" ? `embedded nats-server listening on ${mesh.natsUrl} (store ${join(config.AGENTMESH_DATA_DIR, "nats")})` : `using NATS at ${mesh.natsUrl}`);
 }
 

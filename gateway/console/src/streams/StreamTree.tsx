@@ -1,0 +1,97 @@
+import { useEffect, useMemo, useState } from "react";
+import { Link } from "wouter";
+import { api, ApiError } from "../api/client.js";
+import { useToken } from "../api/token.js";
+import type { StreamSummary } from "../api/types.js";
+import { treeOf, type TreeNode } from "./tree.js";
+
+const REFRESH_MS = 2_000;
+
+/** When a stream last grew, as this page saw it: the list carries counts, not times. */
+function useLastActivity(streams: readonly StreamSummary[]): Map<string, number> {
+  const [seen] = useState(() => new Map<string, { offset: number; at: number }>());
+  const now = Date.now();
+  for (const stream of streams) {
+    const before = seen.get(stream.path);
+    if (before === undefined || before.offset !== stream.lastOffset) seen.set(stream.path, { offset: stream.lastOffset, at: before === undefined ? 0 : now });
+  }
+  return new Map([...seen].map(([path, { at }]) => [path, at]));
+}
+
+function ago(ms: number): string {
+  if (ms === 0) return "";
+  const seconds = Math.round((Date.now() - ms) / 1000);
+  return seconds < 60 ? `${seconds}s ago` : `${Math.round(seconds / 60)}m ago`;
+}
+
+function Node({ node, activity, current }: { node: TreeNode; activity: Map<string, number>; current: string | null }) {
+  return (
+    <li>
+      {node.stream === null ? (
+        <span className="tree-folder">{node.segment}/</span>
+      ) : (
+        <Link href={`/streams${node.path}`} className={`tree-stream${current === node.path ? " selected" : ""}`} data-path={node.path}>
+          <span className="name">{node.segment}</span>
+          <span className="count" title={`last offset ${node.stream.lastOffset}`}>
+            {node.stream.eventCount}
+          </span>
+          {node.stream.paused ? <span className="badge paused">paused</span> : null}
+          <span className="muted small">{ago(activity.get(node.path) ?? 0)}</span>
+        </Link>
+      )}
+      {node.children.length === 0 ? null : (
+        <ul>
+          {node.children.map((child) => (
+            <Node key={child.path} node={child} activity={activity} current={current} />
+          ))}
+        </ul>
+      )}
+    </li>
+  );
+}
+
+/** Every stream the token may read, as a tree with event counts and last activity, refreshed every 2 s; filter by prefix. */
+export function StreamTree({ current }: { current: string | null }) {
+  const token = useToken();
+  const [prefix, setPrefix] = useState("");
+  const [streams, setStreams] = useState<StreamSummary[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    const load = async (): Promise<void> => {
+      try {
+        const wanted = prefix.trim() === "" ? null : prefix.trim().replace(/\/+$/, "");
+        const page = await api.listStreams(wanted === null || wanted.startsWith("/") ? wanted : `/${wanted}`);
+        if (!live) return;
+        setStreams(page.streams);
+        setError(null);
+      } catch (err) {
+        if (live) setError(err instanceof ApiError ? err.plain : String(err));
+      }
+    };
+    void load();
+    const timer = setInterval(() => void load(), REFRESH_MS);
+    return () => {
+      live = false;
+      clearInterval(timer);
+    };
+  }, [prefix, token]);
+  const activity = useLastActivity(streams);
+  const tree = useMemo(() => treeOf(streams), [streams]);
+  return (
+    <nav className="stream-tree" aria-label="Streams">
+      <input aria-label="Prefix filter" placeholder="prefix: /agents" value={prefix} onChange={(e) => { setPrefix(e.target.value); }} />
+      {error === null ? null : (
+        <p className="error small" role="alert">
+          {error}
+        </p>
+      )}
+      {streams.length === 0 && error === null ? <p className="muted small">No streams yet.</p> : null}
+      <ul>
+        {tree.children.map((child) => (
+          <Node key={child.path} node={child} activity={activity} current={current} />
+        ))}
+      </ul>
+    </nav>
+  );
+}
