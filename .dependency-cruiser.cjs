@@ -33,6 +33,13 @@ module.exports = {
       from: { path: "^gateway/console/src/" },
       to: { path: "^(gateway|processors|shared|deploy|test)/", pathNot: ["^gateway/console/src/", "^shared/contract/", "^shared/state/", "^gateway/auth/grants\\.ts$"] },
     },
+    {
+      name: "cli-talks-http",
+      severity: "error",
+      comment: "The agentmesh CLI reaches the mesh over HTTP only, like any client; of our code it uses the contract.",
+      from: { path: "^gateway/cli/" },
+      to: { path: "^(gateway|processors|shared|deploy|test)/", pathNot: ["^gateway/cli/", "^shared/contract/"] },
+    },
     { name: "nats-below-log", severity: "error", comment: "NATS plumbing knows nothing of the log built on it.", from: { path: "^shared/nats/" }, to: { path: "^shared/log/" } },
     { name: "gateway-not-processors", severity: "error", comment: "The gateway and the processors meet only on NATS.", from: { path: "^gateway/" }, to: { path: "^processors/" } },
     { name: "processors-not-gateway", severity: "error", comment: "The gateway and the processors meet only on NATS.", from: { path: "^processors/" }, to: { path: "^gateway/" } },

@@ -1,0 +1,95 @@
+import { Command, Option } from "commander";
+import { appendCommand, listCommand, pauseCommand, resumeCommand, stateCommand } from "./commands/streams.js";
+import { chatCommand } from "./commands/chat.js";
+import { tailCommand, type TailOptions } from "./commands/tail.js";
+import { paint } from "./format.js";
+import { CliError, type Target } from "./http.js";
+
+/**
+ * `agentmesh`: the mesh from a terminal, over the gateway's HTTP API only (what a person may do is what their
+ * token grants). Errors are the gateway's codes; the exit status is 1 on any error, 2 for bad arguments.
+ */
+const program = new Command("agentmesh")
+  .description("See and drive agentmesh streams from a terminal")
+  .addOption(new Option("--url <url>", "the gateway's URL").env("AGENTMESH_URL").default("http://localhost:8080"))
+  .addOption(new Option("--token <token>", "a bearer token").env("AGENTMESH_TOKEN"))
+  .showHelpAfterError()
+  .exitOverride();
+
+function target(): Target {
+  const options = program.opts<{ url: string; token?: string }>();
+  return { url: options.url, token: options.token };
+}
+
+const stop = new AbortController();
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => { stop.abort(); });
+
+program
+  .command("ls")
+  .description("streams with their event counts and last offsets")
+  .argument("[prefix]", "only this stream and those below it")
+  .option("--json", "one stream per line as JSON", false)
+  .action((prefix: string | undefined, options: { json: boolean }) => listCommand(target(), prefix, options));
+
+program
+  .command("tail")
+  .description("what is stored, then live; resumes after a disconnect without gaps or repeats")
+  .argument("<selector>", "a stream path, or <prefix>/** for a subtree")
+  .option("--after <offset>", "start after this offset")
+  .option("--at <time>", "start at the first event stored at or after this time (ISO 8601)")
+  .option("--type <glob...>", "only these event types (agent/*, stream/**)")
+  .option("--no-follow", "print what is stored and exit")
+  .option("--json", "one event per line as JSON (for jq)", false)
+  .action((selector: string, options: TailOptions) => tailCommand(target(), selector, options, stop.signal));
+
+program
+  .command("append")
+  .description("append an event and print it as stored")
+  .argument("<path>", "the stream")
+  .argument("<type>", "the event type")
+  .argument("[payload]", "the payload as JSON, or - to read it from stdin")
+  .option("--json", "print the stored event as JSON", false)
+  .action((path: string, type: string, payload: string | undefined, options: { json: boolean }) => appendCommand(target(), path, type, payload, options));
+
+program
+  .command("chat")
+  .description("talk to an agent: the answer streams in token by token")
+  .argument("<path>", "the agent's stream")
+  .action((path: string) => chatCommand(target(), path, stop.signal));
+
+program
+  .command("state")
+  .description("each processor's state of a stream right after an offset (default: now)")
+  .argument("<path>", "the stream")
+  .option("--processor <name>", "llm, breaker, scheduler or webhook-pusher")
+  .option("--at <offset>", "right after this offset")
+  .action((path: string, options: { processor?: string; at?: string }) => stateCommand(target(), path, options));
+
+program
+  .command("pause")
+  .description("pause a stream: appends and reactions stop until it is resumed")
+  .argument("<path>", "the stream")
+  .option("--reason <text>", "why", "paused from the CLI")
+  .action((path: string, options: { reason: string }) => pauseCommand(target(), path, options));
+
+program
+  .command("resume")
+  .description("resume a paused stream")
+  .argument("<path>", "the stream")
+  .option("--reason <text>", "why", "resumed from the CLI")
+  .action((path: string, options: { reason: string }) => resumeCommand(target(), path, options));
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof CliError) {
+    process.stderr.write(`${paint("red", `agentmesh: ${err.code}: ${err.message}`, process.stderr)}\n`);
+    process.exitCode = err.code === "BAD_ARGUMENTS" ? 2 : 1;
+  } else if (err instanceof Error && "exitCode" in err && typeof err.exitCode === "number") {
+    // commander has printed the help or the usage error itself.
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    process.stderr.write(`agentmesh: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
