@@ -1,4 +1,7 @@
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { SignJWT } from "jose";
+import { CONSOLE_DIST } from "../../gateway/routes/console.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Grant } from "../../gateway/auth/grants.js";
 import { AdminEventTypes } from "../../shared/contract/wire.js";
@@ -24,6 +27,13 @@ const CALLERS: Record<Caller, Grant[] | null> = {
   admin: [{ path: `${root}/**`, rights: ["admin"] }],
   owner: [{ path: `${root}/**`, rights: ["read", "append", "admin"] }],
 };
+
+/** A file of the built console (test/support/global-setup.ts builds it before any gateway starts). */
+function consoleAsset(): string {
+  const asset = readdirSync(join(CONSOLE_DIST, "assets")).find((name) => name.endsWith(".js"));
+  if (asset === undefined) throw new Error(`the console is not built in ${CONSOLE_DIST}`);
+  return asset;
+}
 
 let gw: TestGateway;
 const tokens = new Map<Caller, string>();
@@ -54,7 +64,7 @@ interface Case {
   route: string;
   name: string;
   /** Every right the caller needs on the streams under the test root; `public` needs no token, `token` any valid one. */
-  needs: Right[] | "public" | "token";
+  needs: Right[] | "public" | "token" | "admin-everywhere";
   /** Run with the owner's token before the request, on the case's own stream. */
   setup?: (path: string) => Promise<void>;
   send: (path: string, auth: Record<string, string>) => Sent;
@@ -168,6 +178,19 @@ const eventApiCases: Case[] = [
     },
   },
   { route: "HEAD /streams", name: "list streams' headers", needs: "token", send: (p, a) => ({ method: "HEAD", url: `/streams?prefix=${p}`, headers: a }) },
+  {
+    route: "GET /streams/*",
+    name: "each processor's state of a stream at an offset",
+    needs: ["read"],
+    setup: (p) => appendAsOwner(p, event("note")),
+    send: (p, a) => ({ method: "GET", url: `/streams${p}/state?at=1000000`, headers: a }),
+  },
+  { route: "HEAD /streams/*", name: "a stream's state headers", needs: ["read"], setup: (p) => appendAsOwner(p, event("note")), send: (p, a) => ({ method: "HEAD", url: `/streams${p}/state`, headers: a }) },
+  { route: "GET /me", name: "who the token is", needs: "token", send: (_p, a) => ({ method: "GET", url: "/me", headers: a }) },
+  { route: "HEAD /me", name: "who the token is (headers)", needs: "token", send: (_p, a) => ({ method: "HEAD", url: "/me", headers: a }) },
+  // Every processor's consumer, across all streams: only admin on every stream (/**), which no caller here has.
+  { route: "GET /processors", name: "the processors' consumers", needs: "admin-everywhere", send: (_p, a) => ({ method: "GET", url: "/processors", headers: a }) },
+  { route: "HEAD /processors", name: "the processors' consumers (headers)", needs: "admin-everywhere", send: (_p, a) => ({ method: "HEAD", url: "/processors", headers: a }) },
 ];
 
 /** The Durable Streams face (`/v1/stream`). */
@@ -225,6 +248,14 @@ const publicCases: Case[] = [
   ...["/healthz", "/readyz", "/metrics", "/docs", "/docs/json", "/docs/yaml", "/docs/static/index.html", "/docs/static/swagger-initializer.js", "/docs/static/swagger-ui.css"].flatMap((url) =>
     ["GET", "HEAD"].map((method): Case => ({ route: `${method} ${url.startsWith("/docs/static/swagger-ui") ? "/docs/static/*" : url}`, name: `${method} ${url}`, needs: "public", send: () => ({ method, url }) })),
   ),
+  // The console is a static bundle with no data in it: every request it makes carries the person's token.
+  ...[
+    { route: "/", url: "/" },
+    { route: "/console", url: "/console" },
+    { route: "/console/", url: "/console/" },
+    { route: "/console/*", url: "/console/streams/some/agent?offset=3" },
+    { route: "/console/assets/*", url: `/console/assets/${consoleAsset()}` },
+  ].flatMap(({ route, url }) => ["GET", "HEAD"].map((method): Case => ({ route: `${method} ${route}`, name: `${method} ${url} (console)`, needs: "public", send: () => ({ method, url, headers: { accept: "text/html" } }) }))),
 ];
 
 const CASES = [...eventApiCases, ...durableCases, ...publicCases];
@@ -233,6 +264,7 @@ function isAllowed(needs: Case["needs"], caller: Caller): boolean {
   if (needs === "public") return true;
   if (caller === "none") return false;
   if (needs === "token") return true;
+  if (needs === "admin-everywhere") return false;
   return needs.every((right) => CALLERS[caller]?.some((g) => g.path === `${root}/**` && g.rights.includes(right)) === true);
 }
 
@@ -284,6 +316,13 @@ describe("the table", () => {
     covered.add("HEAD /docs/");
     const uncovered = gw.routes.filter((route) => !covered.has(route));
     expect(uncovered, "routes with no authorization rule in this table").toEqual([]);
+  });
+
+  it("opens the processors' consumers to admin on every stream, and to nothing less", async () => {
+    const everywhere = await mint([{ path: "/**", rights: ["admin"] }], "operator");
+    const readEverywhere = await mint([{ path: "/**", rights: ["read", "append"] }], "reader");
+    expect((await request(`${gw.url}/processors`, { headers: { authorization: `Bearer ${everywhere}` } })).status).toBe(200);
+    expect((await request(`${gw.url}/processors`, { headers: { authorization: `Bearer ${readEverywhere}` } })).status).toBe(403);
   });
 
   it("covers every admin-only event type on both faces", () => {

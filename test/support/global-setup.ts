@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import { ensureConsoleBuilt } from "../../deploy/local/console-build.js";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
 
 declare module "vitest" {
@@ -12,6 +13,8 @@ declare module "vitest" {
  * store, unless NATS_URL names one. Tests isolate themselves by stream path.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Every gateway a test starts serves the console as npm start would: built once, before any starts.
+  await ensureConsoleBuilt();
   const external = process.env.NATS_URL;
   if (external !== undefined && external !== "") {
     project.provide("natsUrl", external);

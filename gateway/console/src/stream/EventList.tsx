@@ -42,11 +42,16 @@ export function EventList(props: {
     virtualizer.scrollToIndex(index, { align: "center" });
   }, [selected, props.version, items, virtualizer, props]);
 
+  // Only a person scrolls up: rows arriving and the list's own scrolls to the end only ever move it down.
+  const lastScrollTop = useRef(0);
   const onScroll = (): void => {
     const element = parent.current;
     if (element === null) return;
     const atEnd = element.scrollHeight - element.scrollTop - element.clientHeight < ROW_HEIGHT * 2;
-    if (atEnd !== follow) props.onFollowChange(atEnd);
+    const scrolledUp = element.scrollTop < lastScrollTop.current - 1;
+    lastScrollTop.current = element.scrollTop;
+    if (follow && scrolledUp && !atEnd) props.onFollowChange(false);
+    if (!follow && atEnd && !scrolledUp) props.onFollowChange(true);
     if (element.scrollTop < ROW_HEIGHT * 5) props.onNearTop();
   };
 

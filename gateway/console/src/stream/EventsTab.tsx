@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { typeMatcher } from "../../../../shared/contract/type-glob.js";
 import type { StoredEvent } from "../api/types.js";
 import { EventDetail } from "./EventDetail.js";
@@ -29,17 +29,13 @@ export function EventsTab(props: { log: StreamLog; selected: number | null; onSe
     // log.version: the items array is appended to in place.
   }, [log.items, log.version, typeGlob, text]);
 
+  // What the selected event caused: the loaded events naming it as their cause.
   const caused = useMemo(() => {
-    const byCause = new Map<number, StoredEvent[]>();
-    for (const item of log.items) {
-      const cause = item.stored ? item.event.source?.causationOffset : undefined;
-      if (cause === undefined || !item.stored) continue;
-      const list = byCause.get(cause) ?? [];
-      list.push(item.event);
-      byCause.set(cause, list);
-    }
-    return byCause;
-  }, [log.items, log.version]);
+    if (selected === null) return [];
+    const effects: StoredEvent[] = [];
+    for (const item of log.items) if (item.stored && item.event.source?.causationOffset === selected) effects.push(item.event);
+    return effects;
+  }, [log.items, log.version, selected]);
 
   const doJump = async (): Promise<void> => {
     const value = jump.trim();
@@ -61,6 +57,14 @@ export function EventsTab(props: { log: StreamLog; selected: number | null; onSe
     if (offset === null) setNotice(`No event at or after ${time.toISOString()}`);
     else props.onSelect(offset);
   };
+
+  // A link to an event older than what is loaded loads history back to it.
+  useEffect(() => {
+    if (selected === null || log.loading || log.byOffset(selected) !== undefined) return;
+    void log.loadBackTo(selected).then((found) => {
+      if (!found) setNotice(`Offset ${selected} is not an event of this stream`);
+    });
+  }, [selected, log.loading]);
 
   const selectedEvent = selected === null ? undefined : log.byOffset(selected);
   return (
@@ -107,7 +111,7 @@ export function EventsTab(props: { log: StreamLog; selected: number | null; onSe
         {selectedEvent === undefined ? (
           <p className="muted event-detail empty">Select an event to see it in full.</p>
         ) : (
-          <EventDetail event={selectedEvent} caused={caused.get(selectedEvent.offset) ?? []} onTravel={props.onTravel} />
+          <EventDetail event={selectedEvent} caused={caused} onTravel={props.onTravel} />
         )}
       </div>
     </div>

@@ -25,10 +25,14 @@ export function StreamPage(props: { path: string; access: Access }) {
   const atParam = search.get("at");
   const [stateAt, setStateAt] = useState<number | null>(atParam !== null && /^\d+$/.test(atParam) ? Number(atParam) : null);
   const log = useStreamLog(path);
-  const newest = [...log.items].reverse().find((item) => item.stored)?.event;
+  let newest: number | null = null;
+  for (let i = log.items.length - 1; i >= 0 && newest === null; i--) {
+    const item = log.items[i];
+    if (item?.stored === true) newest = item.event.offset;
+  }
   // Views that ask the gateway again as the stream moves ask once a burst is over.
-  const lastOffset = useDebounced(newest?.offset ?? null, 700);
-  const isAgent = log.items.some((item) => item.event.type.startsWith("agent/"));
+  const lastOffset = useDebounced(newest, 700);
+  const isAgent = log.hasAgentEvents;
 
   const go = (next: Tab, extra: Record<string, string> = {}): void => {
     const query = new URLSearchParams({ ...(selected === null ? {} : { offset: String(selected) }), ...extra });

@@ -20,6 +20,8 @@ export interface StreamLog {
   status: LiveStatus;
   /** Paused as the gateway said when the view opened, then as the live pause and resume events say. */
   paused: boolean;
+  /** Whether any loaded event is an `agent/*` event: the stream is an agent's. */
+  hasAgentEvents: boolean;
   byOffset: (offset: number) => StoredEvent | undefined;
   loadOlder: () => Promise<void>;
   /** Loads history back to `offset` (contiguous with what is loaded) and returns whether the stream has it. */
@@ -32,6 +34,11 @@ const FIRST_PAINT_EVENTS = 300;
 const PAUSING: ReadonlySet<string> = new Set([SystemEventTypes.paused, SystemEventTypes.agentPaused]);
 const OLDER_PAGE_EVENTS = 500;
 const MAX_EPHEMERAL_KEPT = 5_000;
+
+function notYetThere(err: unknown): null {
+  if (err instanceof ApiError && err.code === "STREAM_NOT_FOUND") return null;
+  throw err;
+}
 
 /**
  * A stream's log for the console: the newest events first (so a stream of 100,000 events paints at once), older
@@ -54,6 +61,7 @@ export function useStreamLog(path: string): StreamLog {
   const [status, setStatus] = useState<LiveStatus>("connecting");
   const [paused, setPaused] = useState(false);
   const olderInFlight = useRef(false);
+  const agentSeen = useRef(false);
 
   const bump = useCallback(() => { setVersion((v) => v + 1); }, []);
 
@@ -63,6 +71,7 @@ export function useStreamLog(path: string): StreamLog {
     let source: EventSource | null = null;
     items.current = [];
     offsets.current = new Map();
+    agentSeen.current = false;
     pending.current = [];
     setReachedStart(false);
     setLoading(true);
@@ -73,7 +82,10 @@ export function useStreamLog(path: string): StreamLog {
     const flush = (): void => {
       frame.current = null;
       if (!view.open || pending.current.length === 0) return;
-      items.current.push(...pending.current);
+      for (const item of pending.current) {
+        items.current.push(item);
+        if (item.event.type.startsWith("agent/")) agentSeen.current = true;
+      }
       pending.current = [];
       // Streamed tokens are many: keep the newest few thousand in view.
       if (ephemeralCount.current > MAX_EPHEMERAL_KEPT) {
@@ -91,11 +103,14 @@ export function useStreamLog(path: string): StreamLog {
     void (async () => {
       try {
         const summary = (await api.listStreams(path)).streams.find((s) => s.path === path);
+        // Not listed: not there yet (its first event will arrive live), or not this token's to read, which only a read tells.
+        if (summary === undefined) await api.read(path, { after: 0 }, 1).catch(notYetThere);
         const last = summary?.lastOffset ?? 0;
         setPaused(summary?.paused === true);
         const { events, reachedStart: atStart } = last === 0 ? { events: [], reachedStart: true } : await eventsBefore(path, last, FIRST_PAINT_EVENTS);
         if (!view.open) return;
         for (const event of events) {
+          if (event.type.startsWith("agent/")) agentSeen.current = true;
           offsets.current.set(event.offset, event);
           items.current.push({ stored: true, key: `s${event.offset}`, event });
         }
@@ -142,7 +157,10 @@ export function useStreamLog(path: string): StreamLog {
 
   const prepend = (events: readonly StoredEvent[]): void => {
     const fresh = events.filter((event) => !offsets.current.has(event.offset));
-    for (const event of fresh) offsets.current.set(event.offset, event);
+    for (const event of fresh) {
+      offsets.current.set(event.offset, event);
+      if (event.type.startsWith("agent/")) agentSeen.current = true;
+    }
     items.current = [...fresh.map((event): LogItem => ({ stored: true, key: `s${event.offset}`, event })), ...items.current];
     bump();
   };
@@ -189,5 +207,5 @@ export function useStreamLog(path: string): StreamLog {
     return first.offset;
   };
 
-  return { items: items.current, version, reachedStart, loading, error, status, paused, byOffset: (offset) => offsets.current.get(offset), loadOlder, loadBackTo, loadBackToTime };
+  return { items: items.current, version, reachedStart, loading, error, status, paused, hasAgentEvents: agentSeen.current, byOffset: (offset) => offsets.current.get(offset), loadOlder, loadBackTo, loadBackToTime };
 }
