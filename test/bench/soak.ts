@@ -30,7 +30,7 @@ import { addCounts, ApiTraffic } from "./soak/api-traffic.js";
 import { PacedAppender, soakStreams } from "./soak/appender.js";
 import { runBurst, type BurstResult } from "./soak/burst.js";
 import { LogTally, sumCounts, type LogCounts, type LogGroup } from "./soak/logs.js";
-import { startSoakMesh, type SoakMesh } from "./soak/mesh.js";
+import { startSoakMesh, type GoMemStats, type SoakMesh } from "./soak/mesh.js";
 import { rssMb, type ConsumerDetail } from "./soak/monitor.js";
 import { PagedReader, readAllEvents, type PageEvent, type ReaderWindow } from "./soak/reader.js";
 import { formatRow, minuteRow, round, slope, type MinuteRow } from "./soak/report.js";
@@ -41,7 +41,8 @@ import { UndoStack } from "./support/undo-stack.js";
 const USAGE = `npm run soak -- [--minutes 10] [--rate 200] [--streams 200] [--sse-clients 50] [--json file]
 npm run soak -- --burst <agents> [--burst-timeout 900] [--json file]
 Other options: --log-level warn (the services' LOG_LEVEL), --burst-connections 32, --paged-readers 1,
---nats-heap-profile <file> (nats-server's heap profile at the end, for \`go tool pprof -top -sample_index=inuse_space <file>\`).`;
+--nats-heap-profile <file> (nats-server's heap profile at the end of the last minute, and of minute 2 beside it as
+<file>.min2, for \`go tool pprof -top -sample_index=inuse_space -diff_base <file>.min2 <file>\`; also its Go heap every minute).`;
 
 /** Targets of issue #20. */
 const TARGET_API_PER_EVENT = 0.2;
@@ -132,7 +133,7 @@ interface LogCheck {
 
 interface SoakResult {
   rows: MinuteRow[];
-  rssSamples: { second: number; rssMb: Record<string, number | null> }[];
+  rssSamples: { second: number; rssMb: Record<string, number | null>; natsHeap?: GoMemStats }[];
   summary: {
     minutes: number;
     appendsOk: number;
@@ -142,6 +143,8 @@ interface SoakResult {
     /** MB per minute after the first minute, least squares over the 5-second samples. */
     rssSlopeMbPerMin: Record<string, number | null>;
     natsRssSlopeMbPerMin: number | null;
+    /** With --nats-heap-profile: slopes after minute 1 of nats-server's Go heap in use and of its GC goal, MB/min. */
+    natsHeapSlopeMbPerMin: { inUse: number | null; gcGoal: number | null } | null;
     /** Minutes 2..N: API calls over stored events. */
     steadyApiPerEvent: number;
     steadyInMsgsPerEvent: number;
@@ -216,15 +219,25 @@ async function runSoak(mesh: SoakMesh, logs: LogTally, traffic: ApiTraffic, opti
       const left = t0 + minute * 60_000 - performance.now();
       if (left <= 0) break;
       await sleep(Math.min(5000, left));
-      rssSamples.push({ second: round(elapsed(), 1), rssMb: rssOfAll(mesh.pids) });
+      const rssMb = rssOfAll(mesh.pids);
+      const natsHeap = await mesh.natsMemStats();
+      rssSamples.push({ second: round(elapsed(), 1), rssMb, ...(natsHeap === null ? {} : { natsHeap }) });
       const sample = await mesh.monitor.sample().catch(() => null);
       if (sample !== null) consumersMax = Math.max(consumersMax, sample.eventsConsumers);
     }
     const sample = await mesh.monitor.sample();
-    const row = minuteRow({ minute, appends: appender.takeWindow(), sse: sse.takeWindow(appender.acked), reader: readerWindow(), from: previous, to: sample, consumersMax, rssMb: rssOfAll(mesh.pids), logs: logs.takeWindow(), apiByClient: await traffic.takeWindow() });
+    const row = minuteRow({ minute, appends: appender.takeWindow(), sse: sse.takeWindow(appender.acked), reader: readerWindow(), from: previous, to: sample, consumersMax, rssMb: rssOfAll(mesh.pids), natsHeap: await mesh.natsMemStats(), logs: logs.takeWindow(), apiByClient: await traffic.takeWindow() });
     rows.push(row);
     print(formatRow(row));
     previous = sample;
+    // Heap profiles while the load runs: minute 2 as the base, the last minute to compare with it. Not after the
+    // load: the read-back of every stream below loads every block of the store, which is not the steady state.
+    if (options.natsHeapProfile !== null && (minute === options.minutes || (minute === 2 && options.minutes > 2))) {
+      const file = resolve(minute === options.minutes ? options.natsHeapProfile : `${options.natsHeapProfile}.min2`);
+      mkdirSync(dirname(file), { recursive: true });
+      await mesh.saveNatsHeapProfile(file);
+      progress(`nats-server heap profile of minute ${minute} written to ${file}`);
+    }
   }
 
   progress("load stopped; waiting for the processors to finish, then checking every stream");
@@ -270,6 +283,10 @@ async function runSoak(mesh: SoakMesh, logs: LogTally, traffic: ApiTraffic, opti
     const mbPerMin = slope(points);
     rssSlopeMbPerMin[name] = Number.isFinite(mbPerMin) ? round(mbPerMin) : null;
   }
+  const natsHeapSlope = (pick: (m: GoMemStats) => number): number | null => {
+    const mbPerMin = slope(rssSamples.filter((s) => s.second >= 60 && s.natsHeap !== undefined).map((s) => ({ x: s.second / 60, y: pick(s.natsHeap as GoMemStats) })));
+    return Number.isFinite(mbPerMin) ? round(mbPerMin) : null;
+  };
   return {
     rows,
     rssSamples,
@@ -281,6 +298,7 @@ async function runSoak(mesh: SoakMesh, logs: LogTally, traffic: ApiTraffic, opti
       statusCounts: appender.statusCounts,
       rssSlopeMbPerMin,
       natsRssSlopeMbPerMin: rssSlopeMbPerMin["nats-server"] ?? null,
+      natsHeapSlopeMbPerMin: options.natsHeapProfile === null ? null : { inUse: natsHeapSlope((m) => m.heapInUseMb), gcGoal: natsHeapSlope((m) => m.gcGoalMb) },
       steadyApiPerEvent: round(steady.reduce((s, r) => s + r.apiCalls, 0) / Math.max(1, steadyStored), 3),
       steadyInMsgsPerEvent: round(steadyInMsgs / Math.max(1, steadyStored)),
       apiByClientPerEvent,
@@ -360,6 +378,7 @@ function printSoakSummary(result: SoakResult): void {
   for (const sample of s.appendErrorSamples.slice(0, 5)) print(`    e.g. ${sample}`);
   const natsSlope = s.natsRssSlopeMbPerMin;
   print(`  nats-server RSS slope after minute 1: ${natsSlope === null ? "n/a (a run of one minute)" : `${natsSlope} MB/min (target <= ${TARGET_RSS_SLOPE_MB_PER_MIN}: ${met(natsSlope <= TARGET_RSS_SLOPE_MB_PER_MIN)})`}`);
+  if (s.natsHeapSlopeMbPerMin !== null) print(`  nats-server Go heap slopes after minute 1, MB/min: in use ${s.natsHeapSlopeMbPerMin.inUse ?? "n/a"} (garbage not yet collected included), GC goal ${s.natsHeapSlopeMbPerMin.gcGoal ?? "n/a"} (the heap grows to it between collections, and the RSS with it; with GOGC=100 it is twice what the last collection left live)`);
   print(`  RSS slopes after minute 1, MB/min: ${Object.entries(s.rssSlopeMbPerMin).map(([name, v]) => `${name} ${v === null ? "n/a" : v}`).join(", ")}`);
   print(`  JetStream API calls per stored event, ${steadyLabel}: ${s.steadyApiPerEvent} (target <= ${TARGET_API_PER_EVENT}: ${met(s.steadyApiPerEvent <= TARGET_API_PER_EVENT)}); all client messages to nats-server per stored event: ${s.steadyInMsgsPerEvent}`);
   print(`  totals: ${s.apiCalls} API calls, ${s.storedEvents} events stored`);
@@ -435,7 +454,8 @@ async function main(): Promise<void> {
     printLogGroups(logs.topGroups(30), logs.unparsedSamples());
     results = { soak, logGroups: logs.topGroups(50), unparsed: logs.unparsedSamples() };
   }
-  if (options.natsHeapProfile !== null) {
+  // The soak saved its profiles while its load ran; the burst's is taken once it is over.
+  if (options.natsHeapProfile !== null && options.burst !== null) {
     const file = resolve(options.natsHeapProfile);
     mkdirSync(dirname(file), { recursive: true });
     await mesh.saveNatsHeapProfile(file);

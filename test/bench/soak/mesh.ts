@@ -27,7 +27,37 @@ export interface SoakMesh {
   pids: ReadonlyMap<string, number>;
   /** With `profile`: save nats-server's heap profile (pprof format, for `go tool pprof`) to a file. */
   saveNatsHeapProfile(file: string): Promise<void>;
+  /** With `profile`: nats-server's Go memory statistics (null without profiling, or if it did not answer). */
+  natsMemStats(): Promise<GoMemStats | null>;
   stop(): Promise<void>;
+}
+
+/**
+ * nats-server's Go runtime memory (`runtime.MemStats`, read from the text form of its heap profile), in MB: what of
+ * its RSS is Go heap in use, and what is the collector's headroom (the heap may grow to `gcGoalMb` before the next
+ * collection: twice what the last one left live, with GOGC=100) or pages not yet given back.
+ */
+export interface GoMemStats {
+  heapInUseMb: number;
+  heapAllocMb: number;
+  gcGoalMb: number;
+  /** Heap pages returned to the OS (not part of the RSS). */
+  heapReleasedMb: number;
+  /** Everything the Go runtime has mapped. */
+  sysMb: number;
+  numGc: number;
+}
+
+/** The `# Name = value` lines that end a Go heap profile's text form (`?debug=1`). */
+export function parseGoMemStats(text: string): GoMemStats | null {
+  const value = (name: string): number | null => {
+    const match = new RegExp(`^# ${name} = (\\d+)`, "m").exec(text);
+    return match?.[1] === undefined ? null : Number(match[1]);
+  };
+  const mb = (bytes: number | null): number => Math.round(((bytes ?? 0) / 1048576) * 10) / 10;
+  const inUse = value("HeapInuse");
+  if (inUse === null) return null;
+  return { heapInUseMb: mb(inUse), heapAllocMb: mb(value("HeapAlloc")), gcGoalMb: mb(value("NextGC")), heapReleasedMb: mb(value("HeapReleased")), sysMb: mb(value("Sys")), numGc: value("NumGC") ?? 0 };
 }
 
 export interface SoakMeshOptions {
@@ -37,7 +67,7 @@ export interface SoakMeshOptions {
   /** A service exited while the soak was running. */
   onUnexpectedExit: (service: string, why: string) => void;
   progress: (message: string) => void;
-  /** Serve nats-server's pprof endpoints (its `prof_port`), for a heap profile at the end. */
+  /** Serve nats-server's pprof endpoints (its `prof_port`): heap profiles and Go memory statistics. */
   profile: boolean;
 }
 
@@ -104,7 +134,16 @@ export async function startSoakMesh(options: SoakMeshOptions): Promise<SoakMesh>
       if (!reply.ok) throw new Error(`nats-server's heap profile answered ${reply.status}`);
       writeFileSync(file, Buffer.from(await reply.arrayBuffer()));
     };
-    return { gatewayUrl, natsUrl: nats.url, monitorUrl, monitor, pids, saveNatsHeapProfile, stop };
+    const natsMemStats = async (): Promise<GoMemStats | null> => {
+      if (profilePort === null) return null;
+      try {
+        const reply = await fetch(`http://127.0.0.1:${profilePort}/debug/pprof/heap?debug=1`, { signal: AbortSignal.timeout(10_000) });
+        return reply.ok ? parseGoMemStats(await reply.text()) : null;
+      } catch {
+        return null;
+      }
+    };
+    return { gatewayUrl, natsUrl: nats.url, monitorUrl, monitor, pids, saveNatsHeapProfile, natsMemStats, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -3,6 +3,7 @@ import { createsConsumer } from "./api-traffic.js";
 import type { AppendWindow } from "./appender.js";
 import type { LogCounts } from "./logs.js";
 import { sumCounts } from "./logs.js";
+import type { GoMemStats } from "./mesh.js";
 import type { ServerSample } from "./monitor.js";
 import type { ReaderWindow } from "./reader.js";
 import type { SseWindow } from "./sse-clients.js";
@@ -13,6 +14,8 @@ export interface MinuteRow {
   appends: { ok: number; errors: number; agentInputs: number; p50Ms: number; p99Ms: number; maxMs: number; maxLagMs: number };
   /** Resident set size at the end of the minute, MB, per process (nats-server and each service). */
   rssMb: Record<string, number | null>;
+  /** With --nats-heap-profile: nats-server's Go memory at the end of the minute (mesh.ts GoMemStats). */
+  natsHeap: GoMemStats | null;
   /** JetStream API calls during the minute (`/jsz` api.total delta) and the API errors among them. */
   apiCalls: number;
   apiErrors: number;
@@ -48,6 +51,7 @@ export function minuteRow(input: {
   to: ServerSample;
   consumersMax: number;
   rssMb: Record<string, number | null>;
+  natsHeap: GoMemStats | null;
   logs: LogCounts;
   apiByClient: Record<string, number>;
 }): MinuteRow {
@@ -66,6 +70,7 @@ export function minuteRow(input: {
       maxLagMs: round(appends.maxLagMs, 1),
     },
     rssMb: input.rssMb,
+    natsHeap: input.natsHeap,
     apiCalls,
     apiErrors: to.apiErrors - from.apiErrors,
     storedEvents: stored,
@@ -91,7 +96,7 @@ export function formatRow(row: MinuteRow): string {
   return [
     `min ${String(row.minute).padStart(2)}`,
     `appends ${a.ok} ok ${a.errors} err, p50 ${a.p50Ms} p99 ${a.p99Ms} max ${a.maxMs} ms${a.maxLagMs > 50 ? ` (sender ${a.maxLagMs} ms late)` : ""}`,
-    `RSS MB ${rss}`,
+    `RSS MB ${rss}${row.natsHeap === null ? "" : ` (nats Go heap ${row.natsHeap.heapInUseMb.toFixed(0)} in use, GC goal ${row.natsHeap.gcGoalMb.toFixed(0)})`}`,
     `API ${row.apiCalls}${row.apiErrors > 0 ? ` (${row.apiErrors} err)` : ""} / ${row.storedEvents} stored = ${row.apiPerEvent}/event (all msgs ${row.inMsgsPerEvent}/event)`,
     `consumers ${row.consumers} (max ${row.consumersMax}, ${row.consumerCreates} created)`,
     `SSE ${sse.frames} frames ${sse.gaps} gaps ${sse.duplicates} dups ${sse.reconnects}+${sse.unplannedEnds} reconnects${sse.errors > 0 ? ` ${sse.errors} err` : ""}`,
