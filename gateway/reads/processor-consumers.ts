@@ -1,26 +1,7 @@
 import type { ConsumerInfo } from "@nats-io/jetstream";
 import { AgentmeshError } from "../../shared/contract/errors.js";
 import { natsFailure, type Nats } from "../../shared/nats/connection.js";
-
-export interface ProcessorConsumer {
-  /** The processor (`processor-<name>`) or the webhook subscription (`webhook-<hash>`) the consumer serves. */
-  name: string;
-  kind: "processor" | "webhook-subscription";
-  consumer: string;
-  /** Stored events not yet delivered: how far behind the log it is. */
-  pending: number;
-  /** Delivered, not yet acknowledged. */
-  ackPending: number;
-  redelivered: number;
-  /** Every event up to this offset is acknowledged. */
-  ackFloor: number;
-  /** The last offset delivered. */
-  delivered: number;
-  /** Pull requests waiting: replicas asking for work. 0 with events pending means no replica is running. */
-  waitingPulls: number;
-  healthy: boolean;
-  createdAt: string;
-}
+import type { ProcessorConsumer } from "../../shared/contract/http-bodies.js";
 
 const PROCESSOR_PREFIX = "processor-";
 const WEBHOOK_PREFIX = "webhook-";

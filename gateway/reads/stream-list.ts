@@ -1,21 +1,8 @@
 import { AgentmeshError } from "../../shared/contract/errors.js";
 import { lastMessage } from "../../shared/log/read.js";
 import { natsFailure, type Nats } from "../../shared/nats/connection.js";
+import type { StreamListBody, StreamSummary } from "../../shared/contract/http-bodies.js";
 import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath } from "../../shared/contract/subjects.js";
-
-export interface StreamSummary {
-  path: StreamPath;
-  lastOffset: number;
-  eventCount: number;
-  /** As the gateway's pause index knows it (what appends are refused on). */
-  paused: boolean;
-}
-
-export interface StreamListPage {
-  streams: StreamSummary[];
-  /** Pass as `cursor` for the next page; absent on the last page. */
-  nextCursor?: string;
-}
 
 /** Lookups of last offsets in flight at once: bounded so a large page does not flood the server. */
 const LOOKUP_CONCURRENCY = 32;
@@ -35,7 +22,7 @@ async function subjectCounts(nats: Nats, filter: string): Promise<Record<string,
  * selects a stream and every stream below it. Counts come from JetStream's
  * per-subject state; last offsets from one direct get per listed stream.
  */
-export async function listStreams(nats: Nats, options: { prefix: StreamPath | null; limit: number; cursor?: string; visible: (path: StreamPath) => boolean; paused: (path: StreamPath) => boolean }): Promise<StreamListPage> {
+export async function listStreams(nats: Nats, options: { prefix: StreamPath | null; limit: number; cursor?: string; visible: (path: StreamPath) => boolean; paused: (path: StreamPath) => boolean }): Promise<StreamListBody> {
   const counts =
     options.prefix === null
       ? await subjectCounts(nats, selectorSubject({ kind: "subtree", prefix: null }, "events"))

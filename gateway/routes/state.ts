@@ -5,7 +5,8 @@ import type { Nats } from "../../shared/nats/connection.js";
 import type { BreakerLimits } from "../../shared/state/breaker.js";
 import { VIEWED_PROCESSORS } from "../../shared/state/views.js";
 import type { AccessControl } from "../auth/access.js";
-import { streamStateAt, type StreamStateAnswer } from "../reads/stream-state.js";
+import type { StreamStateBody } from "../../shared/contract/http-bodies.js";
+import { streamStateAt } from "../reads/stream-state.js";
 import { parseOr } from "../validation.js";
 
 const StateQuerySchema = z.object({
@@ -26,7 +27,7 @@ export interface StateDeps {
  * from the log by the processors' own reducers. Needs `read` on the stream.
  * The read route hands these URLs here (a path cannot end in `state`).
  */
-export async function answerStateRequest(request: FastifyRequest, path: StreamPath, deps: StateDeps): Promise<StreamStateAnswer> {
+export async function answerStateRequest(request: FastifyRequest, path: StreamPath, deps: StateDeps): Promise<StreamStateBody> {
   await deps.access.require(request, "read", { kind: "stream", path });
   const query = parseOr(StateQuerySchema, request.query, "INVALID_QUERY", "");
   return streamStateAt(deps.nats, path, { at: query.at, processors: query.processor === undefined ? VIEWED_PROCESSORS : [query.processor], breakerDefaults: deps.breakerDefaults });

@@ -20,6 +20,7 @@ let gw: TestGateway;
 let model: ModelServer;
 let browser: Browser;
 let llm: RunningProcessor;
+let llmName = "";
 const root = uniquePath("console");
 
 beforeAll(async () => {
@@ -35,6 +36,7 @@ beforeAll(async () => {
   };
   const filter = `${eventsSubject(parseStreamPath(root))}.>`;
   const name = uniqueName("llm");
+  llmName = name;
   const env = { NATS_URL: nats.url, LLM_BASE_URL: model.baseURL, LLM_MODEL: "console-model", LLM_MAX_RETRIES: "1", PROCESSOR_SUBJECT_FILTER: filter, PROCESSOR_NAME: name };
   llm = await runBuiltProcessor("llm", (deps) => Promise.resolve(buildLlm(deps, { ...process.env, ...env })), env);
   await waitForConsumer(gw.nats, name);
@@ -235,6 +237,23 @@ describe("the console", () => {
     await page.getByRole("button", { name: "Resume" }).click();
     await page.getByTestId("paused-badge").waitFor({ state: "detached", timeout: 5_000 });
     expect((await request(`${gw.url}/streams${path}`, { body: { type: "test/accepted", payload: {} } })).status).toBe(201);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("lists a stream's schedules and cancels one, and shows every processor's consumer", async () => {
+    const path = `${root}/schedules`;
+    await append(path, { type: "schedule/added", payload: { slug: "nightly", append: { type: "agent/tick" }, schedule: { kind: "cron", cron: "0 3 * * *" } } });
+    const { page, errors } = await openPage(`${gw.url}/console/streams${path}?tab=operate`);
+    const schedule = page.locator('section[aria-label="Schedules"] tr[data-slug="nightly"]');
+    await schedule.getByRole("button", { name: "Cancel" }).click();
+    await waitFor(async () => ((await readAll(gw.url, path)).some((e) => e.type === "schedule/cancelled" && (e.payload as { slug: string }).slug === "nightly") ? true : undefined), 5_000);
+    await expect.poll(() => textOf(schedule), { timeout: 5_000 }).toContain("cancelled");
+
+    await page.getByRole("link", { name: "Processors" }).click();
+    const llmRow = page.locator(`tr[data-processor="${llmName}"]`);
+    await expect.poll(() => textOf(llmRow), { timeout: 5_000 }).toContain("healthy");
+    await screenshot(page, "console-processors");
     expect(errors).toEqual([]);
     await page.close();
   });

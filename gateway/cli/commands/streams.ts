@@ -1,14 +1,8 @@
 import { text } from "node:stream/consumers";
 import type { EventEnvelope } from "../../../shared/contract/envelope.js";
+import type { StreamListBody, StreamSummary } from "../../../shared/contract/http-bodies.js";
 import { eventLine, paint } from "../format.js";
 import { call, CliError, streamUrl, type Target } from "../http.js";
-
-interface StreamSummary {
-  path: string;
-  lastOffset: number;
-  eventCount: number;
-  paused: boolean;
-}
 
 /** `ls [prefix]`: every stream the token may read, page after page, with counts and last offsets. */
 export async function listCommand(target: Target, prefix: string | undefined, options: { json: boolean }): Promise<void> {
@@ -18,7 +12,7 @@ export async function listCommand(target: Target, prefix: string | undefined, op
     const query = new URLSearchParams({ limit: "1000" });
     if (prefix !== undefined && prefix !== "") query.set("prefix", prefix.startsWith("/") ? prefix : `/${prefix}`);
     if (cursor !== undefined) query.set("cursor", cursor);
-    const page = await call<{ streams: StreamSummary[]; nextCursor?: string }>(target, "GET", `/streams?${query.toString()}`);
+    const page = await call<StreamListBody>(target, "GET", `/streams?${query.toString()}`);
     rows.push(...page.streams);
     cursor = page.nextCursor;
   } while (cursor !== undefined);

@@ -1,6 +1,6 @@
 import type { EventEnvelope } from "../../../../shared/contract/envelope.js";
 import { currentToken } from "./token.js";
-import type { Me, ProcessorConsumer, ReadPage, StreamState, StreamSummary } from "./types.js";
+import type { Me, ProcessorConsumer, ReadPage, StreamListBody, StreamState } from "./types.js";
 
 /** A gateway error as it answered it (`{error: {code, message}}`), or a network failure (status 0). */
 export class ApiError extends Error {
@@ -61,7 +61,7 @@ export const api = {
     const query = new URLSearchParams({ limit: "1000" });
     if (prefix !== null && prefix !== "") query.set("prefix", prefix);
     if (cursor !== undefined) query.set("cursor", cursor);
-    return request<{ streams: StreamSummary[]; nextCursor?: string }>("GET", `/streams?${query.toString()}`);
+    return request<StreamListBody>("GET", `/streams?${query.toString()}`);
   },
   read: (path: string, start: { after: number } | { at: string }, limit = 1000) => {
     const query = new URLSearchParams({ limit: String(limit) });

@@ -1,30 +1,11 @@
-import { useEffect, useState } from "react";
-import { api, ApiError } from "../api/client.js";
+import { api } from "../api/client.js";
+import { usePolling } from "../ui/use-polling.js";
 import type { ProcessorConsumer } from "../api/types.js";
 
 /** Each processor's durable consumer as JetStream counts it, every 2 s: how far behind, what is redelivered, who is pulling. */
 export function ProcessorsPage() {
-  const [rows, setRows] = useState<ProcessorConsumer[]>([]);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    let live = true;
-    const load = async (): Promise<void> => {
-      try {
-        const answer = await api.processors();
-        if (!live) return;
-        setRows(answer.processors);
-        setError(null);
-      } catch (err) {
-        if (live) setError(err instanceof ApiError ? err.plain : String(err));
-      }
-    };
-    void load();
-    const timer = setInterval(() => void load(), 2_000);
-    return () => {
-      live = false;
-      clearInterval(timer);
-    };
-  }, []);
+  const { value, error } = usePolling(() => api.processors(), 2_000, []);
+  const rows: ProcessorConsumer[] = value?.processors ?? [];
   return (
     <div className="processors-page">
       <h2>Processors</h2>

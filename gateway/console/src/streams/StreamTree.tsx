@@ -1,11 +1,13 @@
-import { useEffect, useMemo, useState } from "react";
+import { useMemo, useState } from "react";
 import { Link } from "wouter";
-import { api, ApiError } from "../api/client.js";
+import { api } from "../api/client.js";
+import { usePolling } from "../ui/use-polling.js";
 import { useToken } from "../api/token.js";
 import type { StreamSummary } from "../api/types.js";
 import { treeOf, type TreeNode } from "./tree.js";
 
 const REFRESH_MS = 2_000;
+const NONE: StreamSummary[] = [];
 
 /** When a stream last grew, as this page saw it: the list carries counts, not times. */
 function useLastActivity(streams: readonly StreamSummary[]): Map<string, number> {
@@ -54,28 +56,15 @@ function Node({ node, activity, current }: { node: TreeNode; activity: Map<strin
 export function StreamTree({ current }: { current: string | null }) {
   const token = useToken();
   const [prefix, setPrefix] = useState("");
-  const [streams, setStreams] = useState<StreamSummary[]>([]);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    let live = true;
-    const load = async (): Promise<void> => {
-      try {
-        const wanted = prefix.trim() === "" ? null : prefix.trim().replace(/\/+$/, "");
-        const page = await api.listStreams(wanted === null || wanted.startsWith("/") ? wanted : `/${wanted}`);
-        if (!live) return;
-        setStreams(page.streams);
-        setError(null);
-      } catch (err) {
-        if (live) setError(err instanceof ApiError ? err.plain : String(err));
-      }
-    };
-    void load();
-    const timer = setInterval(() => void load(), REFRESH_MS);
-    return () => {
-      live = false;
-      clearInterval(timer);
-    };
-  }, [prefix, token]);
+  const { value, error } = usePolling(
+    () => {
+      const wanted = prefix.trim() === "" ? null : prefix.trim().replace(/\/+$/, "");
+      return api.listStreams(wanted === null || wanted.startsWith("/") ? wanted : `/${wanted}`);
+    },
+    REFRESH_MS,
+    [prefix, token],
+  );
+  const streams = value?.streams ?? NONE;
   const activity = useLastActivity(streams);
   const tree = useMemo(() => treeOf(streams), [streams]);
   return (

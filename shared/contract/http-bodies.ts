@@ -1,0 +1,75 @@
+import type { EventEnvelope } from "./envelope.js";
+
+/**
+ * The JSON bodies of the gateway's read routes, as every client reads them: the gateway builds them, the console
+ * and the CLI read them (docs/EVENTS.md, "HTTP API"). Paths are plain strings here: a client never needs the brand.
+ */
+
+/** `GET /streams/<path>`: a page of history. */
+export interface ReadPageBody {
+  events: EventEnvelope[];
+  nextOffset: number;
+  upToDate: boolean;
+}
+
+/** One stream of `GET /streams?prefix=`. */
+export interface StreamSummary {
+  path: string;
+  lastOffset: number;
+  eventCount: number;
+  /** As the gateway's pause index knows it (what appends are refused on). */
+  paused: boolean;
+}
+
+export interface StreamListBody {
+  streams: StreamSummary[];
+  /** Pass as `cursor` for the next page; absent on the last page. */
+  nextCursor?: string;
+}
+
+/** `GET /streams/<path>/state`. */
+export interface StreamStateBody {
+  path: string;
+  /** The offset asked for (the stream's last offset when none was). */
+  at: number;
+  /** The stream's last event at or before `at`, the last event folded; 0 if there is none. */
+  throughOffset: number;
+  /** The stream's last offset now. */
+  lastOffset: number;
+  eventsFolded: number;
+  processors: Record<string, { state: unknown; stream: unknown }>;
+}
+
+/** One consumer of `GET /processors`. */
+export interface ProcessorConsumer {
+  /** The processor (`processor-<name>`) or the webhook subscription (`webhook-<hash>`) the consumer serves. */
+  name: string;
+  kind: "processor" | "webhook-subscription";
+  consumer: string;
+  /** Stored events not yet delivered: how far behind the log it is. */
+  pending: number;
+  /** Delivered, not yet acknowledged. */
+  ackPending: number;
+  redelivered: number;
+  /** Every event up to this offset is acknowledged. */
+  ackFloor: number;
+  /** The last offset delivered. */
+  delivered: number;
+  /** Pull requests waiting: replicas asking for work. 0 with events pending means no replica is running. */
+  waitingPulls: number;
+  healthy: boolean;
+  createdAt: string;
+}
+
+export interface ProcessorsBody {
+  processors: ProcessorConsumer[];
+}
+
+export type Right = "read" | "append" | "admin";
+
+/** `GET /me`. */
+export interface MeBody {
+  authEnabled: boolean;
+  subject: string;
+  grants: { path: string; rights: Right[] }[];
+}
