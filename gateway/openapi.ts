@@ -20,7 +20,7 @@ function json(schema: z.ZodType): JsonSchema {
 
 const ErrorBodySchema = z.object({ error: z.object({ code: z.enum(Object.keys(ErrorCodes) as [keyof typeof ErrorCodes, ...(keyof typeof ErrorCodes)[]]), message: z.string() }) });
 const ReadPageBodySchema = z.object({ events: z.array(EventEnvelopeSchema), nextOffset: z.number().int(), upToDate: z.boolean() });
-const StreamListBodySchema = z.object({ streams: z.array(z.object({ path: z.string(), lastOffset: z.number().int(), eventCount: z.number().int(), paused: z.boolean() })), nextCursor: z.string().optional() });
+const StreamListBodySchema = z.object({ streams: z.array(z.object({ path: z.string(), lastOffset: z.number().int(), eventCount: z.number().int(), lastEventAt: z.string().nullable(), paused: z.boolean() })), nextCursor: z.string().optional() });
 
 const errorResponse = { description: "An error with a stable code (see docs/EVENTS.md, Errors)", ...json(ErrorBodySchema) };
 const streamPathParam = { type: "object", properties: { "*": { type: "string", description: "The stream path without its leading /, e.g. agents/bot-1 (or agents/** for a subtree on GET)" } } };

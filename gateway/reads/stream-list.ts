@@ -1,5 +1,5 @@
 import { AgentmeshError } from "../../shared/contract/errors.js";
-import { lastMessage } from "../../shared/log/read.js";
+import { decodeStoredMsg, lastMessage } from "../../shared/log/read.js";
 import { natsFailure, type Nats } from "../../shared/nats/connection.js";
 import type { StreamListBody, StreamSummary } from "../../shared/contract/http-bodies.js";
 import { eventsSubject, pathOfSubject, selectorSubject, type StreamPath } from "../../shared/contract/subjects.js";
@@ -46,7 +46,7 @@ export async function listStreams(nats: Nats, options: { prefix: StreamPath | nu
       const index = next++;
       const entry = page[index] as { path: StreamPath; count: number };
       const last = await lastMessage(nats, eventsSubject(entry.path));
-      streams[index] = { path: entry.path, lastOffset: last?.seq ?? 0, eventCount: entry.count, paused: options.paused(entry.path) };
+      streams[index] = { path: entry.path, lastOffset: last?.seq ?? 0, eventCount: entry.count, lastEventAt: last === null ? null : decodeStoredMsg(last).envelope.createdAt, paused: options.paused(entry.path) };
     }
   };
   await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, page.length) }, worker));

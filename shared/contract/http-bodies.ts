@@ -17,6 +17,8 @@ export interface StreamSummary {
   path: string;
   lastOffset: number;
   eventCount: number;
+  /** The last event's `createdAt`. */
+  lastEventAt: string | null;
   /** As the gateway's pause index knows it (what appends are refused on). */
   paused: boolean;
 }

@@ -210,8 +210,8 @@ describe("append and read", () => {
     expect(subtree.body.events).toEqual([a.body, b.body, a2.body]);
     const list = await request<{ streams: unknown[] }>(`${gw.url}/streams?prefix=${root}`);
     expect(list.body.streams).toEqual([
-      { path: `${root}/a`, lastOffset: a2.body.offset, eventCount: 2, paused: false },
-      { path: `${root}/b`, lastOffset: b.body.offset, eventCount: 1, paused: false },
+      { path: `${root}/a`, lastOffset: a2.body.offset, eventCount: 2, lastEventAt: a2.body.createdAt, paused: false },
+      { path: `${root}/b`, lastOffset: b.body.offset, eventCount: 1, lastEventAt: b.body.createdAt, paused: false },
     ]);
     const paged = await request<{ streams: { path: string }[]; nextCursor?: string }>(`${gw.url}/streams?prefix=${root}&limit=1`);
     expect(paged.body.streams.map((s) => s.path)).toEqual([`${root}/a`]);

@@ -88,7 +88,7 @@ describe("the agentmesh CLI", () => {
     expect(plain.stdout.split("\n")[1]).toMatch(new RegExp(`^${a}\\s+2\\s+${last.offset}$`));
     const json = await run(["ls", `${root}/ls`, "--json"]);
     expect(json.stdout.trim().split("\n").map((line) => JSON.parse(line) as unknown)).toEqual([
-      { path: a, lastOffset: last.offset, eventCount: 2, paused: false },
+      { path: a, lastOffset: last.offset, eventCount: 2, lastEventAt: last.createdAt, paused: false },
       expect.objectContaining({ path: `${root}/ls/b`, eventCount: 1 }),
     ]);
   });

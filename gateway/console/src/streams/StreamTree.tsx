@@ -9,24 +9,15 @@ import { treeOf, type TreeNode } from "./tree.js";
 const REFRESH_MS = 2_000;
 const NONE: StreamSummary[] = [];
 
-/** When a stream last grew, as this page saw it: the list carries counts, not times. */
-function useLastActivity(streams: readonly StreamSummary[]): Map<string, number> {
-  const [seen] = useState(() => new Map<string, { offset: number; at: number }>());
-  const now = Date.now();
-  for (const stream of streams) {
-    const before = seen.get(stream.path);
-    if (before === undefined || before.offset !== stream.lastOffset) seen.set(stream.path, { offset: stream.lastOffset, at: before === undefined ? 0 : now });
-  }
-  return new Map([...seen].map(([path, { at }]) => [path, at]));
-}
-
-function ago(ms: number): string {
-  if (ms === 0) return "";
-  const seconds = Math.round((Date.now() - ms) / 1000);
+function ago(iso: string | null): string {
+  if (iso === null) return "";
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (seconds >= 86_400) return `${Math.round(seconds / 86_400)}d ago`;
+  if (seconds >= 3_600) return `${Math.round(seconds / 3_600)}h ago`;
   return seconds < 60 ? `${seconds}s ago` : `${Math.round(seconds / 60)}m ago`;
 }
 
-function Node({ node, activity, current }: { node: TreeNode; activity: Map<string, number>; current: string | null }) {
+function Node({ node, current }: { node: TreeNode; current: string | null }) {
   return (
     <li>
       {node.stream === null ? (
@@ -38,13 +29,15 @@ function Node({ node, activity, current }: { node: TreeNode; activity: Map<strin
             {node.stream.eventCount}
           </span>
           {node.stream.paused ? <span className="badge paused">paused</span> : null}
-          <span className="muted small">{ago(activity.get(node.path) ?? 0)}</span>
+          <span className="muted small" title={node.stream.lastEventAt ?? ""}>
+            {ago(node.stream.lastEventAt)}
+          </span>
         </Link>
       )}
       {node.children.length === 0 ? null : (
         <ul>
           {node.children.map((child) => (
-            <Node key={child.path} node={child} activity={activity} current={current} />
+            <Node key={child.path} node={child} current={current} />
           ))}
         </ul>
       )}
@@ -65,7 +58,6 @@ export function StreamTree({ current }: { current: string | null }) {
     [prefix, token],
   );
   const streams = value?.streams ?? NONE;
-  const activity = useLastActivity(streams);
   const tree = useMemo(() => treeOf(streams), [streams]);
   return (
     <nav className="stream-tree" aria-label="Streams">
@@ -78,7 +70,7 @@ export function StreamTree({ current }: { current: string | null }) {
       {streams.length === 0 && error === null ? <p className="muted small">No streams yet.</p> : null}
       <ul>
         {tree.children.map((child) => (
-          <Node key={child.path} node={child} activity={activity} current={current} />
+          <Node key={child.path} node={child} current={current} />
         ))}
       </ul>
     </nav>
