@@ -37,7 +37,8 @@ program
   .argument("<selector>", "a stream path, or <prefix>/** for a subtree")
   .option("--after <offset>", "start after this offset")
   .option("--at <time>", "start at the first event stored at or after this time (ISO 8601)")
-  .option("--type <glob...>", "only these event types (agent/*, stream/**)")
+  // Repeatable rather than variadic: a variadic option would swallow the selector written after it.
+  .option("--type <glob>", "only events of this type (agent/*, stream/**); repeat for more", (glob: string, globs: string[]) => [...globs, glob], [] as string[])
   .option("--no-follow", "print what is stored and exit")
   .option("--json", "one event per line as JSON (for jq)", false)
   .action((selector: string, options: TailOptions) => tailCommand(target(), selector, options, stop.signal));

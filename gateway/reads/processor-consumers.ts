@@ -21,8 +21,9 @@ function describe(info: ConsumerInfo): ProcessorConsumer | null {
     ackFloor: info.ack_floor.stream_seq,
     delivered: info.delivered.stream_seq,
     waitingPulls,
-    // A processor keeps a pull open while it runs; one that is idle with nothing to do is healthy too.
-    healthy: waitingPulls > 0 || (info.num_pending === 0 && info.num_ack_pending === 0),
+    // A running replica always keeps a pull request open (or holds messages it is working on): a consumer with
+    // neither has no replica taking its events, whether or not any are waiting yet.
+    healthy: waitingPulls > 0 || info.num_ack_pending > 0,
     createdAt: info.created,
   };
 }

@@ -7,11 +7,34 @@ import type { StreamStateBody } from "../../shared/contract/http-bodies.js";
 import { processorFolds, type ViewedProcessor } from "../../shared/state/views.js";
 
 /**
+ * Folds running at once in this gateway: each reads a stream from its start, so a few clients asking about long
+ * streams must not take every read slot and the event loop from everyone else; the rest wait their turn.
+ */
+const FOLDS_AT_ONCE = 2;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function inTurn<T>(work: () => Promise<T>): Promise<T> {
+  if (running >= FOLDS_AT_ONCE) await new Promise<void>((resolve) => waiting.push(resolve));
+  running++;
+  try {
+    return await work();
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
+
+/**
  * Each processor's state of a stream right after the event at `at`, folded
  * from the log by the processors' own reducers (shared/state): a read of the
  * stream from its start up to `at`, one pass for every processor asked about.
  */
-export async function streamStateAt(nats: Nats, path: StreamPath, options: { at: number | undefined; processors: readonly ViewedProcessor[]; breakerDefaults: BreakerLimits }): Promise<StreamStateBody> {
+export function streamStateAt(nats: Nats, path: StreamPath, options: { at: number | undefined; processors: readonly ViewedProcessor[]; breakerDefaults: BreakerLimits }): Promise<StreamStateBody> {
+  return inTurn(() => fold(nats, path, options));
+}
+
+async function fold(nats: Nats, path: StreamPath, options: { at: number | undefined; processors: readonly ViewedProcessor[]; breakerDefaults: BreakerLimits }): Promise<StreamStateBody> {
   const last = await lastOffset(nats, path);
   if (last === 0) throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${path}`);
   const at = options.at ?? last;

@@ -59,6 +59,7 @@ export interface ProcessorConsumer {
   delivered: number;
   /** Pull requests waiting: replicas asking for work. 0 with events pending means no replica is running. */
   waitingPulls: number;
+  /** A replica is pulling or holds messages: the consumer's view of health, not the processes' own probes. */
   healthy: boolean;
   createdAt: string;
 }

@@ -21,7 +21,7 @@ export interface BreakerState {
   tokens: number;
   lastMs: number | null;
   /** Times (ms) of the events in the last second, for the rate reported when tripping. */
-  recent: number[];
+  recent: RecentTimes;
   /** The first event over the limit since the stream was last resumed. */
   tripped: { offset: number; rate: number } | null;
 }
@@ -39,8 +39,50 @@ function refill(state: BreakerState, nowMs: number): number {
   return Math.min(state.limits.burst, state.tokens + (elapsedMs / 1000) * state.limits.maxEventsPerSecond);
 }
 
+/**
+ * The times of the events in the last second, oldest first, as a value successive states share (as RecentOffsets
+ * does): adding to the newest costs O(1) amortised. Filtering a copied array on every event cost O(events in the
+ * last second) each, quadratic under a flood: 100,000 events stored in one burst took ~50 s to fold.
+ */
+export class RecentTimes {
+  private constructor(
+    private readonly backing: number[],
+    private readonly start: number,
+    private readonly end: number,
+  ) {}
+
+  static empty(): RecentTimes {
+    return new RecentTimes([], 0, 0);
+  }
+
+  get count(): number {
+    return this.end - this.start;
+  }
+
+  /** The window once an event at `nowMs` is in it: times a second or more before it drop out (times arrive in order). */
+  add(nowMs: number): RecentTimes {
+    // Only the newest value may grow the shared array; an older one copies its window first.
+    let backing = this.backing;
+    let start = this.start;
+    let end = this.end;
+    if (backing.length !== end) {
+      backing = backing.slice(start, end);
+      start = 0;
+      end = backing.length;
+    }
+    while (start < end && nowMs - (backing[start] as number) >= 1000) start++;
+    if (start > 1024 && start > end - start) {
+      backing = backing.slice(start, end);
+      end -= start;
+      start = 0;
+    }
+    backing.push(nowMs);
+    return new RecentTimes(backing, start, end + 1);
+  }
+}
+
 export function initialBreakerState(limits: BreakerLimits): BreakerState {
-  return { limits, tokens: limits.burst, lastMs: null, recent: [], tripped: null };
+  return { limits, tokens: limits.burst, lastMs: null, recent: RecentTimes.empty(), tripped: null };
 }
 
 export function reduceBreaker(state: BreakerState, event: EventEnvelope): BreakerState {
@@ -58,14 +100,13 @@ export function reduceBreaker(state: BreakerState, event: EventEnvelope): Breake
 
   const now = Date.parse(event.createdAt);
   const refilled = refill(state, now);
-  const recent = state.recent.filter((t) => now - t < 1000);
-  recent.push(now);
+  const recent = state.recent.add(now);
   const over = refilled < 1;
   return {
     limits: state.limits,
     tokens: over ? refilled : refilled - 1,
     lastMs: Math.max(now, state.lastMs ?? now),
     recent,
-    tripped: state.tripped ?? (over ? { offset: event.offset, rate: recent.length } : null),
+    tripped: state.tripped ?? (over ? { offset: event.offset, rate: recent.count } : null),
   };
 }

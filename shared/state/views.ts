@@ -52,7 +52,7 @@ function processorFold(processor: ViewedProcessor, breakerDefaults: BreakerLimit
         deferred: state.deferred.toArray(),
       }));
     case ProcessorNames.breaker:
-      return fold(initialBreakerState(breakerDefaults), reduceBreaker, (state) => ({ limits: state.limits, tokens: state.tokens, lastEventAt: state.lastMs === null ? null : new Date(state.lastMs).toISOString(), eventsInLastSecond: state.recent.length, tripped: state.tripped }));
+      return fold(initialBreakerState(breakerDefaults), reduceBreaker, (state) => ({ limits: state.limits, tokens: state.tokens, lastEventAt: state.lastMs === null ? null : new Date(state.lastMs).toISOString(), eventsInLastSecond: state.recent.count, tripped: state.tripped }));
     case ProcessorNames.scheduler:
       return fold(initialSchedules(), reduceSchedules, (state) => state);
     case ProcessorNames.webhookPusher:

@@ -108,6 +108,13 @@ describe("the agentmesh CLI", () => {
     expect(typed.stdout.trim().split("\n")).toHaveLength(1);
     const after = await run(["tail", path, "--no-follow", "--json", "--after", String(stored.offset)]);
     expect(after.stdout.trim().split("\n")).toHaveLength(1);
+    // Options before the selector; a repeated --type; --at starts at the first event stored at or after a time.
+    const both = await run(["tail", "--type", "note/added", "--type", "note/piped", path, "--no-follow", "--json"]);
+    expect(both.stdout.trim().split("\n")).toHaveLength(2);
+    const second_ = JSON.parse(after.stdout) as EventEnvelope;
+    const at = await run(["tail", path, "--no-follow", "--json", "--at", second_.createdAt]);
+    expect((JSON.parse(at.stdout.trim().split("\n")[0] ?? "null") as EventEnvelope).createdAt >= stored.createdAt).toBe(true);
+    expect(at.stdout.trim().split("\n").map((line) => (JSON.parse(line) as EventEnvelope).offset)).toContain(second_.offset);
   });
 
   it("follows a stream live, and resumes after the gateway goes away without a gap or a repeat", async () => {

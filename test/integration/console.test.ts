@@ -82,6 +82,12 @@ describe("the console", () => {
   it("is what a browser gets at /, and shows a new stream appear in the tree", async () => {
     const { page, errors } = await openPage(`${gw.url}/`);
     expect(new URL(page.url()).pathname).toBe("/console/");
+    // The production build, whatever NODE_ENV the build ran under: no development JSX, no source paths of this machine.
+    const html = await (await fetch(`${gw.url}/console/`)).text();
+    const bundle = /src="(\/console\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    const code = await (await fetch(`${gw.url}${bundle ?? "/missing"}`)).text();
+    expect(code).not.toContain("jsxDEV");
+    expect(code).not.toContain(process.cwd());
     await expect.poll(() => textOf(page.getByTestId("who"))).toContain("auth off");
     const path = `${root}/fresh-${Date.now()}`;
     await append(path, { type: "test/hello", payload: {} });
@@ -258,6 +264,62 @@ describe("the console", () => {
     await page.close();
   });
 
+  it("filters by type and text, jumps to an offset and to a time, and pages back through history", async () => {
+    const path = `${root}/history`;
+    const ticks = await appendMany(path, 1_500);
+    await append(path, { type: "other/marker", payload: { note: "needle-42" } });
+    await append(path, { type: "other/marker", payload: { note: "plain" } });
+    const { page, errors } = await openPage(`${gw.url}/console/streams${path}`);
+    await expect.poll(() => textOf(page.getByTestId("event-count")), { timeout: 5_000 }).toBe("300 shown");
+    await page.getByRole("button", { name: "Load older" }).click();
+    await expect.poll(async () => Number((await textOf(page.getByTestId("event-count"))).split(" ")[0]), { timeout: 5_000 }).toBe(800);
+
+    await page.getByLabel("Type filter").fill("other/*");
+    await expect.poll(() => textOf(page.getByTestId("event-count")), { timeout: 5_000 }).toBe("2 shown of 800");
+    await page.getByTestId("filter-scope").waitFor();
+    await page.getByLabel("Text filter").fill("NEEDLE-42");
+    await expect.poll(() => textOf(page.getByTestId("event-count")), { timeout: 5_000 }).toBe("1 shown of 800");
+    await page.getByLabel("Type filter").fill("");
+    await page.getByLabel("Text filter").fill("");
+
+    const fifth = ticks[4] as EventEnvelope;
+    await page.getByLabel("Jump to offset or time").fill(String(fifth.offset));
+    await page.getByRole("button", { name: "Jump" }).click();
+    await page.locator(".event-detail h3", { hasText: `at offset ${fifth.offset}` }).waitFor({ timeout: 10_000 });
+    await expect.poll(() => row(page, fifth.offset).isVisible(), { timeout: 5_000 }).toBe(true);
+
+    const hundredth = ticks[99] as EventEnvelope;
+    await page.getByLabel("Jump to offset or time").fill(hundredth.createdAt);
+    await page.getByRole("button", { name: "Jump" }).click();
+    // The first event stored at or after that time: batches share a millisecond, so it may be an earlier one of it.
+    await expect.poll(() => Number(new URL(page.url()).searchParams.get("offset")), { timeout: 5_000 }).toBeLessThanOrEqual(hundredth.offset);
+    const landed = ticks.find((e) => e.offset === Number(new URL(page.url()).searchParams.get("offset")));
+    expect(landed?.createdAt).toBe(hundredth.createdAt);
+    await page.getByLabel("Jump to offset or time").fill("not a time");
+    await page.getByRole("button", { name: "Jump" }).click();
+    await expect.poll(() => textOf(page.locator("p.notice")), { timeout: 5_000 }).toContain("Jump to an offset");
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("interrupts an answer being written with a new message", async () => {
+    const path = `${root}/interrupt`;
+    const { page, errors } = await openPage(`${gw.url}/console/streams${path}?tab=conversation`);
+    await expect.poll(() => textOf(page.getByTestId("live-status")), { timeout: 5_000 }).toBe("live");
+    const long = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ");
+    await page.getByLabel("Message").fill(long);
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".message.assistant.streaming").waitFor({ timeout: 5_000 });
+    await page.getByLabel("Message").fill("stop and say hi");
+    await page.getByRole("button", { name: "Interrupt" }).click();
+    await page.locator('[data-testid="message-assistant"]', { hasText: "cancelled" }).waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid="message-assistant"]', { hasText: "echo: stop and say hi" }).waitFor({ timeout: 10_000 });
+    const events = await readAll(gw.url, path);
+    expect(events.find((e) => e.type === "agent/input-added" && (e.payload as { trigger?: string }).trigger === "interrupt")).toBeDefined();
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 40_000);
+
   it("opens a stream of 100,000 events with its newest events painted within 1 s, and stays responsive under 1,000 events/s", async () => {
     const path = `${root}/big`;
     const stored = await appendMany(path, 100_000);
@@ -326,7 +388,11 @@ describe("the console with tokens", () => {
     const admin = await mintToken([{ path: "/**", rights: ["read", "append", "admin"] }]);
     expect((await request(`${authGw.url}/streams${path}`, { body: { type: "agent/input-added", payload: { role: "user", content: "hi" } }, headers: { authorization: `Bearer ${admin}` } })).status).toBe(201);
 
-    const { page, errors } = await openPage(`${authGw.url}/console/streams${path}?tab=conversation`);
+    // A context of its own: the last check opens a second tab in it.
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors = collectPageErrors(page);
+    await page.goto(`${authGw.url}/console/streams${path}?tab=conversation`);
     await expect.poll(() => textOf(page.getByTestId("access-error")), { timeout: 5_000 }).toContain("Not signed in");
 
     const reader = await mintToken([{ path: `${root}/**`, rights: ["read"] }], { subject: "reader" });
@@ -345,12 +411,12 @@ describe("the console with tokens", () => {
     await page.getByLabel("Token").fill(other);
     await page.getByRole("button", { name: "Use token" }).click();
     await expect.poll(() => textOf(page.locator(".stream-page [role=alert]")), { timeout: 5_000 }).toContain("Not allowed");
-    // Kept for this tab only: a new tab starts without it.
-    const fresh = await browser.newPage();
+    // Kept for this tab only: a new tab of the same browser profile starts without it (localStorage would leak here).
+    const fresh = await page.context().newPage();
     await fresh.goto(`${authGw.url}/console/`);
     await expect.poll(() => textOf(fresh.getByTestId("access-error")), { timeout: 5_000 }).toContain("Not signed in");
     await fresh.close();
     expect(unexpected(errors)).toEqual([]);
-    await page.close();
+    await context.close();
   });
 });

@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError } from "../api/client.js";
 import type { StreamLog } from "../stream/use-stream-log.js";
 import { JsonPanel } from "../ui/json-view.js";
@@ -58,14 +58,29 @@ export function ConversationView(props: { path: string; log: StreamLog; canAppen
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
+  // The newest message stays in view as answers stream in, unless the person scrolled up to read.
+  const transcriptBox = useRef<HTMLDivElement>(null);
+  const pinned = useRef(true);
+  useEffect(() => {
+    const box = transcriptBox.current;
+    if (box !== null && pinned.current) box.scrollTop = box.scrollHeight;
+  }, [log.version, transcript]);
+  const onScroll = (): void => {
+    const box = transcriptBox.current;
+    if (box !== null) pinned.current = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  };
+
+  const canSend = !busy && !log.paused && message.trim() !== "";
   const send = async (trigger: "auto" | "interrupt"): Promise<void> => {
-    const content = message.trim() === "" && trigger === "interrupt" ? "Stop." : message;
-    if (content.trim() === "") return;
+    // An interrupt is a message too: what the agent should do instead of what it is answering.
+    const content = message;
+    if (!canSend || (trigger === "interrupt" && !transcript.running)) return;
     setBusy(true);
     setError(null);
     try {
       await api.append(props.path, { type: "agent/input-added", payload: { role: "user", content, trigger } });
       setMessage("");
+      pinned.current = true;
     } catch (err) {
       setError(err instanceof ApiError ? err.plain : String(err));
     } finally {
@@ -83,7 +98,7 @@ export function ConversationView(props: { path: string; log: StreamLog; canAppen
 
   return (
     <div className="conversation">
-      <div className="transcript" aria-label="Conversation">
+      <div className="transcript" aria-label="Conversation" ref={transcriptBox} onScroll={onScroll}>
         {transcript.entries.length === 0 ? <p className="muted">No messages in the loaded history yet.</p> : transcript.entries.map((entry) => <Entry key={`${entry.kind}${entry.offset}`} entry={entry} />)}
       </div>
       {error === null ? null : (
@@ -112,10 +127,10 @@ export function ConversationView(props: { path: string; log: StreamLog; canAppen
             }}
             rows={2}
           />
-          <button type="submit" disabled={busy || log.paused}>
+          <button type="submit" disabled={!canSend}>
             Send
           </button>
-          <button type="button" disabled={!transcript.running || log.paused} onClick={() => void send("interrupt")} title="Send the message as an interrupt: the answer being written is cancelled">
+          <button type="button" disabled={!canSend || !transcript.running} onClick={() => void send("interrupt")} title="Cancel the answer being written and answer this message instead">
             Interrupt
           </button>
           {log.paused ? (

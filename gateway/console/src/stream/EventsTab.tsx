@@ -91,6 +91,11 @@ export function EventsTab(props: { log: StreamLog; selected: number | null; onSe
           {visible.length} shown{visible.length === log.items.length ? "" : ` of ${log.items.length}`}
         </span>
       </div>
+      {(typeGlob.trim() !== "" || text.trim() !== "") && !log.reachedStart ? (
+        <p className="muted small" data-testid="filter-scope">
+          Filters search the {log.items.length} events loaded; "Load older" brings earlier ones in.
+        </p>
+      ) : null}
       {notice === null ? null : (
         <p className="notice" role="status">
           {notice}

@@ -24,7 +24,9 @@ export function StreamPage(props: { path: string; access: Access }) {
   const tab: Tab = TABS.find((t) => t.toLowerCase().replace(" ", "-") === tabParam) ?? "Events";
   const atParam = search.get("at");
   const [stateAt, setStateAt] = useState<number | null>(atParam !== null && /^\d+$/.test(atParam) ? Number(atParam) : null);
-  const log = useStreamLog(path);
+  // Decided from the token's grants (GET /me) by the gateway's own rules; the gateway still checks every read.
+  const denied = access.me !== null && !access.may("read", path);
+  const log = useStreamLog(path, !denied);
   let newest: number | null = null;
   for (let i = log.items.length - 1; i >= 0 && newest === null; i--) {
     const item = log.items[i];
@@ -55,7 +57,11 @@ export function StreamPage(props: { path: string; access: Access }) {
         ) : null}
         {isAgent ? <span className="badge">agent</span> : null}
       </header>
-      {log.error === null ? null : (
+      {denied ? (
+        <p className="error" role="alert">
+          Not allowed: this token may not read {path}.
+        </p>
+      ) : log.error === null ? null : (
         <p className="error" role="alert">
           {log.error.plain}
         </p>

@@ -35,11 +35,6 @@ const PAUSING: ReadonlySet<string> = new Set([SystemEventTypes.paused, SystemEve
 const OLDER_PAGE_EVENTS = 500;
 const MAX_EPHEMERAL_KEPT = 5_000;
 
-function notYetThere(err: unknown): null {
-  if (err instanceof ApiError && err.code === "STREAM_NOT_FOUND") return null;
-  throw err;
-}
-
 /**
  * A stream's log for the console: the newest events first (so a stream of 100,000 events paints at once), older
  * pages on demand, then the live tail over SSE from the last offset loaded. The browser's EventSource reconnects
@@ -47,7 +42,7 @@ function notYetThere(err: unknown): null {
  * too, by offset). Live events are applied once per animation frame, so a burst of 1,000 events/s costs ~60
  * renders a second, not 1,000.
  */
-export function useStreamLog(path: string): StreamLog {
+export function useStreamLog(path: string, enabled = true): StreamLog {
   const token = useToken();
   const items = useRef<LogItem[]>([]);
   const offsets = useRef(new Map<number, StoredEvent>());
@@ -66,6 +61,7 @@ export function useStreamLog(path: string): StreamLog {
   const bump = useCallback(() => { setVersion((v) => v + 1); }, []);
 
   useEffect(() => {
+    if (!enabled) return;
     // An object, not a boolean: checked after awaits, where a plain local would look constant to the compiler.
     const view = { open: true };
     let source: EventSource | null = null;
@@ -103,8 +99,8 @@ export function useStreamLog(path: string): StreamLog {
     void (async () => {
       try {
         const summary = (await api.listStreams(path)).streams.find((s) => s.path === path);
-        // Not listed: not there yet (its first event will arrive live), or not this token's to read, which only a read tells.
-        if (summary === undefined) await api.read(path, { after: 0 }, 1).catch(notYetThere);
+        // Not listed: not there yet; its first event will arrive live. (A token that may not read it never gets here:
+        // the page says so from the token's grants.)
         const last = summary?.lastOffset ?? 0;
         setPaused(summary?.paused === true);
         const { events, reachedStart: atStart } = last === 0 ? { events: [], reachedStart: true } : await eventsBefore(path, last, FIRST_PAINT_EVENTS);
@@ -148,7 +144,7 @@ export function useStreamLog(path: string): StreamLog {
       if (frame.current !== null) cancelAnimationFrame(frame.current);
       frame.current = null;
     };
-  }, [path, token, bump]);
+  }, [path, token, bump, enabled]);
 
   const firstStored = (): number | null => {
     for (const item of items.current) if (item.stored) return item.event.offset;

@@ -45,18 +45,31 @@ function Node({ node, current }: { node: TreeNode; current: string | null }) {
   );
 }
 
+/** Enough for any tree a person reads; beyond it the tree says it is cut short. */
+const MAX_LISTED = 10_000;
+
+/**
+ * The streams whose path starts with what was typed: the gateway selects by whole segments, so `/big/tw` is asked as
+ * `/big` and narrowed here. Every page is followed (up to MAX_LISTED).
+ */
+async function listAll(typed: string): Promise<{ streams: StreamSummary[]; truncated: boolean }> {
+  const wanted = typed.trim() === "" ? "" : `/${typed.trim().replace(/^\/+/, "")}`;
+  const whole = wanted.endsWith("/") ? wanted.replace(/\/+$/, "") : wanted.slice(0, Math.max(0, wanted.lastIndexOf("/")));
+  const streams: StreamSummary[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await api.listStreams(whole === "" ? null : whole, cursor);
+    streams.push(...page.streams.filter((stream) => stream.path.startsWith(wanted)));
+    cursor = page.nextCursor;
+  } while (cursor !== undefined && streams.length < MAX_LISTED);
+  return { streams, truncated: cursor !== undefined };
+}
+
 /** Every stream the token may read, as a tree with event counts and last activity, refreshed every 2 s; filter by prefix. */
 export function StreamTree({ current }: { current: string | null }) {
   const token = useToken();
   const [prefix, setPrefix] = useState("");
-  const { value, error } = usePolling(
-    () => {
-      const wanted = prefix.trim() === "" ? null : prefix.trim().replace(/\/+$/, "");
-      return api.listStreams(wanted === null || wanted.startsWith("/") ? wanted : `/${wanted}`);
-    },
-    REFRESH_MS,
-    [prefix, token],
-  );
+  const { value, error } = usePolling(() => listAll(prefix), REFRESH_MS, [prefix, token]);
   const streams = value?.streams ?? NONE;
   const tree = useMemo(() => treeOf(streams), [streams]);
   return (
@@ -68,6 +81,7 @@ export function StreamTree({ current }: { current: string | null }) {
         </p>
       )}
       {streams.length === 0 && error === null ? <p className="muted small">No streams yet.</p> : null}
+      {value?.truncated === true ? <p className="muted small">The first {MAX_LISTED} streams: type a prefix to see others.</p> : null}
       <ul>
         {tree.children.map((child) => (
           <Node key={child.path} node={child} current={current} />
