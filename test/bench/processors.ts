@@ -26,6 +26,7 @@ import { connectToEvents } from "../../shared/nats/events-stream.js";
 import type { Nats } from "../../shared/nats/connection.js";
 import { createLogger } from "../../shared/service/logger.js";
 import { loadProcessorConfig } from "../../processors/runtime/config.js";
+import { buildGoTools } from "../../deploy/local/go-tools.js";
 import { REPO_ROOT, stopChild } from "./support/gateway-process.js";
 import { print, progress } from "./support/log.js";
 import { until } from "./support/until.js";
@@ -122,8 +123,12 @@ async function observe(nats: Nats, subject: string, onEvent: (type: string, caus
 }
 
 
+/** What a hop sends: a `job/requested` unless told otherwise (the Go example answers tool calls). */
+type Trigger = { type: string; payload: (i: number) => unknown };
+const JOB: Trigger = { type: "job/requested", payload: (i) => ({ i }) };
+
 /** Triggers at 100/s on `subject`; each one's time to its reaction (`reactionType`, caused by it) being stored. */
-async function hop(nats: Nats, subject: string, reactionType: string): Promise<LatencySummary> {
+async function hop(nats: Nats, subject: string, reactionType: string, trigger: Trigger = JOB): Promise<LatencySummary> {
   const reactedAt = new Map<number, number>();
   const observer = await observe(nats, subject, (type, causation, at) => {
     if (type === reactionType && causation !== undefined) reactedAt.set(causation, at);
@@ -138,7 +143,7 @@ async function hop(nats: Nats, subject: string, reactionType: string): Promise<L
       const wait = due - performance.now();
       if (wait > 1) await sleep(wait);
       const at = performance.now();
-      acks.push(nats.publisher.publish(subject, body("job/requested", { i })).then((ack) => void sentAt.set(ack.seq, at)));
+      acks.push(nats.publisher.publish(subject, body(trigger.type, trigger.payload(i))).then((ack) => void sentAt.set(ack.seq, at)));
     }
     await Promise.all(acks);
     await until(() => [...sentAt.keys()].every((offset) => reactedAt.has(offset)), 60_000, `${subject}: every reaction`, 5);
@@ -232,6 +237,26 @@ async function llmReaction(nats: Nats, subject: string, text: string): Promise<n
   return started - at;
 }
 
+type Hops = { raw: LatencySummary[]; processor: LatencySummary[]; go: LatencySummary[]; serialised: LatencySummary[] };
+
+const ms = (v: number): string => `${v.toFixed(2)} ms`;
+
+function hopTable(hops: Hops): string {
+  const hopLine = (s: LatencySummary): string => `${ms(s.p50)} / ${ms(s.p99)} (max ${ms(s.max)})`;
+  const over = (a: LatencySummary[], b: LatencySummary[]) => (i: number): string => `${((a[i] as LatencySummary).p50 / (b[i] as LatencySummary).p50).toFixed(2)}x`;
+  const ratio = over(hops.processor, hops.raw);
+  const goRatio = over(hops.go, hops.processor);
+  return `hop, raw durable consumer + publish, 100/s, p50 / p99     | ${hops.raw.map(hopLine).join("; ")}
+hop, processor runtime (trivial reaction), p50 / p99      | ${hops.processor.map(hopLine).join("; ")}
+hop, processor p50 / raw p50, each round                  | ${ratio(0)}; ${ratio(1)}
+hop, Go example (nats.go, no runtime), p50 / p99          | ${hops.go.map(hopLine).join("; ")}
+hop, Go example p50 / processor p50, each round           | ${goRatio(0)}; ${goRatio(1)}
+hop, serialised decisions (context), p50 / p99            | ${hops.serialised.map(hopLine).join("; ")}`;
+}
+
+/** `--only-hop`: the hop figures alone (a minute instead of several). */
+const ONLY_HOP = process.argv.includes("--only-hop");
+
 async function main(): Promise<void> {
   const server = await startNatsServer();
   const services: Service[] = [];
@@ -248,24 +273,39 @@ async function main(): Promise<void> {
     progress(`storing a conversation of ${BACKLOG.toLocaleString("en")} events on /bench/cold (history for the cold start)`);
     await publishConversation(nats, "events.bench.cold", Math.floor(BACKLOG / 3));
 
-    const hops: { raw: LatencySummary[]; processor: LatencySummary[]; serialised: LatencySummary[] } = { raw: [], processor: [], serialised: [] };
+    const hops: Hops = { raw: [], processor: [], go: [], serialised: [] };
     const rawHop = run("test/bench/support/raw-consumer-main.ts", { ...natsEnv, RAW_MODE: "hop", RAW_DURABLE: "raw-hop", RAW_FILTER: "events.bench.hop-raw" });
     const processorHop = run("test/support/processes/slow-worker.ts", { ...natsEnv, SLOW_WORKER_NAME: "bench-hop", SLOW_WORKER_DELAY_MS: "0", SLOW_WORKER_FILTER: "events.bench.hop-processor", SLOW_WORKER_SERIALISE: "false" });
+    // The Go example processor (processors/examples/go-tools: nats.go only, no runtime), as an outside developer
+    // writes one from docs/EVENTS.md: its hop beside ours (issue #18).
+    progress("building the Go example processor");
+    const goBinary = await buildGoTools();
+    const goChild = spawn(goBinary, [], { cwd: REPO_ROOT, env: { ...process.env, ...natsEnv, PROCESSOR_NAME: "bench-go", PROCESSOR_SUBJECT_FILTER: "events.bench.hop-go" }, stdio: ["ignore", "ignore", "ignore"] });
+    const goHop: Service = { child: goChild, stop: () => stopChild(goChild) };
+    services.push(goHop);
+    const toolCall: Trigger = { type: "agent/tool-call-requested", payload: (i) => ({ requestOffset: 1, callId: `call-${i}`, name: "calculate", arguments: '{"expression":"6*7"}' }) };
     await waitPulling(nats, "raw-hop");
     await waitPulling(nats, "processor-bench-hop");
+    await waitPulling(nats, "processor-bench-go");
     for (let round = 1; round <= 2; round++) {
-      progress(`hop round ${round}: raw, then processor (100 events/s, ${HOP_MEASURED} measured after ${HOP_WARM_UP})`);
+      progress(`hop round ${round}: raw, then processor, then the Go example (100 events/s, ${HOP_MEASURED} measured after ${HOP_WARM_UP})`);
       hops.raw.push(await hop(nats, "events.bench.hop-raw", "job/done"));
       hops.processor.push(await hop(nats, "events.bench.hop-processor", "job/done"));
+      hops.go.push(await hop(nats, "events.bench.hop-go", "agent/tool-call-settled", toolCall));
     }
     await rawHop.stop();
     await processorHop.stop();
+    await goHop.stop();
     // Context: the same reaction committed with the stream's expected last offset (the runtime's default).
     const serialisedHop = run("test/support/processes/slow-worker.ts", { ...natsEnv, SLOW_WORKER_NAME: "bench-hop-serialised", SLOW_WORKER_DELAY_MS: "0", SLOW_WORKER_FILTER: "events.bench.hop-serialised", SLOW_WORKER_SERIALISE: "true" });
     await waitPulling(nats, "processor-bench-hop-serialised");
     progress("hop with serialised decisions (context)");
     hops.serialised.push(await hop(nats, "events.bench.hop-serialised", "job/done"));
     await serialisedHop.stop();
+    if (ONLY_HOP) {
+      print(`\nfigure                                                  | value\n------------------------------------------------------- | ------------------------------\n${hopTable(hops)}\n`);
+      return;
+    }
 
     progress("backlog drain: creating the durable consumers, then storing the backlog while they are stopped");
     // Two of each, drained alternately from the same backlog: the server reads the same blocks for each.
@@ -317,17 +357,11 @@ async function main(): Promise<void> {
     };
     mkdirSync(join(REPO_ROOT, ".data"), { recursive: true });
     writeFileSync(join(REPO_ROOT, ".data", "bench-processors.json"), JSON.stringify(results, null, 2));
-    const ms = (v: number): string => `${v.toFixed(2)} ms`;
     const pct = (a: number, b: number): string => `${Math.round((a / b) * 100)}%`;
-    const hopLine = (s: LatencySummary): string => `${ms(s.p50)} / ${ms(s.p99)} (max ${ms(s.max)})`;
-    const ratio = (i: number): string => `${((hops.processor[i] as LatencySummary).p50 / (hops.raw[i] as LatencySummary).p50).toFixed(2)}x`;
     print(`
 figure                                                  | value
 ------------------------------------------------------- | ------------------------------
-hop, raw durable consumer + publish, 100/s, p50 / p99     | ${hops.raw.map(hopLine).join("; ")}
-hop, processor runtime (trivial reaction), p50 / p99      | ${hops.processor.map(hopLine).join("; ")}
-hop, processor p50 / raw p50, each round                  | ${ratio(0)}; ${ratio(1)}
-hop, serialised decisions (context), p50 / p99            | ${hops.serialised.map(hopLine).join("; ")}
+${hopTable(hops)}
 drain of ${BACKLOG.toLocaleString("en")}, raw consumer (ack only), rounds 1, 2 | ${drains.raw.map((d) => `${d.perSec.toLocaleString("en")} ev/s`).join(", ")}
 drain, llm processor, rounds 1, 2 (of raw, same round)      | ${drains.llm.map((d, i) => `${d.perSec.toLocaleString("en")} ev/s (${pct(d.perSec, (drains.raw[i] as DrainResult).perSec)})`).join(", ")}
 drain, breaker (sees every event), round 1                | ${drains.breaker.map((d) => `${d.perSec.toLocaleString("en")} ev/s (${pct(d.perSec, (drains.raw[0] as DrainResult).perSec)})`).join(", ")}
