@@ -1,10 +1,21 @@
 import type { ConsumerInfo } from "@nats-io/jetstream";
 import { AgentmeshError } from "../../shared/contract/errors.js";
+import { pathOfSubject } from "../../shared/contract/subjects.js";
 import { natsFailure, type Nats } from "../../shared/nats/connection.js";
 import type { ProcessorConsumer } from "../../shared/contract/http-bodies.js";
 
 const PROCESSOR_PREFIX = "processor-";
 const WEBHOOK_PREFIX = "webhook-";
+
+/** `events.a.b` as `/a/b`, `events.a.>` as `/a/**`; null without a filter. */
+function streamOf(filter: string | undefined): string | null {
+  if (filter === undefined || filter === "" || filter === "events.>") return null;
+  if (filter.endsWith(".>")) {
+    const prefix = pathOfSubject(filter.slice(0, -2));
+    return prefix === null ? filter : `${prefix}/**`;
+  }
+  return pathOfSubject(filter) ?? filter;
+}
 
 function describe(info: ConsumerInfo): ProcessorConsumer | null {
   const consumer = info.name;
@@ -15,6 +26,7 @@ function describe(info: ConsumerInfo): ProcessorConsumer | null {
     name: kind === "processor" ? consumer.slice(PROCESSOR_PREFIX.length) : consumer,
     kind,
     consumer,
+    stream: streamOf(info.config.filter_subject),
     pending: info.num_pending,
     ackPending: info.num_ack_pending,
     redelivered: info.num_redelivered,

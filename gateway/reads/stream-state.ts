@@ -11,13 +11,20 @@ import { processorFolds, type ViewedProcessor } from "../../shared/state/views.j
  * streams must not take every read slot and the event loop from everyone else; the rest wait their turn.
  */
 const FOLDS_AT_ONCE = 2;
+/** Beyond this many waiting, a request is refused at once (429) rather than queued behind minutes of folds. */
+const FOLDS_WAITING_MAX = 8;
 let running = 0;
 const waiting: (() => void)[] = [];
 
-async function inTurn<T>(work: () => Promise<T>): Promise<T> {
-  if (running >= FOLDS_AT_ONCE) await new Promise<void>((resolve) => waiting.push(resolve));
+async function inTurn<T>(work: () => Promise<T>, gone: () => boolean): Promise<T> {
+  if (running >= FOLDS_AT_ONCE) {
+    if (waiting.length >= FOLDS_WAITING_MAX) throw new AgentmeshError("RATE_LIMITED", "Too many state requests are being answered; retry shortly");
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  }
   running++;
   try {
+    // A client that went away while waiting gets nothing: its fold would only delay the others.
+    if (gone()) throw new AgentmeshError("BAD_REQUEST", "The client went away before its turn");
     return await work();
   } finally {
     running--;
@@ -27,11 +34,11 @@ async function inTurn<T>(work: () => Promise<T>): Promise<T> {
 
 /**
  * Each processor's state of a stream right after the event at `at`, folded
- * from the log by the processors' own reducers (shared/state): a read of the
+ * from the log by the reducers in shared/state: a read of the
  * stream from its start up to `at`, one pass for every processor asked about.
  */
-export function streamStateAt(nats: Nats, path: StreamPath, options: { at: number | undefined; processors: readonly ViewedProcessor[]; breakerDefaults: BreakerLimits }): Promise<StreamStateBody> {
-  return inTurn(() => fold(nats, path, options));
+export function streamStateAt(nats: Nats, path: StreamPath, options: { at: number | undefined; processors: readonly ViewedProcessor[]; breakerDefaults: BreakerLimits; gone?: () => boolean }): Promise<StreamStateBody> {
+  return inTurn(() => fold(nats, path, options), options.gone ?? (() => false));
 }
 
 async function fold(nats: Nats, path: StreamPath, options: { at: number | undefined; processors: readonly ViewedProcessor[]; breakerDefaults: BreakerLimits }): Promise<StreamStateBody> {

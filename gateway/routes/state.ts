@@ -24,11 +24,17 @@ export interface StateDeps {
 /**
  * `GET /streams/<path>/state?processor=<name>&at=<offset>`: each processor's
  * state of the stream right after the event at `at` (default: now), folded
- * from the log by the processors' own reducers. Needs `read` on the stream.
+ * from the log (the llm and breaker processors' own reducers; folds of the log for the scheduler and the pusher,
+ * which keep KV indexes). Needs `read` on the stream.
  * The read route hands these URLs here (a path cannot end in `state`).
  */
 export async function answerStateRequest(request: FastifyRequest, path: StreamPath, deps: StateDeps): Promise<StreamStateBody> {
   await deps.access.require(request, "read", { kind: "stream", path });
   const query = parseOr(StateQuerySchema, request.query, "INVALID_QUERY", "");
-  return streamStateAt(deps.nats, path, { at: query.at, processors: query.processor === undefined ? VIEWED_PROCESSORS : [query.processor], breakerDefaults: deps.breakerDefaults });
+  return streamStateAt(deps.nats, path, {
+    at: query.at,
+    processors: query.processor === undefined ? VIEWED_PROCESSORS : [query.processor],
+    breakerDefaults: deps.breakerDefaults,
+    gone: () => request.raw.destroyed || request.socket.destroyed,
+  });
 }

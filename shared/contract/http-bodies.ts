@@ -48,6 +48,8 @@ export interface ProcessorConsumer {
   name: string;
   kind: "processor" | "webhook-subscription";
   consumer: string;
+  /** The stream a webhook subscription's consumer delivers, or the subtree a processor is limited to; null for all. */
+  stream: string | null;
   /** Stored events not yet delivered: how far behind the log it is. */
   pending: number;
   /** Delivered, not yet acknowledged. */

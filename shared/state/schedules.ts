@@ -17,6 +17,8 @@ export interface ScheduleView {
   /** Events the scheduler appended for it (its `source.causationOffset` is the schedule/added offset). */
   fired: number;
   lastFiredAt: { offset: number; createdAt: string } | null;
+  /** A one-shot schedule (`at`, `in`) that has fired: the scheduler is done with it. */
+  done: boolean;
 }
 
 export interface SchedulesState {
@@ -34,7 +36,7 @@ export function reduceSchedules(state: SchedulesState, event: EventEnvelope): Sc
     if (!added.success) return state;
     const { slug, schedule, append } = added.data;
     // Adding a slug again replaces it, as the scheduler does.
-    return { schedules: { ...state.schedules, [slug]: { slug, schedule, append, addedAt: at, cancelledAt: null, fired: 0, lastFiredAt: null } } };
+    return { schedules: { ...state.schedules, [slug]: { slug, schedule, append, addedAt: at, cancelledAt: null, fired: 0, lastFiredAt: null, done: false } } };
   }
   if (event.type === ScheduleEventTypes.cancelled) {
     const cancelled = ScheduleCancelledSchema.safeParse(event.payload);
@@ -46,5 +48,6 @@ export function reduceSchedules(state: SchedulesState, event: EventEnvelope): Sc
   if (event.source?.processor !== ProcessorNames.scheduler || cause === undefined) return state;
   const fired = Object.values(state.schedules).find((view) => view.addedAt.offset === cause);
   if (fired === undefined) return state;
-  return { schedules: { ...state.schedules, [fired.slug]: { ...fired, fired: fired.fired + 1, lastFiredAt: at } } };
+  const oneShot = fired.schedule.kind === "at" || fired.schedule.kind === "in";
+  return { schedules: { ...state.schedules, [fired.slug]: { ...fired, fired: fired.fired + 1, lastFiredAt: at, done: fired.done || oneShot } } };
 }

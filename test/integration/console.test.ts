@@ -5,6 +5,7 @@ import type { RunningProcessor } from "../../processors/runtime/run-processor.js
 import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { buildLlm } from "../../processors/llm/service.js";
 import { startNatsServer, type NatsServer } from "../../deploy/local/nats-server.js";
+import { startHttpProxy } from "../support/http-proxy.js";
 import { collectPageErrors, launchBrowser, screenshot } from "../support/browser.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { startModelServer, type ModelServer } from "../support/model-server.js";
@@ -231,6 +232,30 @@ describe("the console", () => {
     await page.close();
   });
 
+  it("keeps a stream live through a spell of HTTP errors, and misses nothing stored meanwhile", async () => {
+    const path = `${root}/outage`;
+    await append(path, { type: "test/before", payload: {} });
+    const proxy = await startHttpProxy(gw.url);
+    try {
+      const { page, errors } = await openPage(`${proxy.url}/console/streams${path}`);
+      await expect.poll(() => textOf(page.getByTestId("live-status")), { timeout: 5_000 }).toBe("live");
+      // Every request answered 503 (the SSE connection dropped too): the browser's EventSource gives up on its own.
+      proxy.refuse(503);
+      const during = [await append(path, { type: "test/during", payload: { n: 1 } }), await append(path, { type: "test/during", payload: { n: 2 } })];
+      await expect.poll(() => textOf(page.getByTestId("live-status")), { timeout: 5_000 }).toBe("reconnecting");
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      proxy.pass();
+      const after = await append(path, { type: "test/after", payload: {} });
+      for (const event of [...during, after]) await row(page, event.offset).waitFor({ timeout: 20_000 });
+      expect(await page.locator(".event-row").count()).toBe(4);
+      // The browser logged the cut connection and the refused reconnects; nothing else.
+      expect(errors.filter((e) => !e.includes("503") && !e.includes("ERR_INCOMPLETE_CHUNKED_ENCODING"))).toEqual([]);
+      await page.close();
+    } finally {
+      await proxy.close();
+    }
+  }, 60_000);
+
   it("pauses and resumes a stream", async () => {
     const path = `${root}/operate`;
     await append(path, { type: "test/hello", payload: {} });
@@ -255,6 +280,13 @@ describe("the console", () => {
     await schedule.getByRole("button", { name: "Cancel" }).click();
     await waitFor(async () => ((await readAll(gw.url, path)).some((e) => e.type === "schedule/cancelled" && (e.payload as { slug: string }).slug === "nightly") ? true : undefined), 5_000);
     await expect.poll(() => textOf(schedule), { timeout: 5_000 }).toContain("cancelled");
+
+    // The editor checks a payload against its type's schema, strictly, and starts each known type afresh.
+    await page.getByLabel("Type", { exact: true }).fill("stream/resumed");
+    expect(JSON.parse(await page.getByLabel("Payload (JSON)").inputValue())).toEqual({});
+    await page.getByLabel("Payload (JSON)").fill('{"reasn":"typo"}');
+    await expect.poll(() => textOf(page.locator('section[aria-label="Append an event"] [role=status]').first()), { timeout: 2_000 }).toContain("Unrecognized key");
+    expect(await page.getByRole("button", { name: "Append" }).isDisabled()).toBe(true);
 
     await page.getByRole("link", { name: "Processors" }).click();
     const llmRow = page.locator(`tr[data-processor="${llmName}"]`);

@@ -1,10 +1,14 @@
 import { useMemo, useState } from "react";
+import { z } from "zod";
 import { KnownPayloadSchemas } from "../../../../shared/contract/events/catalog.js";
 import { api, ApiError } from "../api/client.js";
 
 const TEMPLATES: Record<string, unknown> = {
   "agent/input-added": { role: "user", content: "Hello", trigger: "auto" },
-  "agent/configured": { model: "echo", systemPrompt: "You are helpful." },
+  "agent/configured": { systemPrompt: "You are helpful." },
+  "stream/paused": { reason: "paused by hand" },
+  "schedule/cancelled": { slug: "every-minute" },
+  "subscription/removed": { slug: "my-hook" },
   "schedule/added": { slug: "every-minute", schedule: { kind: "every", seconds: 60 }, append: { type: "agent/input-added", payload: { role: "user", content: "tick" } } },
   "stream/circuit-breaker-configured": { maxEventsPerSecond: 50, burst: 100 },
 };
@@ -23,8 +27,10 @@ export function EventEditor(props: { path: string }) {
     } catch (err) {
       return { ok: false, problem: `Not JSON: ${err instanceof Error ? err.message : String(err)}` };
     }
-    const schema = KnownPayloadSchemas[type];
-    if (schema === undefined) return { ok: true, payload };
+    const known = KnownPayloadSchemas[type];
+    if (known === undefined) return { ok: true, payload };
+    // Strict here: a misspelt field is a mistake a person wants to hear of, though readers ignore unknown fields.
+    const schema = known instanceof z.ZodObject ? known.strict() : known;
     const parsed = schema.safeParse(payload);
     if (parsed.success) return { ok: true, payload };
     return { ok: false, problem: parsed.error.issues.map((issue) => `${issue.path.join(".") || "payload"}: ${issue.message}`).join("; ") };
@@ -50,8 +56,10 @@ export function EventEditor(props: { path: string }) {
         list="known-types"
         value={type}
         onChange={(e) => {
-          setType(e.target.value);
-          const template = TEMPLATES[e.target.value];
+          const next = e.target.value;
+          setType(next);
+          // Another known type starts from its own template (or an empty payload), never the last type's.
+          const template = TEMPLATES[next] ?? (KnownPayloadSchemas[next] === undefined ? undefined : {});
           if (template !== undefined) setText(JSON.stringify(template, null, 2));
         }}
       />

@@ -73,6 +73,8 @@ export function OperatePanel(props: { path: string; paused: boolean; lastOffset:
                 <td>
                   {schedule.cancelledAt !== null ? (
                     "cancelled"
+                  ) : schedule.done ? (
+                    "done (fired once)"
                   ) : (
                     <button type="button" disabled={!props.canAdmin} onClick={() => void act(() => api.append(props.path, { type: "schedule/cancelled", payload: { slug: schedule.slug } }), `Cancelled ${schedule.slug}`)}>
                       Cancel
@@ -92,9 +94,9 @@ export function OperatePanel(props: { path: string; paused: boolean; lastOffset:
             {subscriptions.map((subscription) => (
               <tr key={subscription.slug} data-slug={subscription.slug}>
                 <td>{subscription.slug}</td>
-                <td>{typeof subscription.url === "string" ? subscription.url : "sealed URL"}</td>
+                <td>{subscription.url.startsWith("sealed:") ? "sealed URL (it may hold a credential)" : subscription.url}</td>
                 <td>
-                  {subscription.failures} failed deliveries{subscription.lastFailure === null ? "" : ` (last: ${subscription.lastFailure.error})`}
+                  {subscription.failures} deliveries given up on{subscription.lastFailure === null ? "" : ` (last: ${subscription.lastFailure.error})`}; retries in progress show on the Processors page
                 </td>
                 <td>
                   {subscription.ended !== null ? (

@@ -19,6 +19,7 @@ export function ProcessorsPage() {
           <tr>
             <th>name</th>
             <th>kind</th>
+            <th>streams</th>
             <th>health</th>
             <th>lag (pending)</th>
             <th>ack pending</th>
@@ -33,6 +34,7 @@ export function ProcessorsPage() {
             <tr key={row.consumer} data-processor={row.name}>
               <td>{row.name}</td>
               <td>{row.kind}</td>
+              <td>{row.stream ?? "all"}</td>
               <td className={row.healthy ? "ok" : "error"}>{row.healthy ? "healthy" : "no replica pulling"}</td>
               <td>{row.pending}</td>
               <td>{row.ackPending}</td>

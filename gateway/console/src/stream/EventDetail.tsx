@@ -11,15 +11,23 @@ import { clock } from "../ui/time.js";
  */
 export function EventDetail(props: { event: StoredEvent; caused: readonly StoredEvent[]; onTravel: (offset: number) => void }) {
   const { event } = props;
-  const [copied, setCopied] = useState(false);
+  const [copied, setCopied] = useState<string | null>(null);
   const url = absoluteEventUrl(event.streamPath, event.offset);
   const copy = (): void => {
-    // Undefined outside a secure context (plain http to a remote host): the link is shown beside the button.
+    // Undefined outside a secure context (plain http to a remote host): the link beside the button is selected instead.
     const clipboard = navigator.clipboard as Clipboard | undefined;
-    void clipboard?.writeText(url).then(
-      () => { setCopied(true); },
-      () => { setCopied(false); },
-    );
+    const selectLink = (): void => {
+      const link = document.querySelector('[data-testid="event-link"]');
+      if (link !== null) getSelection()?.selectAllChildren(link);
+      setCopied("Selected: copy it with Ctrl+C");
+    };
+    if (clipboard === undefined) {
+      selectLink();
+      return;
+    }
+    clipboard.writeText(url).then(() => {
+      setCopied("Copied");
+    }, selectLink);
   };
   const cause = event.source?.causationOffset;
   return (
@@ -63,7 +71,7 @@ export function EventDetail(props: { event: StoredEvent; caused: readonly Stored
       </dl>
       <div className="actions">
         <button type="button" onClick={copy}>
-          {copied ? "Copied" : "Copy link"}
+          {copied ?? "Copy link"}
         </button>
         <a href={url} className="muted small" data-testid="event-link">
           {url}

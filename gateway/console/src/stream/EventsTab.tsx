@@ -116,7 +116,7 @@ export function EventsTab(props: { log: StreamLog; selected: number | null; onSe
         {selectedEvent === undefined ? (
           <p className="muted event-detail empty">Select an event to see it in full.</p>
         ) : (
-          <EventDetail event={selectedEvent} caused={caused} onTravel={props.onTravel} />
+          <EventDetail key={selectedEvent.offset} event={selectedEvent} caused={caused} onTravel={props.onTravel} />
         )}
       </div>
     </div>

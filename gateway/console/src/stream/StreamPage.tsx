@@ -47,9 +47,11 @@ export function StreamPage(props: { path: string; access: Access }) {
     <div className="stream-page">
       <header className="stream-header">
         <h2>{path}</h2>
-        <span className={`status ${log.status}`} data-testid="live-status">
-          {log.status}
-        </span>
+        {denied ? null : (
+          <span className={`status ${log.status}`} data-testid="live-status">
+            {log.status}
+          </span>
+        )}
         {log.paused ? (
           <span className="badge paused" data-testid="paused-badge">
             paused

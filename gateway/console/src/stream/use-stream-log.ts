@@ -34,6 +34,8 @@ const FIRST_PAINT_EVENTS = 300;
 const PAUSING: ReadonlySet<string> = new Set([SystemEventTypes.paused, SystemEventTypes.agentPaused]);
 const OLDER_PAGE_EVENTS = 500;
 const MAX_EPHEMERAL_KEPT = 5_000;
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 15_000;
 
 /**
  * A stream's log for the console: the newest events first (so a stream of 100,000 events paints at once), older
@@ -65,6 +67,7 @@ export function useStreamLog(path: string, enabled = true): StreamLog {
     // An object, not a boolean: checked after awaits, where a plain local would look constant to the compiler.
     const view = { open: true };
     let source: EventSource | null = null;
+    let retry: ReturnType<typeof setTimeout> | undefined;
     items.current = [];
     offsets.current = new Map();
     agentSeen.current = false;
@@ -114,10 +117,7 @@ export function useStreamLog(path: string, enabled = true): StreamLog {
         setLoading(false);
         bump();
         let lastSeen = events.at(-1)?.offset ?? last;
-        source = new EventSource(liveUrl(path, lastSeen));
-        source.onopen = () => { setStatus("live"); };
-        source.onerror = () => { setStatus(source?.readyState === EventSource.CLOSED ? "closed" : "reconnecting"); };
-        source.onmessage = (message: MessageEvent<string>) => {
+        const onMessage = (message: MessageEvent<string>): void => {
           const parsed = JSON.parse(message.data) as StoredEvent | EphemeralEvent;
           if ("ephemeral" in parsed) {
             ephemeralCount.current++;
@@ -131,6 +131,31 @@ export function useStreamLog(path: string, enabled = true): StreamLog {
           offsets.current.set(parsed.offset, parsed);
           enqueue({ stored: true, key: `s${parsed.offset}`, event: parsed });
         };
+        // The browser reconnects by itself after a dropped connection (sending Last-Event-ID), but gives up for good
+        // when a reconnect is answered with an HTTP error (a 429, a 503 while NATS is away): then a new EventSource
+        // starts after the last offset seen, with a growing delay.
+        let retryMs = RETRY_MIN_MS;
+        const connect = (): void => {
+          if (!view.open) return;
+          const current = new EventSource(liveUrl(path, lastSeen));
+          source = current;
+          current.onopen = () => {
+            retryMs = RETRY_MIN_MS;
+            setStatus("live");
+          };
+          current.onmessage = onMessage;
+          current.onerror = () => {
+            if (current.readyState !== EventSource.CLOSED) {
+              setStatus("reconnecting");
+              return;
+            }
+            current.close();
+            setStatus("reconnecting");
+            retry = setTimeout(connect, retryMs);
+            retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
+          };
+        };
+        connect();
       } catch (err) {
         if (!view.open) return;
         setLoading(false);
@@ -140,6 +165,7 @@ export function useStreamLog(path: string, enabled = true): StreamLog {
 
     return () => {
       view.open = false;
+      clearTimeout(retry);
       source?.close();
       if (frame.current !== null) cancelAnimationFrame(frame.current);
       frame.current = null;
