@@ -1,0 +1,282 @@
+/**
+ * `npm run test:processor -- --command "<how to start your processor>" --name <name> --reacts-to <type> --answers <type>`
+ *
+ * The conformance kit for processors (docs/EVENTS.md, "A processor in another language"): black-box scenarios run
+ * against any processor process, in any language. It starts its own nats-server (a 2 s duplicate window, so
+ * redeliveries after it are quick to stage) and a gateway, starts the processor with NATS_URL, AGENTMESH_URL and
+ * PROCESSOR_NAME in its environment, appends triggers over HTTP and reads the reactions back from the log. It prints a
+ * pass/fail table and exits 1 if any scenario failed.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { buildApp } from "../../gateway/app.js";
+import { loadGatewayConfig } from "../../gateway/config.js";
+import { startNatsServer } from "../../deploy/local/nats-server.js";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { ConsumerNames } from "../../shared/contract/wire.js";
+import { StreamIndexes } from "../../shared/log/stream-indexes.js";
+import { connectToEvents } from "../../shared/nats/events-stream.js";
+import { createLogger } from "../../shared/service/logger.js";
+
+const DUPLICATE_WINDOW_MS = 2_000;
+const SETTLE_MS = 20_000;
+
+interface Options {
+  command: string;
+  name: string;
+  reactsTo: string;
+  answers: string;
+  payload: unknown;
+  consumer: string;
+  quiet: boolean;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      command: { type: "string" },
+      name: { type: "string" },
+      "reacts-to": { type: "string" },
+      answers: { type: "string" },
+      payload: { type: "string", default: "{}" },
+      consumer: { type: "string" },
+      quiet: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  const missing = ["command", "name", "reacts-to", "answers"].filter((key) => values[key as keyof typeof values] === undefined);
+  if (missing.length > 0) {
+    process.stderr.write(`processor kit: missing ${missing.map((m) => `--${m}`).join(", ")}\nusage: npm run test:processor -- --command "<cmd>" --name <processor name> --reacts-to <type> --answers <type> [--payload <json with {i} for the trigger's number>] [--consumer <durable name>]\n`);
+    process.exit(2);
+  }
+  const name = values.name as string;
+  return {
+    command: values.command as string,
+    name,
+    reactsTo: values["reacts-to"] as string,
+    answers: values.answers as string,
+    payload: JSON.parse(values.payload) as unknown,
+    consumer: values.consumer ?? ConsumerNames.processor(name),
+    quiet: values.quiet,
+  };
+}
+
+/** The trigger payload with every "{i}" in its strings replaced by the trigger's number (tool call ids differ). */
+function payloadFor(template: unknown, i: number): unknown {
+  return JSON.parse(JSON.stringify(template).replaceAll("{i}", String(i))) as unknown;
+}
+
+interface Result {
+  scenario: string;
+  passed: boolean | null;
+  detail: string;
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  const say = (line: string): void => {
+    if (!opts.quiet) process.stderr.write(`[kit] ${line}\n`);
+  };
+  const server = await startNatsServer();
+  const config = loadGatewayConfig({ NATS_URL: server.url, LOG_LEVEL: "error", GATEWAY_PORT: "0", AUTH: "off", EVENTS_DUPLICATE_WINDOW_MS: String(DUPLICATE_WINDOW_MS), HOOKS_TIMESTAMP_TOLERANCE_S: "1", BREAKER_MAX_EVENTS_PER_SECOND: "100000" });
+  const logger = createLogger("kit", "error");
+  const nats = await connectToEvents(config, "processor-kit", logger);
+  const indexes = await StreamIndexes.open(nats, logger, 1);
+  const app = buildApp({ config, nats, indexes, logger });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const address = app.server.address();
+  const gateway = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
+
+  let child: ChildProcess | null = null;
+  const start = (): void => {
+    child = spawn("sh", ["-c", opts.command], { env: { ...process.env, NATS_URL: server.url, AGENTMESH_URL: gateway, PROCESSOR_NAME: opts.name, LOG_LEVEL: "error" }, stdio: ["ignore", "ignore", opts.quiet ? "ignore" : "inherit"], detached: true });
+  };
+  /** kill -9 the processor and everything its command started (its process group). */
+  const kill = async (): Promise<void> => {
+    const running = child;
+    if (running === null || running.pid === undefined) return;
+    const exited = new Promise((resolve) => running.once("exit", resolve));
+    try {
+      process.kill(-running.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await exited;
+    child = null;
+  };
+  const pulling = async (): Promise<boolean> => {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const info = await nats.jsm.consumers.info(nats.streamName, opts.consumer).catch(() => null);
+      if (info !== null && info.num_waiting > 0) return true;
+      await sleep(100);
+    }
+    return false;
+  };
+
+  const post = async (path: string, body: unknown): Promise<Response> => fetch(`${gateway}/streams${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const trigger = async (path: string, i: number): Promise<EventEnvelope> => {
+    const response = await post(path, { type: opts.reactsTo, payload: payloadFor(opts.payload, i) });
+    if (response.status !== 201) throw new Error(`appending a trigger to ${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as EventEnvelope;
+  };
+  const readAll = async (path: string): Promise<EventEnvelope[]> => {
+    const events: EventEnvelope[] = [];
+    for (let after = 0; ; ) {
+      const response = await fetch(`${gateway}/streams${path}?after=${after}&limit=1000`);
+      if (response.status === 404) return events;
+      const page = (await response.json()) as { events: EventEnvelope[]; nextOffset: number; upToDate: boolean };
+      events.push(...page.events);
+      after = page.nextOffset;
+      if (page.upToDate) return events;
+    }
+  };
+  const reactionsIn = async (paths: string[]): Promise<EventEnvelope[]> => (await Promise.all(paths.map(readAll))).flat().filter((e) => e.type === opts.answers && e.source?.processor === opts.name);
+  /**
+   * Waits until every trigger has a reaction, then a moment more for any second one. An event in hand when its
+   * processor was killed comes back only after the consumer's ack wait: that long, and SETTLE_MS more.
+   */
+  const settle = async (paths: string[], triggers: EventEnvelope[]): Promise<EventEnvelope[]> => {
+    const ackWaitMs = ((await nats.jsm.consumers.info(nats.streamName, opts.consumer).catch(() => null))?.config.ack_wait ?? 0) / 1e6;
+    const deadline = Date.now() + ackWaitMs + SETTLE_MS;
+    for (;;) {
+      const reactions = await reactionsIn(paths);
+      const answered = new Set(reactions.map((r) => r.source?.causationOffset));
+      if (triggers.every((t) => answered.has(t.offset)) || Date.now() > deadline) break;
+      await sleep(200);
+    }
+    await sleep(1_000);
+    return reactionsIn(paths);
+  };
+  /** Exactly one reaction per trigger, in trigger order per stream, with source and key as the contract says. */
+  const check = (triggers: EventEnvelope[], reactions: EventEnvelope[]): string[] => {
+    const problems: string[] = [];
+    for (const t of triggers) {
+      const mine = reactions.filter((r) => r.source?.causationOffset === t.offset);
+      if (mine.length !== 1) problems.push(`${mine.length} reactions to ${t.streamPath}@${t.offset}`);
+      const key = mine[0]?.idempotencyKey;
+      if (mine.length === 1 && key !== `${opts.name}:${t.offset}:0`) problems.push(`key ${String(key)} for ${t.offset} (expected ${opts.name}:${t.offset}:0)`);
+    }
+    for (const path of new Set(triggers.map((t) => t.streamPath))) {
+      const order = reactions.filter((r) => r.streamPath === path).map((r) => r.source?.causationOffset ?? 0);
+      if (order.some((offset, i) => i > 0 && offset < (order[i - 1] ?? 0))) problems.push(`reactions on ${path} out of order: ${order.join(",")}`);
+    }
+    return problems;
+  };
+  const verdict = (scenario: string, problems: string[], ok: string): Result => ({ scenario, passed: problems.length === 0, detail: problems.length === 0 ? ok : problems.slice(0, 4).join("; ") + (problems.length > 4 ? ` (+${problems.length - 4} more)` : "") });
+
+  const results: Result[] = [];
+  try {
+    say(`starting: ${opts.command}`);
+    start();
+    if (!(await pulling())) throw new Error(`the processor did not start pulling on ${opts.consumer} within 30 s`);
+
+    // 1. One reaction per event, in order per stream, with source and key.
+    say("scenario 1: one reaction per event");
+    const basic = ["/kit/a", "/kit/b", "/kit/c"];
+    const basicTriggers: EventEnvelope[] = [];
+    for (let i = 0; i < 30; i++) basicTriggers.push(await trigger(basic[i % 3] as string, i));
+    results.push(verdict("one reaction per event, in order per stream, source and key as specified", check(basicTriggers, await settle(basic, basicTriggers)), `${basicTriggers.length} events, one reaction each`));
+
+    // 2. kill -9 at random points while triggers arrive.
+    say("scenario 2: kill -9 at random points");
+    const crash = ["/kit/crash-a", "/kit/crash-b"];
+    const crashTriggers: EventEnvelope[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 10; i++) {
+        crashTriggers.push(await trigger(crash[i % 2] as string, round * 10 + i));
+        await sleep(Math.random() * 40);
+      }
+      await sleep(Math.random() * 300);
+      await kill();
+      start();
+      await pulling();
+    }
+    results.push(verdict("exactly one reaction per event through kill -9 at random points", check(crashTriggers, await settle(crash, crashTriggers)), `${crashTriggers.length} events, 3 kills, one reaction each`));
+
+    // 3. A busy stream: other writers append between the processor's read and its publish.
+    say("scenario 3: a busy stream");
+    const busy = ["/kit/busy"];
+    const noise = (async () => {
+      for (let n = 0; n < 60; n++) {
+        await post("/kit/busy", Array.from({ length: 5 }, () => ({ type: "kit/noise", payload: {} })));
+        await sleep(20);
+      }
+    })();
+    const busyTriggers: EventEnvelope[] = [];
+    for (let i = 0; i < 15; i++) {
+      busyTriggers.push(await trigger("/kit/busy", i));
+      await sleep(60);
+    }
+    await noise;
+    results.push(verdict("every event answered once on a stream other writers keep moving", check(busyTriggers, await settle(busy, busyTriggers)), `${busyTriggers.length} events among 300 others`));
+
+    // 4. Paused: no reaction while paused; after resume, what the contract says (no late reaction).
+    say("scenario 4: pause");
+    await kill();
+    const paused = "/kit/paused";
+    const pausedTriggers = [await trigger(paused, 0), await trigger(paused, 1), await trigger(paused, 2)];
+    const pause = await post(paused, { type: "stream/paused", payload: { reason: "kit" } });
+    if (pause.status !== 201) throw new Error(`pausing: ${pause.status}`);
+    start();
+    await pulling();
+    await sleep(3_000);
+    const whilePaused = await reactionsIn([paused]);
+    const resume = await post(`${paused}/resume`, { reason: "kit" });
+    if (resume.status !== 201) throw new Error(`resuming: ${resume.status}`);
+    await sleep(3_000);
+    const afterResume = await reactionsIn([paused]);
+    results.push(verdict("no reaction while the stream is paused", whilePaused.length === 0 ? [] : [`${whilePaused.length} reactions while paused`], "none"));
+    results.push(
+      verdict(
+        "events skipped while paused are not reacted to after resume (docs/EVENTS.md)",
+        afterResume.length === 0 ? [] : [`${afterResume.length} reactions after resume to events ${pausedTriggers.map((t) => t.offset).join(",")}`],
+        "none",
+      ),
+    );
+
+    // 5. Redelivery after the duplicate window: the consumer is rewound to the first trigger of scenario 1.
+    say("scenario 5: redelivery after the duplicate window");
+    await kill();
+    await sleep(DUPLICATE_WINDOW_MS + 500);
+    const info = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
+    await nats.jsm.consumers.delete(nats.streamName, opts.consumer);
+    // The same consumer, starting again at scenario 1's first trigger (2.9 cannot move a consumer back in place).
+    const kept = Object.fromEntries(Object.entries(info.config).filter(([field]) => !["deliver_policy", "opt_start_seq", "opt_start_time"].includes(field)));
+    await nats.jsm.consumers.add(nats.streamName, { ...kept, deliver_policy: "by_start_sequence", opt_start_seq: (basicTriggers[0] as EventEnvelope).offset });
+    start();
+    const rewoundPulling = await pulling();
+    // The rewound consumer delivers everything since again: wait until it has caught up, then count.
+    const caughtUp = Date.now() + SETTLE_MS;
+    let drained = false;
+    while (!drained && Date.now() < caughtUp) {
+      const now = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
+      drained = now.num_pending === 0 && now.num_ack_pending === 0;
+      if (!drained) await sleep(200);
+    }
+    await sleep(1_000);
+    const notTaken = rewoundPulling && drained ? [] : [`the processor did not take the events delivered again (${rewoundPulling ? "it pulled, but left events pending" : "it never pulled from the rewound consumer"})`];
+    results.push(verdict("no second reaction when events are delivered again after the duplicate window", [...notTaken, ...check(basicTriggers, await reactionsIn(basic))], `${basicTriggers.length} events delivered again, still one reaction each`));
+  } catch (err) {
+    results.push({ scenario: "the kit itself", passed: false, detail: err instanceof Error ? err.message : String(err) });
+  } finally {
+    await kill();
+    await app.close();
+    indexes.close();
+    await nats.nc.close();
+    await server.stop();
+  }
+
+  const width = Math.max(...results.map((r) => r.scenario.length));
+  process.stdout.write(`\nprocessor kit: ${opts.name} (${opts.command})\n`);
+  for (const r of results) process.stdout.write(`${r.passed === true ? "PASS" : r.passed === false ? "FAIL" : "SKIP"}  ${r.scenario.padEnd(width)}  ${r.detail}\n`);
+  const failed = results.filter((r) => r.passed === false).length;
+  process.stdout.write(`${results.length - failed} passed, ${failed} failed\n`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`processor kit: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
