@@ -75,6 +75,8 @@ export interface RuntimeOptions {
 }
 
 const MAX_DECISION_ATTEMPTS = 8;
+/** How long a decision keeps trying, with growing pauses after MAX_DECISION_ATTEMPTS, before it is nak'd. */
+const HOLD_IN_LANE_MS = 20_000;
 /** The longest single wait for a replica behind the event to catch up (20, 40, ... ms: ~1.3 s in all). */
 const BEHIND_WAIT_MAX_MS = 640;
 const EVENTS_PREFIX = `${SubjectRoots.events}.`;
@@ -218,7 +220,8 @@ export class ProcessorRuntime<S> {
     const serialise = typeof setting === "function" ? setting(event) : setting;
     // Not on a redelivery: whether this processor already reacted must be read from the log.
     const cachedOk = this.processor.decideOnCachedState === true && !serialise && !m.info.redelivered;
-    for (let attempt = 1; attempt <= MAX_DECISION_ATTEMPTS; attempt++) {
+    const holdUntil = Date.now() + HOLD_IN_LANE_MS;
+    for (let attempt = 1; ; attempt++) {
       let stream = (attempt === 1 && cachedOk ? this.usableCachedState(path, event.offset) : undefined) ?? (await this.cache.latest(path));
       if (stream.offset < event.offset) stream = await this.caughtUpTo(event, m.subject, stream);
       // The log (read to its latest offset) is the truth; the pause index may lag it by a moment.
@@ -241,8 +244,13 @@ export class ProcessorRuntime<S> {
         if (!(err instanceof AgentmeshError && err.code === "OFFSET_CONFLICT")) throw err;
         log().debug({ attempt }, "stream moved while deciding; deciding again");
       }
+      if (attempt >= MAX_DECISION_ATTEMPTS) {
+        // Still in the stream's lane, so the events behind this one wait and reactions stay in order (a nak would
+        // let them pass it); past the hold, the event goes back to JetStream after all.
+        if (Date.now() > holdUntil) throw new RetryableError("the stream kept moving while deciding", 100);
+        await sleep(Math.min(1_000, 20 * 2 ** (attempt - MAX_DECISION_ATTEMPTS)));
+      }
     }
-    throw new RetryableError("the stream kept moving while deciding", 100);
   }
 
   /**
