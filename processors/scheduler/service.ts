@@ -3,6 +3,7 @@ import type { Processor } from "../runtime/runtime.js";
 import { SCHEDULER_NAME, schedulerProcessor } from "./processor.js";
 import { ScheduleIndex } from "./schedule-index.js";
 import { ScheduleTimers } from "./timers.js";
+import { eventsSubject, subjectMatches } from "../../shared/contract/subjects.js";
 
 /** Wires the scheduler: the index, the timers fed by its watch, and the processor that fills it. */
 export async function buildScheduler(deps: ProcessorDeps, options: { name?: string; filterSubject?: string } = {}): Promise<Processor<null>> {
@@ -10,8 +11,11 @@ export async function buildScheduler(deps: ProcessorDeps, options: { name?: stri
   const name = options.name ?? SCHEDULER_NAME;
   const index = await ScheduleIndex.open(nats, logger, config.EVENTS_REPLICAS);
   const timers = new ScheduleTimers({ nats, index, indexes, logger, processor: name });
+  // The index holds every stream's schedules; a scheduler limited to some streams fires only theirs (another
+  // deployment, with its own filter, fires the rest).
+  const filter = options.filterSubject ?? config.PROCESSOR_SUBJECT_FILTER;
   const stopWatching = await index.watch((key, indexed) => {
-    timers.track(key, indexed);
+    if (filter === undefined || subjectMatches(filter, eventsSubject(indexed.entry.path))) timers.track(key, indexed);
   });
   logger.info({ pending: timers.pending }, "schedules loaded");
   onStop(() => {

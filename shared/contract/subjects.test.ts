@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AgentmeshError } from "./errors.js";
-import { eventsSubject, liveSubject, parseStreamPath, parseStreamSelector, pathOfSubject, selectorSubject } from "./subjects.js";
+import { eventsSubject, liveSubject, parseStreamPath, parseStreamSelector, pathOfSubject, selectorSubject, subjectMatches } from "./subjects.js";
 
 describe("stream paths and subjects", () => {
   it("maps a path to one subject token per segment and back", () => {
@@ -59,5 +59,18 @@ describe("stream paths and subjects", () => {
     expect(pathOfSubject("other.a")).toBeNull();
     expect(pathOfSubject("events")).toBeNull();
     expect(pathOfSubject("events.a~zz")).toBeNull();
+  });
+});
+
+describe("subjectMatches", () => {
+  it("takes what NATS would deliver through the filter", () => {
+    expect(subjectMatches("events.a.>", "events.a.b")).toBe(true);
+    expect(subjectMatches("events.a.>", "events.a.b.c")).toBe(true);
+    expect(subjectMatches("events.a.>", "events.a")).toBe(false);
+    expect(subjectMatches("events.*.b", "events.x.b")).toBe(true);
+    expect(subjectMatches("events.*.b", "events.x.c")).toBe(false);
+    expect(subjectMatches("events.a", "events.a")).toBe(true);
+    expect(subjectMatches("events.a", "events.a.b")).toBe(false);
+    expect(subjectMatches("events.ab.>", "events.a.b")).toBe(false);
   });
 });

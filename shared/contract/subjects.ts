@@ -127,3 +127,15 @@ export function pathOfKvKey(key: string): StreamPath | null {
 export function slugKeyOf(path: StreamPath, slug: string): string {
   return `${kvKeyOf(path)}.${slug}`;
 }
+
+/** Whether a NATS subject filter (`*` one token, a final `>` one or more) takes a subject. */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const want = filter.split(".");
+  const have = subject.split(".");
+  for (let i = 0; i < want.length; i++) {
+    const token = want[i];
+    if (token === ">") return have.length > i;
+    if (i >= have.length || (token !== "*" && token !== have[i])) return false;
+  }
+  return have.length === want.length;
+}

@@ -239,6 +239,8 @@ describe("the console", () => {
     try {
       const { page, errors } = await openPage(`${proxy.url}/console/streams${path}`);
       await expect.poll(() => textOf(page.getByTestId("live-status")), { timeout: 5_000 }).toBe("live");
+      // The page itself loaded whole (its stylesheet too) before the spell begins.
+      await page.waitForLoadState("load");
       // Every request answered 503 (the SSE connection dropped too): the browser's EventSource gives up on its own.
       proxy.refuse(503);
       const during = [await append(path, { type: "test/during", payload: { n: 1 } }), await append(path, { type: "test/during", payload: { n: 2 } })];
