@@ -37,6 +37,13 @@ export function OperatePanel(props: { path: string; paused: boolean; lastOffset:
     }
   };
 
+  /** Ends a schedule or a subscription by appending the event that says so (admin only). */
+  const endButton = (label: string, type: string, slug: string, done: string) => (
+    <button type="button" disabled={!props.canAdmin} onClick={() => void act(() => api.append(props.path, { type, payload: { slug } }), `${done} ${slug}`)}>
+      {label}
+    </button>
+  );
+
   return (
     <div className="operate">
       {message === null ? null : (
@@ -76,9 +83,7 @@ export function OperatePanel(props: { path: string; paused: boolean; lastOffset:
                   ) : schedule.done ? (
                     "done (fired once)"
                   ) : (
-                    <button type="button" disabled={!props.canAdmin} onClick={() => void act(() => api.append(props.path, { type: "schedule/cancelled", payload: { slug: schedule.slug } }), `Cancelled ${schedule.slug}`)}>
-                      Cancel
-                    </button>
+                    endButton("Cancel", "schedule/cancelled", schedule.slug, "Cancelled")
                   )}
                 </td>
               </tr>
@@ -102,9 +107,7 @@ export function OperatePanel(props: { path: string; paused: boolean; lastOffset:
                   {subscription.ended !== null ? (
                     subscription.ended.reason
                   ) : (
-                    <button type="button" disabled={!props.canAdmin} onClick={() => void act(() => api.append(props.path, { type: "subscription/removed", payload: { slug: subscription.slug } }), `Removed ${subscription.slug}`)}>
-                      Remove
-                    </button>
+                    endButton("Remove", "subscription/removed", subscription.slug, "Removed")
                   )}
                 </td>
               </tr>
