@@ -149,8 +149,14 @@ async function main(): Promise<void> {
     await sleep(1_000);
     return reactionsIn(paths);
   };
-  /** Exactly one reaction per trigger, in trigger order per stream, with source and key as the contract says. */
-  const check = (triggers: EventEnvelope[], reactions: EventEnvelope[]): string[] => {
+  /** Reactions stored out of their triggers' order, per stream (what a crash may cause: docs/EVENTS.md). */
+  const outOfOrder = (triggers: EventEnvelope[], reactions: EventEnvelope[]): string[] =>
+    [...new Set(triggers.map((t) => t.streamPath))].flatMap((path) => {
+      const order = reactions.filter((r) => r.streamPath === path).map((r) => r.source?.causationOffset ?? 0);
+      return order.some((offset, i) => i > 0 && offset < (order[i - 1] ?? 0)) ? [`reactions on ${path} out of order: ${order.join(",")}`] : [];
+    });
+  /** Exactly one reaction per trigger, with source and key as the contract says; in trigger order per stream unless `anyOrder`. */
+  const check = (triggers: EventEnvelope[], reactions: EventEnvelope[], anyOrder = false): string[] => {
     const problems: string[] = [];
     for (const t of triggers) {
       const mine = reactions.filter((r) => r.source?.causationOffset === t.offset);
@@ -158,11 +164,7 @@ async function main(): Promise<void> {
       const key = mine[0]?.idempotencyKey;
       if (mine.length === 1 && key !== `${opts.name}:${t.offset}:0`) problems.push(`key ${String(key)} for ${t.offset} (expected ${opts.name}:${t.offset}:0)`);
     }
-    for (const path of new Set(triggers.map((t) => t.streamPath))) {
-      const order = reactions.filter((r) => r.streamPath === path).map((r) => r.source?.causationOffset ?? 0);
-      if (order.some((offset, i) => i > 0 && offset < (order[i - 1] ?? 0))) problems.push(`reactions on ${path} out of order: ${order.join(",")}`);
-    }
-    return problems;
+    return anyOrder ? problems : [...problems, ...outOfOrder(triggers, reactions)];
   };
   const verdict = (scenario: string, problems: string[], ok: string): Result => ({ scenario, passed: problems.length === 0, detail: problems.length === 0 ? ok : problems.slice(0, 4).join("; ") + (problems.length > 4 ? ` (+${problems.length - 4} more)` : "") });
 
@@ -193,7 +195,10 @@ async function main(): Promise<void> {
       start();
       await pulling();
     }
-    results.push(verdict("exactly one reaction per event through kill -9 at random points", check(crashTriggers, await settle(crash, crashTriggers)), `${crashTriggers.length} events, 3 kills, one reaction each`));
+    // Order is not promised across a crash (an event in hand comes back after the ack wait): reported, not failed.
+    const crashReactions = await settle(crash, crashTriggers);
+    const reordered = outOfOrder(crashTriggers, crashReactions).length > 0 ? "; reactions reordered by the crash, as docs/EVENTS.md allows" : "";
+    results.push(verdict("exactly one reaction per event through kill -9 at random points", check(crashTriggers, crashReactions, true), `${crashTriggers.length} events, 3 kills, one reaction each${reordered}`));
 
     // 3. A busy stream: other writers append between the processor's read and its publish.
     say("scenario 3: a busy stream");

@@ -70,7 +70,7 @@ func main() {
 	// The events stream may not exist yet (the gateway creates it): wait for it.
 	var sub *nats.Subscription
 	for {
-		sub, err = js.PullSubscribe(filter, "processor-"+name, nats.BindStream(streamName), nats.DeliverNew(), nats.AckExplicit(), nats.MaxDeliver(10))
+		sub, err = subscribe(js, streamName, "processor-"+name, filter)
 		if err == nil {
 			break
 		}
@@ -95,7 +95,7 @@ func main() {
 			continue
 		}
 		for _, msg := range msgs {
-			if err := handle(js, status, name, msg); err != nil {
+			if err := handle(js, status, streamName, name, msg); err != nil {
 				log.Printf("%s: %v (will retry)", name, err)
 				_ = msg.NakWithDelay(time.Second)
 				continue
@@ -105,7 +105,58 @@ func main() {
 	}
 }
 
-func handle(js nats.JetStreamContext, status nats.KeyValue, name string, msg *nats.Msg) error {
+// subscribe binds to the processor's durable consumer when it exists, whatever its deliver policy (an operator may
+// have rewound it), and otherwise creates it at new events (docs/EVENTS.md, "A processor in another language").
+func subscribe(js nats.JetStreamContext, stream, durable, filter string) (*nats.Subscription, error) {
+	if info, err := js.ConsumerInfo(stream, durable); err == nil {
+		return js.PullSubscribe(info.Config.FilterSubject, durable, nats.Bind(stream, durable))
+	}
+	return js.PullSubscribe(filter, durable, nats.BindStream(stream), nats.DeliverNew(), nats.AckExplicit(), nats.MaxDeliver(10))
+}
+
+// scan is what the subject's events after an event say: whether this processor already reacted to it (its `source`
+// names it: how a redelivery after the duplicate window is recognised), whether a pause or resume came after it, and
+// the subject's last offset, the expected offset of the reaction.
+type scan struct {
+	last       uint64
+	reacted    bool
+	sawPause   bool
+	pausedLast bool
+}
+
+func scanAfter(js nats.JetStreamContext, stream, subject string, offset uint64, name string) (scan, error) {
+	result := scan{last: offset}
+	for seq := offset + 1; ; {
+		m, err := js.GetMsg(stream, seq, nats.DirectGetNext(subject))
+		if errors.Is(err, nats.ErrMsgNotFound) {
+			return result, nil
+		}
+		if err != nil {
+			return result, err
+		}
+		var body storedBody
+		if json.Unmarshal(m.Data, &body) == nil {
+			if body.Source != nil && body.Source.Processor == name && body.Source.CausationOffset == offset {
+				result.reacted = true
+			}
+			switch body.Type {
+			case "stream/paused", "agent/paused":
+				result.sawPause, result.pausedLast = true, true
+			case "stream/resumed":
+				result.sawPause, result.pausedLast = true, false
+			}
+		}
+		result.last = m.Sequence
+		seq = m.Sequence + 1
+	}
+}
+
+func wrongLastSequence(err error) bool {
+	var jsErr nats.JetStreamError
+	return errors.As(err, &jsErr) && jsErr.APIError() != nil && jsErr.APIError().ErrorCode == nats.JSErrCodeStreamWrongLastSequence
+}
+
+func handle(js nats.JetStreamContext, status nats.KeyValue, streamName, name string, msg *nats.Msg) error {
 	var body storedBody
 	if err := json.Unmarshal(msg.Data, &body); err != nil || body.Type != "agent/tool-call-requested" {
 		return nil
@@ -123,10 +174,6 @@ func handle(js nats.JetStreamContext, status nats.KeyValue, name string, msg *na
 		return err
 	}
 	path := streamPath(msg.Subject)
-	if paused(status, msg.Subject) {
-		log.Printf("%s: %s is paused; not reacting", name, path)
-		return nil
-	}
 	payload := map[string]any{"callId": call.CallID}
 	if toolErr != nil {
 		payload["error"] = toolErr.Error()
@@ -143,9 +190,31 @@ func handle(js nats.JetStreamContext, status nats.KeyValue, name string, msg *na
 		Source:         &source{Processor: name, CausationOffset: offset},
 		CreatedAt:      time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
 	})
-	// The dedupe id is namespaced by stream path, so a redelivery stores nothing twice.
-	if _, err := js.Publish(msg.Subject, reaction, nats.MsgId(path+"|"+key)); err != nil {
-		return err
+	// The dedupe id is namespaced by stream path, so a redelivery within the window stores nothing twice; after it,
+	// the event's `source` in the log says it was answered. The expected offset makes the check and the publish one
+	// decision: anything stored in between (a pause) fails the publish, and the check is made again.
+	for attempt := 1; ; attempt++ {
+		after, err := scanAfter(js, streamName, msg.Subject, offset, name)
+		if err != nil {
+			return err
+		}
+		if after.reacted {
+			log.Printf("%s: already answered %s at offset %d (a redelivery)", name, path, offset)
+			return nil
+		}
+		// The log after the event is the latest word on a pause; before it, the index (which may lag, never lead).
+		if (after.sawPause && after.pausedLast) || (!after.sawPause && paused(status, msg.Subject)) {
+			log.Printf("%s: %s is paused; not reacting", name, path)
+			return nil
+		}
+		_, err = js.Publish(msg.Subject, reaction, nats.MsgId(path+"|"+key), nats.ExpectLastSequencePerSubject(after.last))
+		if err == nil {
+			break
+		}
+		if !wrongLastSequence(err) || attempt >= 20 {
+			return err
+		}
+		time.Sleep(time.Duration(attempt*10) * time.Millisecond)
 	}
 	log.Printf("%s: settled %s (%s) for %s at offset %d", name, call.CallID, call.Name, path, offset)
 	return nil
