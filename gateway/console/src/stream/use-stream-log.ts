@@ -2,13 +2,13 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api, ApiError, liveUrl } from "../api/client.js";
 import { useToken } from "../api/token.js";
 import type { EphemeralEvent, StoredEvent } from "../api/types.js";
-import { eventsBefore } from "./newest.js";
+import { eventsBefore, readBetween } from "./newest.js";
 import { SystemEventTypes } from "../../../../shared/contract/wire.js";
 
 /** One row of the log as the console shows it: a stored event, or an ephemeral one seen live (never stored). */
 export type LogItem = { stored: true; key: string; event: StoredEvent } | { stored: false; key: string; event: EphemeralEvent };
 
-export type LiveStatus = "connecting" | "live" | "reconnecting" | "closed";
+export type LiveStatus = "connecting" | "live" | "reconnecting";
 
 export interface StreamLog {
   items: readonly LogItem[];
@@ -207,15 +207,7 @@ export function useStreamLog(path: string, enabled = true): StreamLog {
     if (offsets.current.has(offset)) return true;
     if (first === null || offset > first) return false;
     // Forward from the offset to what is loaded: contiguous, so the list never has a hole.
-    const found: StoredEvent[] = [];
-    let next = Math.max(0, offset - 1);
-    for (;;) {
-      const page = await api.read(path, { after: next }, 1000);
-      for (const event of page.events) if (event.offset < first) found.push(event);
-      const last = page.events.at(-1);
-      if (last === undefined || last.offset >= first - 1 || page.upToDate) break;
-      next = page.nextOffset;
-    }
+    const found = await readBetween(path, Math.max(0, offset - 1), first - 1);
     prepend(found);
     if (found[0] !== undefined && found[0].offset <= offset) setReachedStart(false);
     return offsets.current.has(offset);
