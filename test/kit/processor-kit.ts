@@ -1,19 +1,24 @@
 /**
- * `npm run test:processor -- --command "<how to start your processor>" --name <name> --reacts-to <type> --answers <type>`
+ * `npm run test:processor -- --command "<how to start your processor>" --name <name> --reacts-to <type> --answers <type> [--http]`
  *
  * The conformance kit for processors (docs/EVENTS.md, "A processor in another language"): black-box scenarios run
  * against any processor process, in any language. It starts its own nats-server (a 2 s duplicate window, so
- * redeliveries after it are quick to stage) and a gateway, starts the processor with NATS_URL, AGENTMESH_URL and
- * PROCESSOR_NAME in its environment, appends triggers over HTTP and reads the reactions back from the log. It prints a
- * pass/fail table and exits 1 if any scenario failed.
+ * redeliveries after it are quick to stage) and a gateway, starts the processor with NATS_URL, AGENTMESH_URL,
+ * PROCESSOR_NAME and STATE_DIR in its environment, appends triggers over HTTP and reads the reactions back from the
+ * log. A processor on NATS is ready when it pulls from its durable consumer; one over HTTP (`--http`) when it holds an
+ * SSE tail, and it keeps its cursor in STATE_DIR. It prints a pass/fail table and exits 1 if any scenario failed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { buildApp } from "../../gateway/app.js";
 import { loadGatewayConfig } from "../../gateway/config.js";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { ConsumerNames } from "../../shared/contract/wire.js";
 import { StreamIndexes } from "../../shared/log/stream-indexes.js";
 import { connectToEvents } from "../../shared/nats/events-stream.js";
@@ -29,6 +34,7 @@ interface Options {
   answers: string;
   payload: unknown;
   consumer: string;
+  http: boolean;
   quiet: boolean;
 }
 
@@ -41,13 +47,14 @@ function options(): Options {
       answers: { type: "string" },
       payload: { type: "string", default: "{}" },
       consumer: { type: "string" },
+      http: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
     },
     strict: true,
   });
   const missing = ["command", "name", "reacts-to", "answers"].filter((key) => values[key as keyof typeof values] === undefined);
   if (missing.length > 0) {
-    process.stderr.write(`processor kit: missing ${missing.map((m) => `--${m}`).join(", ")}\nusage: npm run test:processor -- --command "<cmd>" --name <processor name> --reacts-to <type> --answers <type> [--payload <json with {i} for the trigger's number>] [--consumer <durable name>]\n`);
+    process.stderr.write(`processor kit: missing ${missing.map((m) => `--${m}`).join(", ")}\nusage: npm run test:processor -- --command "<cmd>" --name <processor name> --reacts-to <type> --answers <type> [--payload <json with {i} for the trigger's number>] [--consumer <durable name>] [--http]\n`);
     process.exit(2);
   }
   const name = values.name as string;
@@ -58,6 +65,7 @@ function options(): Options {
     answers: values.answers as string,
     payload: JSON.parse(values.payload) as unknown,
     consumer: values.consumer ?? ConsumerNames.processor(name),
+    http: values.http,
     quiet: values.quiet,
   };
 }
@@ -88,9 +96,18 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const gateway = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
 
+  // What the processor keeps across its restarts (an HTTP processor's cursor); a rewind starts it empty.
+  const stateDir = mkdtempSync(join(tmpdir(), "agentmesh-kit-"));
   let child: ChildProcess | null = null;
-  const start = (): void => {
-    child = spawn("sh", ["-c", opts.command], { env: { ...process.env, NATS_URL: server.url, AGENTMESH_URL: gateway, PROCESSOR_NAME: opts.name, LOG_LEVEL: "error" }, stdio: ["ignore", "ignore", opts.quiet ? "ignore" : "inherit"], detached: true });
+  const start = (extraEnv: Record<string, string> = {}): void => {
+    const env = { ...process.env, NATS_URL: server.url, AGENTMESH_URL: gateway, PROCESSOR_NAME: opts.name, STATE_DIR: stateDir, LOG_LEVEL: "error", ...extraEnv };
+    child = spawn("sh", ["-c", opts.command], { env, stdio: ["ignore", "ignore", opts.quiet ? "ignore" : "inherit"], detached: true });
+  };
+  const isRunning = (): boolean => child !== null && child.exitCode === null && child.signalCode === null;
+  /** Open SSE connections on the kit's gateway: an HTTP processor's tail (nothing else here tails). */
+  const sseClients = async (): Promise<number> => {
+    const metrics = await (await fetch(`${gateway}/metrics`)).text();
+    return Number(/^agentmesh_sse_clients (\d+)/m.exec(metrics)?.[1] ?? "0");
   };
   /** kill -9 the processor and everything its command started (its process group). */
   const kill = async (): Promise<void> => {
@@ -104,12 +121,19 @@ async function main(): Promise<void> {
     }
     await exited;
     child = null;
+    // Until the gateway sees the old tail close, it would pass for the next process's.
+    for (const deadline = Date.now() + 5_000; opts.http && Date.now() < deadline && (await sseClients()) > 0; ) await sleep(50);
   };
+  /** Ready: pulling from its durable consumer (NATS) or holding a tail (HTTP). */
   const pulling = async (): Promise<boolean> => {
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
-      const info = await nats.jsm.consumers.info(nats.streamName, opts.consumer).catch(() => null);
-      if (info !== null && info.num_waiting > 0) return true;
+      if (opts.http) {
+        if ((await sseClients()) > 0) return true;
+      } else {
+        const info = await nats.jsm.consumers.info(nats.streamName, opts.consumer).catch(() => null);
+        if (info !== null && info.num_waiting > 0) return true;
+      }
       await sleep(100);
     }
     return false;
@@ -138,7 +162,7 @@ async function main(): Promise<void> {
    * processor was killed comes back only after the consumer's ack wait: that long, and SETTLE_MS more.
    */
   const settle = async (paths: string[], triggers: EventEnvelope[]): Promise<EventEnvelope[]> => {
-    const ackWaitMs = ((await nats.jsm.consumers.info(nats.streamName, opts.consumer).catch(() => null))?.config.ack_wait ?? 0) / 1e6;
+    const ackWaitMs = opts.http ? 0 : ((await nats.jsm.consumers.info(nats.streamName, opts.consumer).catch(() => null))?.config.ack_wait ?? 0) / 1e6;
     const deadline = Date.now() + ackWaitMs + SETTLE_MS;
     for (;;) {
       const reactions = await reactionsIn(paths);
@@ -172,7 +196,7 @@ async function main(): Promise<void> {
   try {
     say(`starting: ${opts.command}`);
     start();
-    if (!(await pulling())) throw new Error(`the processor did not start pulling on ${opts.consumer} within 30 s`);
+    if (!(await pulling())) throw new Error(`the processor did not start ${opts.http ? "an SSE tail" : `pulling on ${opts.consumer}`} within 30 s`);
 
     // 1. One reaction per event, in order per stream, with source and key.
     say("scenario 1: one reaction per event");
@@ -217,8 +241,49 @@ async function main(): Promise<void> {
     await noise;
     results.push(verdict("every event answered once on a stream other writers keep moving", check(busyTriggers, await settle(busy, busyTriggers)), `${busyTriggers.length} events among 300 others`));
 
-    // 4. Paused: no reaction while paused; after resume, what the contract says (no late reaction).
-    say("scenario 4: pause");
+    // 4. A decision made on a stale state is made again: a pause lands while the processor decides. Both are
+    // published straight to NATS, the pause 0 to 4 ms after the trigger is stored, to land inside a fast processor's
+    // read-decide-publish window as well as a slow one's.
+    say("scenario 4: a pause while deciding");
+    const raced: { path: string; pauseOffset: number }[] = [];
+    for (let i = 0; i < 24; i++) {
+      const path = parseStreamPath(`/kit/stale-${i}`);
+      await nats.js.publish(eventsSubject(path), JSON.stringify({ type: opts.reactsTo, payload: payloadFor(opts.payload, i), createdAt: new Date().toISOString() }));
+      if (i % 5 > 0) await sleep(i % 5);
+      const pause = await nats.js.publish(eventsSubject(path), JSON.stringify({ type: "stream/paused", payload: { reason: "kit: paused while the processor decides" }, createdAt: new Date().toISOString() }));
+      raced.push({ path, pauseOffset: pause.seq });
+    }
+    await sleep(3_000);
+    const racedReactions = await reactionsIn(raced.map((r) => r.path));
+    const afterPause = raced.filter((r) => racedReactions.some((x) => x.streamPath === r.path && x.offset > r.pauseOffset));
+    const before = raced.filter((r) => racedReactions.some((x) => x.streamPath === r.path && x.offset < r.pauseOffset)).length;
+    results.push(
+      verdict(
+        "a decision the state moved under is made again (a pause stored while deciding stops the reaction)",
+        afterPause.map((r) => `reaction stored after the pause on ${r.path} (pause at ${r.pauseOffset})`),
+        `${raced.length} races: ${before} answered before their pause, ${raced.length - before} not answered, none after a pause`,
+      ),
+    );
+
+    // 5. A poison event (a body the gateway would refuse, published straight to NATS) does not hold the others.
+    say("scenario 5: a poison event");
+    const poisonPath = parseStreamPath("/kit/poison");
+    await nats.js.publish(eventsSubject(poisonPath), JSON.stringify({ type: opts.reactsTo, payload: "poison: not the payload you expect", createdAt: new Date().toISOString() }));
+    const others = ["/kit/after-poison-a", "/kit/after-poison-b"];
+    const otherTriggers: EventEnvelope[] = [];
+    for (let i = 0; i < 6; i++) otherTriggers.push(await trigger(others[i % 2] as string, i));
+    const othersAnswered = check(otherTriggers, await settle(others, otherTriggers));
+    const alive = isRunning();
+    results.push(
+      verdict(
+        "a poison event does not block the others",
+        [...othersAnswered, ...(alive ? [] : ["the processor exited"])],
+        `${otherTriggers.length} events on other streams answered after it`,
+      ),
+    );
+
+    // 6. Paused: no reaction while paused; after resume, what the contract says (no late reaction).
+    say("scenario 6: pause");
     await kill();
     const paused = "/kit/paused";
     const pausedTriggers = [await trigger(paused, 0), await trigger(paused, 1), await trigger(paused, 2)];
@@ -241,24 +306,36 @@ async function main(): Promise<void> {
       ),
     );
 
-    // 5. Redelivery after the duplicate window: the consumer is rewound to the first trigger of scenario 1.
-    say("scenario 5: redelivery after the duplicate window");
+    // 7. Redelivery after the duplicate window: the processor is rewound to the first trigger of scenario 1.
+    say("scenario 7: redelivery after the duplicate window");
     await kill();
     await sleep(DUPLICATE_WINDOW_MS + 500);
-    const info = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
-    await nats.jsm.consumers.delete(nats.streamName, opts.consumer);
-    // The same consumer, starting again at scenario 1's first trigger (2.9 cannot move a consumer back in place).
-    const kept = Object.fromEntries(Object.entries(info.config).filter(([field]) => !["deliver_policy", "opt_start_seq", "opt_start_time"].includes(field)));
-    await nats.jsm.consumers.add(nats.streamName, { ...kept, deliver_policy: "by_start_sequence", opt_start_seq: (basicTriggers[0] as EventEnvelope).offset });
-    start();
-    const rewoundPulling = await pulling();
-    // The rewound consumer delivers everything since again: wait until it has caught up, then count.
-    const caughtUp = Date.now() + SETTLE_MS;
+    const firstOffset = (basicTriggers[0] as EventEnvelope).offset;
+    let rewoundPulling: boolean;
     let drained = false;
-    while (!drained && Date.now() < caughtUp) {
-      const now = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
-      drained = now.num_pending === 0 && now.num_ack_pending === 0;
-      if (!drained) await sleep(200);
+    if (opts.http) {
+      // An HTTP processor's position is its cursor: start it without one, after the offset before the first trigger.
+      rmSync(stateDir, { recursive: true, force: true });
+      start({ START_AFTER: String(firstOffset - 1) });
+      rewoundPulling = await pulling();
+      // It handles its tail in log order: once an event appended now is answered, everything before it was handled.
+      const marker = await trigger("/kit/rewound-marker", 0);
+      drained = check([marker], await settle(["/kit/rewound-marker"], [marker])).length === 0;
+    } else {
+      const info = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
+      await nats.jsm.consumers.delete(nats.streamName, opts.consumer);
+      // The same consumer, starting again at scenario 1's first trigger (2.9 cannot move a consumer back in place).
+      const kept = Object.fromEntries(Object.entries(info.config).filter(([field]) => !["deliver_policy", "opt_start_seq", "opt_start_time"].includes(field)));
+      await nats.jsm.consumers.add(nats.streamName, { ...kept, deliver_policy: "by_start_sequence", opt_start_seq: firstOffset });
+      start();
+      rewoundPulling = await pulling();
+      // The rewound consumer delivers everything since again: wait until it has caught up, then count.
+      const caughtUp = Date.now() + SETTLE_MS;
+      while (!drained && Date.now() < caughtUp) {
+        const now = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
+        drained = now.num_pending === 0 && now.num_ack_pending === 0;
+        if (!drained) await sleep(200);
+      }
     }
     await sleep(1_000);
     const notTaken = rewoundPulling && drained ? [] : [`the processor did not take the events delivered again (${rewoundPulling ? "it pulled, but left events pending" : "it never pulled from the rewound consumer"})`];
@@ -271,6 +348,7 @@ async function main(): Promise<void> {
     indexes.close();
     await nats.nc.close();
     await server.stop();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 
   const width = Math.max(...results.map((r) => r.scenario.length));
