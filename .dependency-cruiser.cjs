@@ -36,9 +36,16 @@ module.exports = {
     {
       name: "cli-talks-http",
       severity: "error",
-      comment: "The agentmesh CLI reaches the mesh over HTTP only, like any client; of our code it uses the contract.",
+      comment: "The agentmesh CLI reaches the mesh over HTTP only, like any client; of our code it uses the contract and the traces' derivation.",
       from: { path: "^gateway/cli/" },
-      to: { path: "^(gateway|processors|shared|deploy|test)/", pathNot: ["^gateway/cli/", "^shared/contract/"] },
+      to: { path: "^(gateway|processors|shared|deploy|test)/", pathNot: ["^gateway/cli/", "^shared/contract/", "^shared/traces/"] },
+    },
+    {
+      name: "traces-from-the-log-alone",
+      severity: "error",
+      comment: "The traces (shared/traces) are derived from events alone, so the processor and the CLI derive the same: of our code they use the contract.",
+      from: { path: "^shared/traces/" },
+      to: { path: "^shared/(nats|log|service|state)/" },
     },
     { name: "nats-below-log", severity: "error", comment: "NATS plumbing knows nothing of the log built on it.", from: { path: "^shared/nats/" }, to: { path: "^shared/log/" } },
     { name: "gateway-not-processors", severity: "error", comment: "The gateway and the processors meet only on NATS.", from: { path: "^gateway/" }, to: { path: "^processors/" } },

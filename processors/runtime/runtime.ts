@@ -15,6 +15,7 @@ import { StreamStateCache, type StreamState } from "./stream-state-cache.js";
 import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
 import { ConsumerNames, SubjectRoots, SystemEventTypes } from "../../shared/contract/wire.js";
 import { serviceWriter, type Writer } from "../../shared/log/writer.js";
+import { withTraceContext } from "./trace-context.js";
 
 /** What a processor sees when an event it triggers on arrives. */
 export interface ReactionContext<S> {
@@ -290,11 +291,11 @@ export class ProcessorRuntime<S> {
   /** Mark a reaction with its cause and a key that makes a redelivery store it only once. */
   private prepare(input: EventInput, cause: EventEnvelope, index: number): ValidEventInput {
     const valid = EventInputSchema.parse(input);
-    return {
+    return withTraceContext({
       ...valid,
       source: { processor: this.processor.name, causationOffset: cause.offset },
       idempotencyKey: valid.idempotencyKey ?? `${this.processor.name}:${cause.offset}:${index}`,
-    };
+    }, cause, this.processor.name);
   }
 
   private async fail(m: JsMsg, event: EventEnvelope, error: Error, log: Logger): Promise<void> {

@@ -55,6 +55,14 @@ export const ProcessorNames = {
   breaker: "breaker",
   scheduler: "scheduler",
   webhookPusher: "webhook-pusher",
+  /** Turns the log into OpenTelemetry traces; appends nothing of its own (processors/traces). */
+  traces: "traces",
+} as const;
+
+/** Metadata keys the mesh itself writes (docs/EVENTS.md). */
+export const MetadataKeys = {
+  /** W3C Trace Context of a reaction: its turn's trace and its own span (docs/EVENTS.md, "Trace context"). */
+  traceparent: "traceparent",
 } as const;
 
 /** The agent loop's events (shared/contract/events/agent.ts has their payloads). */

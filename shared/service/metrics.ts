@@ -58,3 +58,4 @@ export const breakerTrips = new Counter({ name: "agentmesh_breaker_trips_total",
 export const scheduleDelay = new Histogram({ name: "agentmesh_schedule_fire_delay_seconds", help: "How late a schedule fired after its due time", buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30] });
 export const llmSeconds = new Histogram({ name: "agentmesh_llm_request_seconds", help: "Model request duration, by result", labelNames: ["status"] as const, buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120] });
 export const llmTokens = new Counter({ name: "agentmesh_llm_tokens_total", help: "Tokens reported by the model", labelNames: ["kind"] as const });
+export const traceSpansExported = new Counter({ name: "agentmesh_trace_spans_exported_total", help: "Spans the traces processor sent to the OTLP collector, by outcome (exported, failed)", labelNames: ["outcome"] as const });

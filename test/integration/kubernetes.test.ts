@@ -10,6 +10,7 @@ import type { z } from "zod";
 import { gatewayConfigShape } from "../../gateway/config.js";
 import { llmConfigShape } from "../../processors/llm/config.js";
 import { breakerConfigShape } from "../../processors/breaker/config.js";
+import { tracesConfigShape } from "../../processors/traces/config.js";
 import { webhookPusherConfigShape } from "../../processors/webhook-pusher/config.js";
 import { processorConfigShape } from "../../processors/runtime/config.js";
 
@@ -59,6 +60,7 @@ const SERVICES: Record<string, { entry: string; shape: z.ZodRawShape; mustSet: s
   scheduler: { entry: "processors/scheduler/main.ts", shape: processorConfigShape, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS"] },
   "webhook-pusher": { entry: "processors/webhook-pusher/main.ts", shape: { ...processorConfigShape, ...webhookPusherConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "SECRETS_KEYS"] },
   llm: { entry: "processors/llm/main.ts", shape: { ...processorConfigShape, ...llmConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "LLM_BASE_URL", "LLM_API_KEY"] },
+  traces: { entry: "processors/traces/main.ts", shape: { ...processorConfigShape, ...tracesConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "OTEL_EXPORTER_OTLP_ENDPOINT"] },
 };
 
 describe.each(["dev", "production"])("kubernetes overlay %s", (overlay) => {

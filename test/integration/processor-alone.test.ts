@@ -6,7 +6,7 @@ import { freePort } from "../support/ports.js";
 const root = join(import.meta.dirname, "../..");
 
 describe("npm run processor -- <name>", () => {
-  it.each(["breaker", "scheduler", "webhook-pusher", "llm"])("runs %s alone with its health endpoints and drains on SIGTERM", async (name) => {
+  it.each(["breaker", "scheduler", "webhook-pusher", "llm", "traces"])("runs %s alone with its health endpoints and drains on SIGTERM", async (name) => {
     const port = await freePort();
     const child = spawn(process.execPath, ["--import", "tsx", "deploy/local/processor.ts", name], {
       cwd: root,

@@ -24,9 +24,12 @@ const processorName = "go-tools"
 type storedBody struct {
 	Type           string          `json:"type"`
 	Payload        json.RawMessage `json:"payload,omitempty"`
+	Metadata       map[string]any  `json:"metadata,omitempty"`
 	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
 	Source         *source         `json:"source,omitempty"`
 	CreatedAt      string          `json:"createdAt,omitempty"`
+	// Set on the events a fork inherited: history, never reacted to again (docs/EVENTS.md, "Forks").
+	ForkedFrom json.RawMessage `json:"forkedFrom,omitempty"`
 }
 
 type source struct {
@@ -158,7 +161,7 @@ func wrongLastSequence(err error) bool {
 
 func handle(js nats.JetStreamContext, status nats.KeyValue, streamName, name string, msg *nats.Msg) error {
 	var body storedBody
-	if err := json.Unmarshal(msg.Data, &body); err != nil || body.Type != "agent/tool-call-requested" {
+	if err := json.Unmarshal(msg.Data, &body); err != nil || body.Type != "agent/tool-call-requested" || body.ForkedFrom != nil {
 		return nil
 	}
 	var call toolCallRequested
@@ -183,9 +186,11 @@ func handle(js nats.JetStreamContext, status nats.KeyValue, streamName, name str
 	encoded, _ := json.Marshal(payload)
 	offset := meta.Sequence.Stream
 	key := name + ":" + strconv.FormatUint(offset, 10) + ":0"
+	// The trace context travels with the events (metadata.traceparent): this answer joins the turn's trace.
 	reaction, _ := json.Marshal(storedBody{
 		Type:           "agent/tool-call-settled",
 		Payload:        encoded,
+		Metadata:       map[string]any{"traceparent": reactionTraceparent(path, body, offset, name)},
 		IdempotencyKey: key,
 		Source:         &source{Processor: name, CausationOffset: offset},
 		CreatedAt:      time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
