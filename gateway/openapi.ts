@@ -58,6 +58,13 @@ export const RouteDocs = {
     tags: ["operations"],
     response: { 200: { description: "{processors: [...]}" }, "4xx": errorResponse, "5xx": errorResponse },
   },
+  rewindProcessor: {
+    summary: "Move a processor's durable consumer back to an offset or a time, so that it considers every event from there again; events it already reacted to are recognised (admin on /**; docs/ARCHITECTURE.md, Rewinding a processor)",
+    tags: ["operations"],
+    params: { type: "object", properties: { name: { type: "string", description: "The processor's name, as GET /processors lists it (webhook subscriptions cannot be rewound)" } } },
+    body: { type: "object", required: ["to"], additionalProperties: false, properties: { to: { oneOf: [{ type: "integer", minimum: 1, description: "An offset" }, { type: "string", format: "date-time", description: "An RFC 3339 time, not in the future" }] } } },
+    response: { 200: { description: "{processor, consumer, to, before: {ackFloor, delivered, pending, ackPending}, start, pending, attempts}" }, "4xx": errorResponse, "5xx": errorResponse },
+  },
   hooks: {
     summary: "Inbound webhook: any body, stored as webhook/received, once an admin opened the stream's endpoint (webhook/inbound-configured)",
     tags: ["webhooks"],

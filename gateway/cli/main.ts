@@ -2,6 +2,8 @@ import { Command, Option } from "commander";
 import { appendCommand, listCommand, pauseCommand, resumeCommand, stateCommand } from "./commands/streams.js";
 import { chatCommand } from "./commands/chat.js";
 import { tailCommand, type TailOptions } from "./commands/tail.js";
+import { tracesExportCommand, type TracesExportOptions } from "./commands/traces.js";
+import { processorsListCommand, processorsRewindCommand } from "./commands/processors.js";
 import { paint } from "./format.js";
 import { CliError, type Target } from "./http.js";
 
@@ -79,6 +81,33 @@ program
   .argument("<path>", "the stream")
   .option("--reason <text>", "why", "resumed from the CLI")
   .action((path: string, options: { reason: string }) => resumeCommand(target(), path, options));
+
+program
+  .command("traces")
+  .description("the stream's agent turns as OpenTelemetry traces")
+  .command("export")
+  .description("derive the turns' traces from the stream's history and send them over OTLP/HTTP (OTEL_EXPORTER_OTLP_ENDPOINT)")
+  .argument("<path>", "the stream")
+  .option("--endpoint <url>", "the collector's OTLP/HTTP base URL (/v1/traces is appended)")
+  .option("--print", "print the spans as JSON lines instead of sending them", false)
+  .action((path: string, options: TracesExportOptions) => tracesExportCommand(target(), path, options));
+
+const processors = program
+  .command("processors")
+  .description("the processors' consumers (as `processors ls`); rewind one")
+  .action(() => processorsListCommand(target(), { json: false }));
+processors
+  .command("ls")
+  .description("each processor's and webhook subscription's consumer: pending, unacknowledged, ack floor, pulling")
+  .option("--json", "one consumer per line as JSON", false)
+  .action((options: { json: boolean }) => processorsListCommand(target(), options));
+processors
+  .command("rewind")
+  .description("move a processor's consumer back: it considers every event from there again (what it already reacted to is recognised)")
+  .argument("<name>", "the processor, as `processors ls` names it")
+  .requiredOption("--to <offset|time>", "an offset, or an RFC 3339 time (the first event stored at or after it)")
+  .option("--json", "print the gateway's answer as JSON", false)
+  .action((name: string, options: { to: string; json: boolean }) => processorsRewindCommand(target(), name, options));
 
 try {
   await program.parseAsync();

@@ -163,7 +163,9 @@ export class ProcessorRuntime<S> {
       });
     }
     const consumer = await nats.js.consumers.get(nats.streamName, this.consumerName);
-    this.messages = await consumer.consume({ max_messages: Math.max(10, this.options.concurrency ?? 64) });
+    // A rewind deletes the consumer and creates it again (docs/ARCHITECTURE.md, "Rewinding a processor"): the client
+    // pulls from the new one once two heartbeats are missed, so they come every 2 s rather than every 15 s.
+    this.messages = await consumer.consume({ max_messages: Math.max(10, this.options.concurrency ?? 64), idle_heartbeat: 2_000 });
     this.lagProbe = async () => (await nats.jsm.consumers.info(nats.streamName, this.consumerName)).num_pending;
     this.running = true;
     void this.loop(this.messages);

@@ -70,6 +70,33 @@ export interface ProcessorsBody {
   processors: ProcessorConsumer[];
 }
 
+/** `POST /processors/<name>/rewind`: where its consumer starts again, an offset or an RFC 3339 time. */
+export interface ProcessorRewindRequest {
+  to: number | string;
+}
+
+/** What a rewind did: the consumer's place before, where it starts now, and how much it has to go through again. */
+export interface ProcessorRewoundBody {
+  processor: string;
+  consumer: string;
+  /** The `to` asked for, as given. */
+  to: number | string;
+  before: {
+    /** Every event up to this offset was acknowledged. */
+    ackFloor: number;
+    /** The last offset delivered. */
+    delivered: number;
+    pending: number;
+    ackPending: number;
+  };
+  /** The first offset the consumer delivers again (a time resolves to the first event stored at or after it). */
+  start: number;
+  /** Events from `start` on that the consumer will deliver (in its filter), counted right after the rewind. */
+  pending: number;
+  /** Times the consumer was deleted and created again: more than 1 when a replica re-created it in between. */
+  attempts: number;
+}
+
 export type Right = "read" | "append" | "admin";
 
 /** `GET /me`. */

@@ -191,6 +191,13 @@ const eventApiCases: Case[] = [
   // Every processor's consumer, across all streams: only admin on every stream (/**), which no caller here has.
   { route: "GET /processors", name: "the processors' consumers", needs: "admin-everywhere", send: (_p, a) => ({ method: "GET", url: "/processors", headers: a }) },
   { route: "HEAD /processors", name: "the processors' consumers (headers)", needs: "admin-everywhere", send: (_p, a) => ({ method: "HEAD", url: "/processors", headers: a }) },
+  // A processor no test has: an allowed caller would get 404, so a refusal is never mistaken for a rewind.
+  {
+    route: "POST /processors/:name/rewind",
+    name: "rewind a processor",
+    needs: "admin-everywhere",
+    send: (_p, a) => ({ method: "POST", url: "/processors/authz-nobody/rewind", headers: { ...a, "content-type": "application/json" }, body: JSON.stringify({ to: 1 }) }),
+  },
 ];
 
 /** The Durable Streams face (`/v1/stream`). */
@@ -323,6 +330,9 @@ describe("the table", () => {
     const readEverywhere = await mint([{ path: "/**", rights: ["read", "append"] }], "reader");
     expect((await request(`${gw.url}/processors`, { headers: { authorization: `Bearer ${everywhere}` } })).status).toBe(200);
     expect((await request(`${gw.url}/processors`, { headers: { authorization: `Bearer ${readEverywhere}` } })).status).toBe(403);
+    const rewind = (token: string) => request<{ error: { code: string } }>(`${gw.url}/processors/authz-nobody/rewind`, { body: { to: 1 }, headers: { authorization: `Bearer ${token}` } });
+    expect((await rewind(everywhere)).body.error.code).toBe("PROCESSOR_NOT_FOUND");
+    expect((await rewind(readEverywhere)).status).toBe(403);
   });
 
   it("covers every admin-only event type on both faces", () => {
