@@ -51,6 +51,13 @@ export function resumedPathFromUrl(url: string): StreamPath | null {
   return parseStreamPath(raw.slice(0, -"/resume".length));
 }
 
+/** `POST /streams/<path>/fork`: the stream to fork, or null when the URL is not a fork. */
+export function forkedPathFromUrl(url: string): StreamPath | null {
+  const raw = rawStreamPart(url);
+  if (!raw.endsWith("/fork")) return null;
+  return parseStreamPath(raw.slice(0, -"/fork".length));
+}
+
 /** `GET /streams/<path>/state`: the stream whose processors' state is asked for, or null when the URL is not one. */
 export function statePathFromUrl(url: string): StreamPath | null {
   const raw = rawStreamPart(url);

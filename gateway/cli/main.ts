@@ -2,6 +2,7 @@ import { Command, Option } from "commander";
 import { appendCommand, listCommand, pauseCommand, resumeCommand, stateCommand } from "./commands/streams.js";
 import { chatCommand } from "./commands/chat.js";
 import { tailCommand, type TailOptions } from "./commands/tail.js";
+import { forkCommand, type ForkOptions } from "./commands/fork.js";
 import { tracesExportCommand, type TracesExportOptions } from "./commands/traces.js";
 import { processorsListCommand, processorsRewindCommand } from "./commands/processors.js";
 import { paint } from "./format.js";
@@ -81,6 +82,16 @@ program
   .argument("<path>", "the stream")
   .option("--reason <text>", "why", "resumed from the CLI")
   .action((path: string, options: { reason: string }) => resumeCommand(target(), path, options));
+
+program
+  .command("fork")
+  .description("a new agent whose history is this one's up to and including an event; re-run from there with new input or configuration")
+  .argument("<path>", "the stream to fork")
+  .requiredOption("--at <offset>", "the last event the fork inherits")
+  .requiredOption("--to <path>", "the new stream (it must not exist)")
+  .option("--subscriptions", "the source's webhook subscriptions deliver the fork's events too (needs admin on the fork)", false)
+  .option("--json", "print the gateway's answer as JSON", false)
+  .action((path: string, options: ForkOptions) => forkCommand(target(), path, options));
 
 program
   .command("traces")

@@ -10,7 +10,8 @@ import { StreamResumedSchema } from "../../shared/contract/events/stream.js";
 import { SystemEventTypes } from "../../shared/contract/wire.js";
 import { authorizeAppend, checkBatchSize, requireSomeWrite } from "../../shared/log/writer.js";
 import type { AccessControl } from "../auth/access.js";
-import { resumedPathFromUrl, streamPathFromUrl } from "../stream-url.js";
+import { forkedPathFromUrl, resumedPathFromUrl, streamPathFromUrl } from "../stream-url.js";
+import { answerForkRequest } from "./fork.js";
 import { RouteDocs } from "../openapi.js";
 import { parseOr } from "../validation.js";
 
@@ -48,6 +49,8 @@ function requireJsonBody(request: FastifyRequest): void {
 export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; secrets: SecretBox | null }): void {
   app.post("/streams/*", { schema: RouteDocs.append }, async (request, reply) => {
     requireJsonBody(request);
+    const forked = forkedPathFromUrl(request.url);
+    if (forked !== null) return reply.code(201).send(await answerForkRequest(request, forked, deps));
     const writer = await deps.access.writer(request);
     const resumed = resumedPathFromUrl(request.url);
     if (resumed !== null) {

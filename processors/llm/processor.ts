@@ -58,6 +58,19 @@ async function runRequest(deps: LlmDeps, { event, stream, log }: ReactionContext
   ];
 }
 
+/**
+ * A fork's first word: the loop goes on from its inherited state. A request that was running at the fork point has
+ * no one to run it (its start is history): it is settled as cancelled and started again, with the same conversation.
+ */
+function takeOverFork(state: ConversationState, event: EventEnvelope, defaultModel: string): EventInput[] {
+  const running = state.running;
+  if (running === null) return decisionEvents(state, defaultModel);
+  return [
+    { type: AgentEventTypes.requestSettled, payload: { requestOffset: running.offset, result: { status: "cancelled", reason: `in flight when the stream was forked (offset ${event.offset}); started again`, partialText: "" } } },
+    { type: AgentEventTypes.requestStarted, payload: { model: running.model } },
+  ];
+}
+
 function timeOut(state: ConversationState, event: EventEnvelope): EventInput[] {
   const timedOut = ToolCallTimedOutSchema.safeParse(event.payload);
   if (!timedOut.success || !(timedOut.data.callId in state.pendingToolCalls)) return [];
@@ -80,6 +93,7 @@ export function llmProcessor(deps: LlmDeps): Processor<ConversationState> {
       AgentEventTypes.toolCallSettled,
       AgentEventTypes.toolCallTimedOut,
       SystemEventTypes.resumed,
+      SystemEventTypes.forked,
     ],
     initialState: initialConversation,
     reduce: reduceConversation,
@@ -88,6 +102,7 @@ export function llmProcessor(deps: LlmDeps): Processor<ConversationState> {
     react: async (context) => {
       const { event, stream } = context;
       if (event.type === AgentEventTypes.requestStarted) return runRequest(deps, context);
+      if (event.type === SystemEventTypes.forked) return takeOverFork(stream.state, event, deps.defaultModel);
       if (event.type === AgentEventTypes.toolCallTimedOut) {
         const settled = timeOut(stream.state, event);
         if (settled.length > 0) return settled;

@@ -179,7 +179,9 @@ export class ProcessorRuntime<S> {
       }
       const decoded = decodeJsMsg(m);
       const event = decoded.envelope;
-      if (!this.triggers(event.type)) {
+      // A fork's inherited history happened in its source: reduced into the state, never reacted to again
+      // (docs/ARCHITECTURE.md, "Forks"). What it left open is taken up on the fork's stream/forked.
+      if (!this.triggers(event.type) || event.forkedFrom !== undefined) {
         m.ack();
         continue;
       }

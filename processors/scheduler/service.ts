@@ -1,12 +1,13 @@
 import type { ProcessorDeps } from "../runtime/run-processor.js";
 import type { Processor } from "../runtime/runtime.js";
+import type { SchedulesState } from "../../shared/state/schedules.js";
 import { SCHEDULER_NAME, schedulerProcessor } from "./processor.js";
 import { ScheduleIndex } from "./schedule-index.js";
 import { ScheduleTimers } from "./timers.js";
 import { eventsSubject, subjectMatches } from "../../shared/contract/subjects.js";
 
 /** Wires the scheduler: the index, the timers fed by its watch, and the processor that fills it. */
-export async function buildScheduler(deps: ProcessorDeps, options: { name?: string; filterSubject?: string } = {}): Promise<Processor<null>> {
+export async function buildScheduler(deps: ProcessorDeps, options: { name?: string; filterSubject?: string } = {}): Promise<Processor<SchedulesState>> {
   const { config, nats, logger, indexes, onStop } = deps;
   const name = options.name ?? SCHEDULER_NAME;
   const index = await ScheduleIndex.open(nats, logger, config.EVENTS_REPLICAS);
@@ -22,5 +23,5 @@ export async function buildScheduler(deps: ProcessorDeps, options: { name?: stri
     stopWatching();
     timers.stop();
   });
-  return { ...schedulerProcessor(index), name, ...(options.filterSubject === undefined ? {} : { filterSubject: options.filterSubject }) };
+  return { ...schedulerProcessor(index, name), ...(options.filterSubject === undefined ? {} : { filterSubject: options.filterSubject }) };
 }

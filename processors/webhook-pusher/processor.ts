@@ -1,6 +1,10 @@
 import { lookup } from "node:dns/promises";
 import { AckPolicy, DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
-import type { EventInput } from "../../shared/contract/envelope.js";
+import type { EventEnvelope, EventInput } from "../../shared/contract/envelope.js";
+import { StreamForkedSchema } from "../../shared/contract/events/stream.js";
+import { getEvent } from "../../shared/log/read.js";
+import type { Logger } from "../../shared/service/logger.js";
+import { initialSubscriptions, reduceSubscriptions, type SubscriptionsState } from "../../shared/state/subscriptions.js";
 import type { LogIndex } from "../../shared/log/log-index.js";
 import type { Nats } from "../../shared/nats/connection.js";
 import { TerminalError } from "../runtime/errors.js";
@@ -9,7 +13,7 @@ import { openSecret, type SecretBox } from "../../shared/log/secrets.js";
 import { eventsSubject, slugKeyOf, type StreamPath } from "../../shared/contract/subjects.js";
 import type { AddressGuard } from "./address-guard.js";
 import { SubscriptionConfiguredSchema, SubscriptionRemovedSchema } from "../../shared/contract/events/subscriptions.js";
-import { SubscriptionEventTypes, ProcessorNames } from "../../shared/contract/wire.js";
+import { SubscriptionEventTypes, ProcessorNames, SystemEventTypes } from "../../shared/contract/wire.js";
 import { subscriptionConsumerName, type SubscriptionEntry } from "./subscriptions.js";
 
 export const WEBHOOK_PUSHER_NAME = ProcessorNames.webhookPusher;
@@ -69,19 +73,64 @@ async function ensureConsumer(nats: Nats, name: string, path: StreamPath, fromOf
 }
 
 /**
+ * A subscription/configured event put to work: checked, indexed, and given its delivery consumer, which starts at
+ * `fromOffset` (the event after the configuring one; for a fork, the event after its stream/forked).
+ */
+async function configure(deps: PusherDeps, configuredEvent: EventEnvelope, fromOffset: number, log: Logger): Promise<EventInput[]> {
+  const { nats, index, guard } = deps;
+  const path = configuredEvent.streamPath as StreamPath;
+  const configured = SubscriptionConfiguredSchema.safeParse(configuredEvent.payload);
+  if (!configured.success) throw new TerminalError(`invalid ${configuredEvent.type}: ${configured.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  const { slug, url, types, secret } = configured.data;
+  const consumer = subscriptionConsumerName(path, slug);
+  const entry: SubscriptionEntry = { path, slug, url, types: types ?? null, secret: secret ?? null, offset: configuredEvent.offset, active: true, consumer };
+  // The URL and the secret are stored sealed; each is opened here to be checked, and again per delivery.
+  const opened = openField(deps.secrets, entry, "url");
+  const refusal = opened.refusal ?? (await urlRefusal(guard, opened.value)) ?? openField(deps.secrets, entry, "secret").refusal;
+  if (refusal !== null) {
+    await index.record(slugKeyOf(path, slug), { ...entry, active: false });
+    log.warn({ slug, refusal }, "subscription refused");
+    return [{ type: SubscriptionEventTypes.disabled, payload: { slug, reason: `refused: ${refusal}` } }];
+  }
+  await ensureConsumer(nats, consumer, path, fromOffset, deps.timeoutMs + 15_000);
+  await index.record(slugKeyOf(path, slug), entry);
+  // The host only: a URL's path or user part may be a credential.
+  log.info({ slug, host: new URL(opened.value).host }, "subscription configured");
+  return [];
+}
+
+/**
+ * A fork that asked for its source's subscriptions: each one active at the fork point delivers the fork's own
+ * events, from its stream/forked on (the inherited ones were delivered from the source). Without the ask, none.
+ */
+async function inheritSubscriptions(deps: PusherDeps, state: SubscriptionsState, forked: EventEnvelope, log: Logger): Promise<EventInput[]> {
+  const marker = StreamForkedSchema.safeParse(forked.payload);
+  if (!marker.success || !marker.data.subscriptions) return [];
+  const reactions: EventInput[] = [];
+  for (const view of Object.values(state.subscriptions)) {
+    if (view.ended !== null) continue;
+    const configuredEvent = await getEvent(deps.nats, view.configuredAt.offset);
+    if (configuredEvent === null) continue;
+    reactions.push(...(await configure(deps, configuredEvent, forked.offset + 1, log)));
+  }
+  return reactions;
+}
+
+/**
  * Turns subscription/configured and subscription/removed into index entries
  * and durable consumers; SubscriptionWorkers deliver. Starts from the
  * beginning of the log so no subscription is missed, whenever it started.
  */
-export function webhookPusherProcessor(deps: PusherDeps): Processor<null> {
-  const { nats, index, guard } = deps;
+export function webhookPusherProcessor(deps: PusherDeps): Processor<SubscriptionsState> {
+  const { nats, index } = deps;
   return {
     name: WEBHOOK_PUSHER_NAME,
-    triggers: [SubscriptionEventTypes.configured, SubscriptionEventTypes.removed],
+    triggers: [SubscriptionEventTypes.configured, SubscriptionEventTypes.removed, SystemEventTypes.forked],
     startFrom: "all",
-    initialState: () => null,
-    reduce: () => null,
-    react: async ({ event, log }): Promise<EventInput[]> => {
+    initialState: initialSubscriptions,
+    reduce: reduceSubscriptions,
+    react: async ({ event, stream, log }): Promise<EventInput[]> => {
+      if (event.type === SystemEventTypes.forked) return inheritSubscriptions(deps, stream.state, event, log);
       const path = event.streamPath as StreamPath;
       if (event.type === SubscriptionEventTypes.removed) {
         const removed = SubscriptionRemovedSchema.safeParse(event.payload);
@@ -94,24 +143,7 @@ export function webhookPusherProcessor(deps: PusherDeps): Processor<null> {
         log.info({ slug: removed.data.slug }, "subscription removed");
         return [];
       }
-      const configured = SubscriptionConfiguredSchema.safeParse(event.payload);
-      if (!configured.success) throw new TerminalError(`invalid ${event.type}: ${configured.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-      const { slug, url, types, secret } = configured.data;
-      const consumer = subscriptionConsumerName(path, slug);
-      const entry: SubscriptionEntry = { path, slug, url, types: types ?? null, secret: secret ?? null, offset: event.offset, active: true, consumer };
-      // The URL and the secret are stored sealed; each is opened here to be checked, and again per delivery.
-      const opened = openField(deps.secrets, entry, "url");
-      const refusal = opened.refusal ?? (await urlRefusal(guard, opened.value)) ?? openField(deps.secrets, entry, "secret").refusal;
-      if (refusal !== null) {
-        await index.record(slugKeyOf(path, slug), { ...entry, active: false });
-        log.warn({ slug, refusal }, "subscription refused");
-        return [{ type: SubscriptionEventTypes.disabled, payload: { slug, reason: `refused: ${refusal}` } }];
-      }
-      await ensureConsumer(nats, consumer, path, event.offset + 1, deps.timeoutMs + 15_000);
-      await index.record(slugKeyOf(path, slug), entry);
-      // The host only: a URL's path or user part may be a credential.
-      log.info({ slug, host: new URL(opened.value).host }, "subscription configured");
-      return [];
+      return configure(deps, event, event.offset + 1, log);
     },
   };
 }

@@ -2,7 +2,8 @@ import { appendEvents } from "../../shared/log/append.js";
 import { LogIndex } from "../../shared/log/log-index.js";
 import type { ProcessorDeps } from "../runtime/run-processor.js";
 import type { Processor } from "../runtime/runtime.js";
-import { slugKeyOf } from "../../shared/contract/subjects.js";
+import type { SubscriptionsState } from "../../shared/state/subscriptions.js";
+import { eventsSubject, slugKeyOf, subjectMatches, type StreamPath } from "../../shared/contract/subjects.js";
 import { SecretBox } from "../../shared/log/secrets.js";
 import { AddressGuard } from "./address-guard.js";
 import { loadWebhookPusherConfig } from "./config.js";
@@ -14,13 +15,16 @@ import { SubscriptionWorker } from "./worker.js";
 import { serviceWriter } from "../../shared/log/writer.js";
 
 /** Wires the pusher: the subscription index, one worker per active subscription, and the processor that fills the index. */
-export async function buildWebhookPusher(deps: ProcessorDeps, env: NodeJS.ProcessEnv, options: { filterSubject?: string } = {}): Promise<Processor<null>> {
+export async function buildWebhookPusher(deps: ProcessorDeps, env: NodeJS.ProcessEnv, options: { filterSubject?: string } = {}): Promise<Processor<SubscriptionsState>> {
   const { config, nats, logger, indexes, onStop } = deps;
   const pusherConfig = loadWebhookPusherConfig(env);
   const guard = new AddressGuard(pusherConfig.WEBHOOK_ALLOWED_NETWORKS);
   const sender = new WebhookSender(guard, pusherConfig.WEBHOOK_TIMEOUT_MS);
   const secrets = pusherConfig.SECRETS_KEYS === undefined ? null : new SecretBox(pusherConfig.SECRETS_KEYS);
   const workers = new Map<string, SubscriptionWorker>();
+  // A pusher given a subtree delivers that subtree's subscriptions only, as it indexes only those.
+  const filter = options.filterSubject;
+  const handles = (path: StreamPath): boolean => filter === undefined || subjectMatches(filter, eventsSubject(path));
   const onDisabled = async (entry: SubscriptionEntry, atOffset: number): Promise<void> => {
     const result = await appendEvents(
       nats,
@@ -42,7 +46,7 @@ export async function buildWebhookPusher(deps: ProcessorDeps, env: NodeJS.Proces
   const workerDeps = { nats, indexes, sender, secrets, retryScheduleMs: pusherConfig.WEBHOOK_RETRY_SCHEDULE_MS, logger, processor: WEBHOOK_PUSHER_NAME, onDisabled };
   const index = await LogIndex.open<SubscriptionEntry>(nats, SUBSCRIPTION_BUCKET, logger, config.EVENTS_REPLICAS, (key, entry) => {
     const worker = workers.get(key);
-    if (entry?.active === true) {
+    if (entry?.active === true && handles(entry.path)) {
       if (worker !== undefined) worker.update(entry);
       else {
         const started = new SubscriptionWorker(entry, workerDeps);

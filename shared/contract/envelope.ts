@@ -24,6 +24,10 @@ export const EventSourceSchema = z
   .strict();
 
 export const EventTypeSchema = z.string().min(1).max(256);
+
+/** On an event a fork inherited: the stream and offset it was copied from (docs/ARCHITECTURE.md, "Forks"). */
+export const ForkedFromSchema = z.object({ path: z.string(), offset: z.number().int().positive() });
+export type ForkedFrom = z.output<typeof ForkedFromSchema>;
 export const MetadataSchema = z.record(z.string(), z.unknown());
 
 /** What a client sends to append one event. Unknown fields are refused, not ignored. */
@@ -53,6 +57,7 @@ export const StoredBodySchema = z.object({
   idempotencyKey: z.string().optional(),
   source: z.object({ processor: z.string(), causationOffset: z.number() }).optional(),
   createdAt: z.string().optional(),
+  forkedFrom: ForkedFromSchema.optional(),
 });
 
 export type StoredBody = z.output<typeof StoredBodySchema>;
@@ -67,6 +72,8 @@ export const EventEnvelopeSchema = z.object({
   idempotencyKey: z.string().optional(),
   source: EventSourceSchema.optional(),
   createdAt: z.string(),
+  /** Only on an event a fork inherited: history to reduce, never to react to. */
+  forkedFrom: ForkedFromSchema.optional(),
 });
 
 export type EventEnvelope = z.output<typeof EventEnvelopeSchema>;
@@ -101,7 +108,7 @@ export function encodeBody(body: StoredBody): Uint8Array {
 }
 
 /** The keys our writers put in a body; a body with any other key takes the slow, schema-checked path. */
-const BODY_KEYS = new Set(["type", "payload", "metadata", "idempotencyKey", "source", "createdAt"]);
+const BODY_KEYS = new Set(["type", "payload", "metadata", "idempotencyKey", "source", "createdAt", "forkedFrom"]);
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -116,7 +123,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function isWellFormedBody(value: unknown): value is StoredBody & { createdAt: string } {
   if (!isPlainObject(value)) return false;
   for (const key in value) if (!BODY_KEYS.has(key)) return false;
-  const { type, metadata, source, idempotencyKey, createdAt } = value;
+  const { type, metadata, source, idempotencyKey, createdAt, forkedFrom } = value;
   return (
     typeof type === "string" &&
     type.length >= 1 &&
@@ -125,7 +132,8 @@ function isWellFormedBody(value: unknown): value is StoredBody & { createdAt: st
     typeof createdAt === "string" &&
     (metadata === undefined || isPlainObject(metadata)) &&
     (idempotencyKey === undefined || typeof idempotencyKey === "string") &&
-    (source === undefined || (isPlainObject(source) && typeof source.processor === "string" && typeof source.causationOffset === "number"))
+    (source === undefined || (isPlainObject(source) && typeof source.processor === "string" && typeof source.causationOffset === "number")) &&
+    (forkedFrom === undefined || (isPlainObject(forkedFrom) && typeof forkedFrom.path === "string" && typeof forkedFrom.offset === "number"))
   );
 }
 
@@ -194,6 +202,7 @@ export function toEnvelope(path: StreamPath, offset: number, storedAt: string, b
   if (body.metadata !== undefined) envelope.metadata = body.metadata;
   if (body.idempotencyKey !== undefined) envelope.idempotencyKey = body.idempotencyKey;
   if (body.source !== undefined) envelope.source = body.source;
+  if (body.forkedFrom !== undefined) envelope.forkedFrom = body.forkedFrom;
   return envelope;
 }
 

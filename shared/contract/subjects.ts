@@ -13,7 +13,7 @@ import { SubjectRoots } from "./wire.js";
 
 export const MAX_PATH_LENGTH = 1023;
 /** Final segments that name an action on the stream before them (`POST /streams/<path>/resume`). */
-export const RESERVED_LAST_SEGMENTS: ReadonlySet<string> = new Set(["resume", "state"]);
+export const RESERVED_LAST_SEGMENTS: ReadonlySet<string> = new Set(["resume", "state", "fork"]);
 export const MAX_SEGMENTS = 16;
 const SEGMENT = /^[A-Za-z0-9._~-]+$/;
 const TOKEN = /^(?:[A-Za-z0-9_-]|~2E|~7E)+$/;

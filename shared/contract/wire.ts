@@ -47,6 +47,8 @@ export const SystemEventTypes = {
   inboundConfigured: "webhook/inbound-configured",
   /** An inbound webhook, stored whatever its body. */
   webhookReceived: "webhook/received",
+  /** The last event of a fork's copy of its source's history: from here on the fork is an agent of its own. */
+  forked: "stream/forked",
 } as const;
 
 /** The processors this repository ships, by the name each writes into `source.processor` and names its durable consumer after. */
@@ -125,6 +127,8 @@ const ProcessorOutputEventTypes = [
   SystemEventTypes.invalidEvent,
   SubscriptionEventTypes.deliveryFailed,
   SubscriptionEventTypes.disabled,
+  // Written by the gateway's fork route; forged, it would have processors take over inherited work (subscriptions).
+  SystemEventTypes.forked,
 ];
 
 /** Every event type a client needs the `admin` right to append (docs/EVENTS.md, "Admin-only event types"). */

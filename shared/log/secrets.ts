@@ -156,3 +156,34 @@ export function openSecret(box: SecretBox | null, stored: string, path: StreamPa
     throw new AgentmeshError("SECRETS_UNAVAILABLE", `The ${type} secret of ${path} does not open with this service's SECRETS_KEYS: ${err instanceof Error ? err.message : "unknown"}`, { cause: err });
   }
 }
+
+/**
+ * A payload as a fork stores it: each sealed credential opened for the source stream and sealed again for the
+ * fork, since a sealed value is bound to its stream. Without a box, or for a value that does not open, the value
+ * is copied as it is and stays unusable in the fork: a fork never holds a credential in clear.
+ */
+export function resealPayload(box: SecretBox | null, from: StreamPath, to: StreamPath, type: string, payload: unknown): unknown {
+  const record = asRecord(payload);
+  if (box === null || record === null) return payload;
+  const nested = NESTED_APPENDS[type];
+  if (nested !== undefined) {
+    const inner = asRecord(nested(record));
+    if (inner === null || typeof inner.type !== "string" || SecretFields[inner.type] === undefined) return payload;
+    return { ...record, append: { ...inner, payload: resealFields(box, from, to, inner.type, asRecord(inner.payload) ?? {}) } };
+  }
+  return SecretFields[type] === undefined ? payload : resealFields(box, from, to, type, record);
+}
+
+function resealFields(box: SecretBox, from: StreamPath, to: StreamPath, type: string, record: Record<string, unknown>): Record<string, unknown> {
+  const resealed = { ...record };
+  for (const field of SecretFields[type] ?? []) {
+    const value = record[field];
+    if (typeof value !== "string" || !isSealed(value)) continue;
+    try {
+      resealed[field] = box.seal(box.open(value, from, type, field), to, type, field);
+    } catch {
+      // Sealed under a key this service lacks, or not for this stream: left as it is, and so unusable in the fork.
+    }
+  }
+  return resealed;
+}

@@ -29,7 +29,16 @@ export function initialSchedules(): SchedulesState {
   return { schedules: {} };
 }
 
+/** The fold of a stream's schedules, counting as firings the events the scheduler named `schedulerName` appended. */
+export function schedulesReducer(schedulerName: string = ProcessorNames.scheduler): (state: SchedulesState, event: EventEnvelope) => SchedulesState {
+  return (state, event) => reduceWith(schedulerName, state, event);
+}
+
 export function reduceSchedules(state: SchedulesState, event: EventEnvelope): SchedulesState {
+  return reduceWith(ProcessorNames.scheduler, state, event);
+}
+
+function reduceWith(schedulerName: string, state: SchedulesState, event: EventEnvelope): SchedulesState {
   const at = { offset: event.offset, createdAt: event.createdAt };
   if (event.type === ScheduleEventTypes.added) {
     const added = ScheduleAddedSchema.safeParse(event.payload);
@@ -45,7 +54,7 @@ export function reduceSchedules(state: SchedulesState, event: EventEnvelope): Sc
     return { schedules: { ...state.schedules, [current.slug]: { ...current, cancelledAt: at } } };
   }
   const cause = event.source?.causationOffset;
-  if (event.source?.processor !== ProcessorNames.scheduler || cause === undefined) return state;
+  if (event.source?.processor !== schedulerName || cause === undefined) return state;
   const fired = Object.values(state.schedules).find((view) => view.addedAt.offset === cause);
   if (fired === undefined) return state;
   const oneShot = fired.schedule.kind === "at" || fired.schedule.kind === "in";

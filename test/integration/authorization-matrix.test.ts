@@ -107,6 +107,14 @@ async function appendAsOwner(path: string, body: unknown): Promise<void> {
   if (reply.status !== 201) throw new Error(`setup append to ${path}: ${reply.status} ${JSON.stringify(reply.body)}`);
 }
 
+/** A stream to fork, and the offset of its event to fork at. */
+const forkPoints = new Map<string, number>();
+async function forkable(path: string): Promise<void> {
+  const reply = await request<{ offset: number }>(`${gw.url}/streams${path}`, { body: event("note"), headers: owner() });
+  if (reply.status !== 201) throw new Error(`setup append to ${path}: ${reply.status}`);
+  forkPoints.set(path, reply.body.offset);
+}
+
 async function createDurable(path: string): Promise<void> {
   const reply = await fetch(`${gw.url}/v1/stream${path}`, { method: "PUT", headers: { ...owner(), "content-type": "text/plain" }, body: "first" });
   if (reply.status !== 201) throw new Error(`setup create ${path}: ${reply.status}`);
@@ -129,6 +137,22 @@ const eventApiCases: Case[] = [
     needs: ["append", "admin"],
     send: (p, a) => ({ method: "POST", url: `/streams${p}`, headers: { ...a, ...json }, body: JSON.stringify([event("note"), event(type)]) }),
   })),
+  {
+    route: "POST /streams/*",
+    name: "fork a stream (read on it, append on the fork)",
+    needs: ["read", "append"],
+    setup: forkable,
+    send: (p, a) => ({ method: "POST", url: `/streams${p}/fork`, headers: { ...a, ...json }, body: JSON.stringify({ at: forkPoints.get(p), to: `${p}-fork` }) }),
+    watched: (p) => [p, `${p}-fork`],
+  },
+  {
+    route: "POST /streams/*",
+    name: "fork a stream with its webhook subscriptions (admin on the fork too)",
+    needs: ["read", "append", "admin"],
+    setup: forkable,
+    send: (p, a) => ({ method: "POST", url: `/streams${p}/fork`, headers: { ...a, ...json }, body: JSON.stringify({ at: forkPoints.get(p), to: `${p}-fork`, subscriptions: true }) }),
+    watched: (p) => [p, `${p}-fork`],
+  },
   { route: "POST /streams/*", name: "append an ephemeral event", needs: ["append"], send: (p, a) => ({ method: "POST", url: `/streams${p}?ephemeral=true`, headers: { ...a, ...json }, body: JSON.stringify(event("token")) }) },
   { route: "POST /streams/*", name: "append an ephemeral admin-only event", needs: ["admin"], send: (p, a) => ({ method: "POST", url: `/streams${p}?ephemeral=true`, headers: { ...a, ...json }, body: JSON.stringify(event("stream/paused")) }) },
   {
@@ -208,8 +232,8 @@ const durableCases: Case[] = [
     name: "fork a stream (needs read on its source)",
     needs: ["append", "read"],
     setup: (p) => appendAsOwner(`${p}/source`, event("note", { payload: { private: "source-only" } })),
-    send: (p, a) => ({ method: "PUT", url: `/v1/stream${p}/fork`, headers: { ...a, "content-type": "application/json", "stream-forked-from": `${p}/source` } }),
-    watched: (p) => [`${p}/fork`],
+    send: (p, a) => ({ method: "PUT", url: `/v1/stream${p}/forked`, headers: { ...a, "content-type": "application/json", "stream-forked-from": `${p}/source` } }),
+    watched: (p) => [`${p}/forked`],
   },
   { route: "POST /v1/stream/*", name: "append data to a Durable Stream", needs: ["append"], setup: createDurable, send: (p, a) => ({ method: "POST", url: `/v1/stream${p}`, headers: { ...a, "content-type": "text/plain" }, body: "more" }) },
   {

@@ -206,6 +206,40 @@ describe("the console", () => {
     await page.close();
   });
 
+  it("forks from an event and opens the fork, whose inherited events link back to the source", async () => {
+    const path = `${root}/fork-source`;
+    await append(path, { type: "agent/input-added", payload: { role: "user", content: "before the fork" } });
+    const events = await waitFor(async () => {
+      const all = await readAll(gw.url, path);
+      return all.some((e) => e.type === "agent/llm-request-settled") ? all : undefined;
+    }, 15_000);
+    const settled = events.find((e) => e.type === "agent/llm-request-settled") as EventEnvelope;
+    const { page, errors } = await openPage(`${gw.url}/console/streams${path}?offset=${settled.offset}`);
+    await page.locator(".event-detail h3", { hasText: `at offset ${settled.offset}` }).waitFor({ timeout: 5_000 });
+    await page.getByRole("button", { name: "Fork from here" }).click();
+    const to = `${root}/fork-made`;
+    await page.getByLabel("Fork to").fill(to);
+    await page.getByRole("button", { name: "Fork", exact: true }).click();
+    // The console opens the fork on its stream/forked event.
+    await page.locator(".event-detail .type", { hasText: "stream/forked" }).waitFor({ timeout: 10_000 });
+    expect(new URL(page.url()).pathname).toBe(`/console/streams${to}`);
+    const copied = await readAll(gw.url, to);
+    expect(copied.map((e) => e.forkedFrom?.offset)).toEqual([...events.filter((e) => e.offset <= settled.offset).map((e) => e.offset), undefined]);
+    // An inherited event says where it came from, and the link goes there.
+    await page.goto(`${gw.url}/console/streams${to}?offset=${(copied[0] as EventEnvelope).offset}`);
+    await page.getByTestId("forked-from").click();
+    await page.locator(".event-detail h3", { hasText: `at offset ${(events[0] as EventEnvelope).offset}` }).waitFor({ timeout: 5_000 });
+    expect(new URL(page.url()).pathname).toBe(`/console/streams${path}`);
+    // A fork onto an existing stream is refused, and the refusal is shown.
+    await page.getByRole("button", { name: "Fork from here" }).click();
+    await page.getByLabel("Fork to").fill(to);
+    await page.getByRole("button", { name: "Fork", exact: true }).click();
+    await page.getByRole("alert").filter({ hasText: "STREAM_EXISTS" }).waitFor({ timeout: 5_000 });
+    // The browser logs the refused request itself; nothing else went wrong.
+    expect(errors.filter((e) => !e.includes("409 (Conflict)"))).toEqual([]);
+    await page.close();
+  });
+
   it("travels to an earlier offset and shows the state as it was then", async () => {
     const path = `${root}/travel`;
     await append(path, { type: "agent/input-added", payload: { role: "user", content: "alpha" } });

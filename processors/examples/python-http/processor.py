@@ -228,7 +228,8 @@ def tail(cursor, after):
         if line == "":
             if data and event_id is not None:
                 event = json.loads("\n".join(data))
-                if event.get("type") == "agent/tool-call-requested":
+                # An event a fork inherited is history: its call was answered in the source, or is left open.
+                if event.get("type") == "agent/tool-call-requested" and "forkedFrom" not in event:
                     react(event)
                 after = int(event_id)
                 cursor.save(after)

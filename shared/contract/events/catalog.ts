@@ -2,7 +2,7 @@ import type { z } from "zod";
 import { AgentEventTypes, ScheduleEventTypes, SubscriptionEventTypes, SystemEventTypes } from "../wire.js";
 import { AgentConfiguredSchema, AgentPausedSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ResponseChunkSchema, ToolCallRequestedSchema, ToolCallSettledSchema, ToolCallTimedOutSchema } from "./agent.js";
 import { ScheduleAddedSchema, ScheduleCancelledSchema } from "./schedules.js";
-import { BreakerConfiguredSchema, ErrorOccurredSchema, InboundConfiguredSchema, StreamPausedSchema, StreamResumedSchema, WebhookReceivedSchema } from "./stream.js";
+import { BreakerConfiguredSchema, ErrorOccurredSchema, InboundConfiguredSchema, StreamForkedSchema, StreamPausedSchema, StreamResumedSchema, WebhookReceivedSchema } from "./stream.js";
 import { SubscriptionConfiguredSchema, SubscriptionRemovedSchema } from "./subscriptions.js";
 
 /**
@@ -27,6 +27,7 @@ export const KnownPayloadSchemas: Readonly<Record<string, z.ZodType>> = {
   [SystemEventTypes.errorOccurred]: ErrorOccurredSchema,
   [SystemEventTypes.inboundConfigured]: InboundConfiguredSchema,
   [SystemEventTypes.webhookReceived]: WebhookReceivedSchema,
+  [SystemEventTypes.forked]: StreamForkedSchema,
   [ScheduleEventTypes.added]: ScheduleAddedSchema,
   [ScheduleEventTypes.cancelled]: ScheduleCancelledSchema,
   [SubscriptionEventTypes.configured]: SubscriptionConfiguredSchema,

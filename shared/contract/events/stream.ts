@@ -27,7 +27,19 @@ export const ErrorOccurredSchema = z.object({
   offset: z.number().int().positive(),
 });
 
+/** The fork's own first word after its inherited history (docs/ARCHITECTURE.md, "Forks"). */
+export const StreamForkedSchema = z.object({
+  /** The stream forked from, and the offset there of the last inherited event. */
+  from: z.string(),
+  at: z.number().int().positive(),
+  /** How many events were inherited: the fork's events before this one. */
+  events: z.number().int().positive(),
+  /** Whether the source's webhook subscriptions deliver the fork's events too. */
+  subscriptions: z.boolean(),
+});
+
 export type StreamPaused = z.infer<typeof StreamPausedSchema>;
+export type StreamForked = z.infer<typeof StreamForkedSchema>;
 export type StreamResumed = z.infer<typeof StreamResumedSchema>;
 export type BreakerConfigured = z.infer<typeof BreakerConfiguredSchema>;
 export type ErrorOccurred = z.infer<typeof ErrorOccurredSchema>;

@@ -71,6 +71,7 @@ export const api = {
   },
   append: (path: string, event: { type: string; payload: unknown }) => request<EventEnvelope>("POST", streamUrl(path), event),
   resume: (path: string, reason: string) => request<EventEnvelope>("POST", streamUrl(path, "/resume"), { reason }),
+  fork: (path: string, body: { at: number; to: string; subscriptions: boolean }) => request<{ forked: EventEnvelope; events: number }>("POST", streamUrl(path, "/fork"), body),
   state: (path: string, at: number | null, processor?: string) => {
     const query = new URLSearchParams();
     if (at !== null) query.set("at", String(at));

@@ -4,6 +4,7 @@ import type { StoredEvent } from "../api/types.js";
 import { JsonPanel } from "../ui/json-view.js";
 import { absoluteEventUrl, eventHref } from "../ui/links.js";
 import { clock } from "../ui/time.js";
+import { ForkForm } from "./ForkForm.js";
 
 /**
  * One event in full: where it came from (the processor, and the event that caused it, a link), what it caused
@@ -12,6 +13,7 @@ import { clock } from "../ui/time.js";
 export function EventDetail(props: { event: StoredEvent; caused: readonly StoredEvent[]; onTravel: (offset: number) => void }) {
   const { event } = props;
   const [copied, setCopied] = useState<string | null>(null);
+  const [forking, setForking] = useState(false);
   const url = absoluteEventUrl(event.streamPath, event.offset);
   const copy = (): void => {
     // Undefined outside a secure context (plain http to a remote host): the link beside the button is selected instead.
@@ -62,6 +64,16 @@ export function EventDetail(props: { event: StoredEvent; caused: readonly Stored
             ))
           )}
         </dd>
+        {event.forkedFrom === undefined ? null : (
+          <>
+            <dt>Inherited from</dt>
+            <dd>
+              <Link href={eventHref(event.forkedFrom.path, event.forkedFrom.offset)} className="causation-link" data-testid="forked-from">
+                {event.forkedFrom.path} at offset {event.forkedFrom.offset}
+              </Link>
+            </dd>
+          </>
+        )}
         {event.idempotencyKey === undefined ? null : (
           <>
             <dt>Idempotency key</dt>
@@ -79,7 +91,11 @@ export function EventDetail(props: { event: StoredEvent; caused: readonly Stored
         <button type="button" onClick={() => { props.onTravel(event.offset); }}>
           State after this event
         </button>
+        <button type="button" onClick={() => { setForking(true); }} disabled={forking}>
+          Fork from here
+        </button>
       </div>
+      {forking ? <ForkForm event={event} onClose={() => { setForking(false); }} /> : null}
       <JsonPanel value={event.payload} label="payload" />
       {event.metadata === undefined ? null : <JsonPanel value={event.metadata} label="metadata" />}
     </section>

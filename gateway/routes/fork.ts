@@ -1,0 +1,50 @@
+import type { FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { parseStreamPath, type StreamPath } from "../../shared/contract/subjects.js";
+import { forkStream } from "../../shared/log/fork.js";
+import type { SecretBox } from "../../shared/log/secrets.js";
+import type { StreamIndexes } from "../../shared/log/stream-indexes.js";
+import { requireRight } from "../../shared/log/writer.js";
+import type { Nats } from "../../shared/nats/connection.js";
+import type { AccessControl } from "../auth/access.js";
+import { parseOr } from "../validation.js";
+
+const ForkBodySchema = z
+  .object({
+    at: z.number().int().positive(),
+    to: z.string().transform((raw, ctx) => {
+      try {
+        return parseStreamPath(raw);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : "not a stream path" });
+        return z.NEVER;
+      }
+    }),
+    subscriptions: z.boolean().default(false),
+  })
+  .strict();
+
+export interface ForkDeps {
+  nats: Nats;
+  access: AccessControl;
+  indexes: StreamIndexes;
+  secrets: SecretBox | null;
+}
+
+/**
+ * `POST /streams/<path>/fork` `{at, to, subscriptions?}`: a new stream whose history is this one's up to and
+ * including `at` (docs/ARCHITECTURE.md, "Forks"). Needs `read` here and `append` on `to`, and `admin` on `to` to
+ * inherit webhook subscriptions (they deliver, signed, whatever the fork's writers append). The append route hands
+ * these URLs here (a path cannot end in `fork`).
+ */
+export async function answerForkRequest(request: FastifyRequest, path: StreamPath, deps: ForkDeps): Promise<{ forked: EventEnvelope; events: number }> {
+  await deps.access.require(request, "read", { kind: "stream", path });
+  const body = parseOr(ForkBodySchema, request.body ?? {}, "BAD_REQUEST", "");
+  const writer = await deps.access.writer(request);
+  requireRight(writer, "append", body.to);
+  if (body.subscriptions) requireRight(writer, "admin", body.to);
+  const result = await forkStream(deps.nats, { from: path, at: body.at, to: body.to, subscriptions: body.subscriptions }, deps);
+  request.log.info({ from: path, at: body.at, to: body.to, events: result.events, by: writer.name }, "stream forked");
+  return result;
+}
