@@ -1,6 +1,6 @@
 import type { EventEnvelope } from "../contract/envelope.js";
 import { InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, ToolCallTimedOutSchema } from "../contract/events/agent.js";
-import { AgentEventTypes, MetadataKeys } from "../contract/wire.js";
+import { AgentEventTypes, MetadataKeys, SystemEventTypes } from "../contract/wire.js";
 
 /** What a span needs to know of an event of the agent loop; never its text, so a turn's record stays small. */
 export type TraceDetail =
@@ -11,6 +11,7 @@ export type TraceDetail =
   | { kind: "tool-settled"; callId: string; error?: string }
   | { kind: "tool-timed-out"; callId: string }
   | { kind: "paused" }
+  | { kind: "forked" }
   | { kind: "other" };
 
 /** One event as the traces see it. */
@@ -22,6 +23,8 @@ export interface TraceEvent {
   source?: { processor: string; causationOffset: number };
   /** The `traceparent` its writer put in its metadata, if any (linked when it differs from the log's). */
   traceparent?: string;
+  /** Set on an event a fork inherited: where it was copied from. Its turns are its source's, not the fork's. */
+  forkedFrom?: { path: string; offset: number };
   detail: TraceDetail;
 }
 
@@ -65,6 +68,8 @@ function detailOf(event: EventEnvelope): TraceDetail {
     }
     case AgentEventTypes.paused:
       return { kind: "paused" };
+    case SystemEventTypes.forked:
+      return { kind: "forked" };
     default:
       return { kind: "other" };
   }
@@ -79,6 +84,7 @@ export function traceEventOf(event: EventEnvelope): TraceEvent {
     createdAtMs: Number.isNaN(createdAtMs) ? 0 : createdAtMs,
     ...(event.source === undefined ? {} : { source: { processor: event.source.processor, causationOffset: event.source.causationOffset } }),
     ...(typeof traceparent === "string" ? { traceparent } : {}),
+    ...(event.forkedFrom === undefined ? {} : { forkedFrom: { path: event.forkedFrom.path, offset: event.forkedFrom.offset } }),
     detail: detailOf(event),
   };
 }

@@ -3,6 +3,7 @@ import {
   ATTR_GEN_AI_AGENT_NAME,
   ATTR_GEN_AI_CONVERSATION_ID,
   ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROVIDER_NAME,
   ATTR_GEN_AI_REQUEST_MODEL,
   ATTR_GEN_AI_RESPONSE_FINISH_REASONS,
   ATTR_GEN_AI_TOOL_CALL_ID,
@@ -13,6 +14,7 @@ import {
   GEN_AI_OPERATION_NAME_VALUE_CHAT,
   GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL,
   GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT,
+  GEN_AI_PROVIDER_NAME_VALUE_OPENAI,
 } from "@opentelemetry/semantic-conventions/incubating";
 import type { SpanAttributeValue, SpanLinkRecord, SpanRecord } from "./span-record.js";
 import { parseTraceparent, reactionSpanId, spanIdOf, traceIdOf } from "./trace-ids.js";
@@ -30,7 +32,18 @@ import type { Turn } from "./turns.js";
  *   reaction that settled it;
  * - `execute_tool <name>`: each tool call, from `agent/tool-call-requested` to its first settlement, under the
  *   reaction that settled it (the tool's owner, or the llm's on a timeout or an interrupt).
+ *
+ * A call's request carried from before the turn (open at a fork point or a resume) was written in another trace:
+ * whatever hangs from it here hangs from the root, and the call's span starts with the turn.
  */
+
+/**
+ * `gen_ai.provider.name`, required on inference spans. The llm processor's client speaks the OpenAI chat-completions
+ * protocol (processors/llm/model-client.ts), for which the conventions' value is `openai`; nothing in the events names
+ * another provider (`agent/llm-request-started` holds the model only, and the base URL is the processor's
+ * configuration, not the log's, so `server.address` and `server.port` are left out).
+ */
+const PROVIDER = GEN_AI_PROVIDER_NAME_VALUE_OPENAI;
 
 /** Our own attributes, beside the conventions' (which have no word for a stream or a processor). */
 export const AgentmeshAttributes = {
@@ -46,6 +59,7 @@ export const AgentmeshAttributes = {
   turnDroppedEvents: "agentmesh.turn.dropped_events",
   requestOutcome: "agentmesh.request.outcome",
   linkReason: "agentmesh.link.reason",
+  forkedFromPath: "agentmesh.forked_from.path",
 } as const;
 
 type Attributes = Record<string, SpanAttributeValue>;
@@ -55,12 +69,18 @@ interface TurnIndex {
   traceId: string;
   rootSpanId: string;
   byOffset: ReadonlyMap<number, TraceEvent>;
+  /** Offsets of the events carried from before the turn. */
+  carried: ReadonlySet<number>;
+  startMs: number;
   endMs: number;
 }
 
-/** The span an event was written in: its writer's reaction span, or the root for an event no processor wrote. */
+/**
+ * The span an event was written in: its writer's reaction span, or the root for an event no processor wrote or one
+ * carried from before the turn (written in another trace: an earlier turn's, or a fork's source's).
+ */
 function writerSpanOf(index: TurnIndex, event: TraceEvent): string {
-  return event.source === undefined ? index.rootSpanId : reactionSpanId(index.path, event.source.processor, event.source.causationOffset);
+  return event.source === undefined || index.carried.has(event.offset) ? index.rootSpanId : reactionSpanId(index.path, event.source.processor, event.source.causationOffset);
 }
 
 /** A writer's `traceparent` that is not the log's (a client's own trace on an input, a fork's inherited one) is a link. */
@@ -95,8 +115,15 @@ function rootSpan(turn: Turn, index: TurnIndex, root: TraceEvent): SpanRecord {
       ...(failed ? { [ATTR_ERROR_TYPE]: turn.outcome } : {}),
     },
     status: failed ? { code: "error", message: `the turn ${turn.outcome === "failed" ? "failed" : "timed out"}` } : { code: "unset" },
-    links: linksOf([root], index.traceId, index.rootSpanId),
+    links: [...linksOf([root], index.traceId, index.rootSpanId), ...continuedLinks(turn)],
   };
+}
+
+/** A fork's turn links to the source's turn it goes on from: the same ids the source's export gives that turn's root. */
+function continuedLinks(turn: Turn): SpanLinkRecord[] {
+  const from = turn.continues;
+  if (from === undefined) return [];
+  return [{ traceId: traceIdOf(from.path, from.rootOffset), spanId: spanIdOf(from.path, "turn", from.rootOffset), attributes: { [AgentmeshAttributes.linkReason]: "forked from", [AgentmeshAttributes.forkedFromPath]: from.path, [AgentmeshAttributes.offset]: from.rootOffset } }];
 }
 
 function reactionSpans(index: TurnIndex, events: readonly TraceEvent[]): SpanRecord[] {
@@ -144,6 +171,7 @@ function chatSpans(index: TurnIndex, events: readonly TraceEvent[]): SpanRecord[
     const outcome = result?.status ?? "unsettled";
     const attributes: Attributes = {
       [ATTR_GEN_AI_OPERATION_NAME]: GEN_AI_OPERATION_NAME_VALUE_CHAT,
+      [ATTR_GEN_AI_PROVIDER_NAME]: PROVIDER,
       [ATTR_GEN_AI_REQUEST_MODEL]: started.detail.model,
       [AgentmeshAttributes.streamPath]: index.path,
       [AgentmeshAttributes.offset]: started.offset,
@@ -183,9 +211,9 @@ function toolErrorType(index: TurnIndex, settled: TraceEvent | undefined): strin
   return "tool_error";
 }
 
-function toolSpans(index: TurnIndex, events: readonly TraceEvent[]): SpanRecord[] {
+function toolSpans(index: TurnIndex, events: readonly TraceEvent[], carried: readonly TraceEvent[]): SpanRecord[] {
   const spans: SpanRecord[] = [];
-  for (const requested of events) {
+  for (const requested of [...carried, ...events]) {
     if (requested.detail.kind !== "tool-requested") continue;
     const { callId, name } = requested.detail;
     const settled = events.find((e) => e.offset > requested.offset && e.detail.kind === "tool-settled" && e.detail.callId === callId);
@@ -198,7 +226,8 @@ function toolSpans(index: TurnIndex, events: readonly TraceEvent[]): SpanRecord[
       parentSpanId: settled?.source === undefined ? writerSpanOf(index, requested) : writerSpanOf(index, settled),
       name: `${GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL} ${name}`,
       kind: "internal",
-      startMs: requested.createdAtMs,
+      // A carried call is this turn's from its start (its request's time is the earlier turn's, or the source's).
+      startMs: Math.max(requested.createdAtMs, index.startMs),
       endMs: settled?.createdAtMs ?? index.endMs,
       attributes: {
         [ATTR_GEN_AI_OPERATION_NAME]: GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL,
@@ -225,10 +254,12 @@ export function spansOfTurn(turn: Turn): SpanRecord[] {
     path: turn.path,
     traceId: traceIdOf(turn.path, turn.rootOffset),
     rootSpanId: spanIdOf(turn.path, "turn", turn.rootOffset),
-    byOffset: new Map(turn.events.map((e) => [e.offset, e])),
+    byOffset: new Map([...turn.carried, ...turn.events].map((e) => [e.offset, e])),
+    carried: new Set(turn.carried.map((e) => e.offset)),
+    startMs: root.createdAtMs,
     endMs: Math.max(...turn.events.map((e) => e.createdAtMs)),
   };
-  const children = [...reactionSpans(index, turn.events), ...chatSpans(index, turn.events), ...toolSpans(index, turn.events)];
+  const children = [...reactionSpans(index, turn.events), ...chatSpans(index, turn.events), ...toolSpans(index, turn.events, turn.carried)];
   children.sort((a, b) => a.startMs - b.startMs || a.spanId.localeCompare(b.spanId));
   return [rootSpan(turn, index, root), ...children];
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../contract/envelope.js";
 import { spansOfTurn } from "./turn-spans.js";
+import { spanIdOf, traceIdOf } from "./trace-ids.js";
 import { TURN_TIMEOUT_MS, turnsOf } from "./turns.js";
 
 const start = Date.parse("2026-01-01T00:00:00.000Z");
@@ -87,5 +88,83 @@ describe("turns folded from a stream", () => {
     add("agent/input-added", { role: "user", content: "context", trigger: "none" }, 0);
     add("schedule/added", { slug: "x" }, 1);
     expect(turnsOf(events)).toEqual([]);
+  });
+});
+
+/** What the gateway's fork route stores: the events up to `at`, renumbered, each naming its original, offsets translated. */
+function forkOf(events: readonly EventEnvelope[], at: number, path: string): EventEnvelope[] {
+  const offsets = new Map<number, number>();
+  const copies: EventEnvelope[] = [];
+  for (const event of events.filter((e) => e.offset <= at)) {
+    const offset = copies.length + 1;
+    offsets.set(event.offset, offset);
+    const payload = event.payload as Record<string, unknown>;
+    const translated = typeof payload.requestOffset === "number" ? { ...payload, requestOffset: offsets.get(payload.requestOffset) } : payload;
+    copies.push({ ...event, streamPath: path, offset, payload: translated, forkedFrom: { path: event.streamPath, offset: event.offset }, ...(event.source === undefined ? {} : { source: { ...event.source, causationOffset: offsets.get(event.source.causationOffset) ?? 0 } }) });
+  }
+  return copies;
+}
+
+describe("turns of a fork", () => {
+  /** A finished turn, then a second whose request asked for a tool, forked while that call is open. */
+  function forkedWithOpenCall() {
+    const source = toolTurn("/src");
+    const second = source.add("agent/input-added", { role: "user", content: "again" }, 1_000);
+    const started = source.add("agent/llm-request-started", { model: "m" }, 1_010, by("llm", second));
+    source.add("agent/llm-request-settled", { requestOffset: started, result: { status: "succeeded", text: "", toolCalls: [{ callId: "c2", name: "slow", arguments: "{}" }], usage: null } }, 1_100, by("llm", started));
+    const requested = source.add("agent/tool-call-requested", { requestOffset: started, callId: "c2", name: "slow", arguments: "{}" }, 1_100, by("llm", started));
+    const events = forkOf(source.events, requested, "/fork");
+    const at = (type: string, payload: unknown, ms: number, src?: { processor: string; causationOffset: number }): number => {
+      const offset = events.length + 1;
+      events.push({ streamPath: "/fork", offset, type, payload, createdAt: new Date(start + ms).toISOString(), ...(src === undefined ? {} : { source: src }) });
+      return offset;
+    };
+    const forkedAt = at("stream/forked", { from: "/src", at: requested, events: events.length, subscriptions: false }, 5_000);
+    // The call is open in the fork: settled there over HTTP (no source), then the loop goes on.
+    const settled = at("agent/tool-call-settled", { callId: "c2", result: 42 }, 6_000);
+    const restarted = at("agent/llm-request-started", { model: "m" }, 6_010, by("llm", settled));
+    at("agent/llm-request-settled", { requestOffset: restarted, result: { status: "succeeded", text: "ok", toolCalls: [], usage: null } }, 6_100, by("llm", restarted));
+    return { source, events, forkedAt, second };
+  }
+
+  it("leave inherited turns to the source, and root the fork's own turn at stream/forked, carrying the open call", () => {
+    const { events, forkedAt, second } = forkedWithOpenCall();
+    const turns = turnsOf(events);
+    expect(turns.map((t) => [t.rootOffset, t.outcome])).toEqual([[forkedAt, "answered"]]);
+    const spans = spansOfTurn(turns[0] as (typeof turns)[number]);
+    // One trace, the fork's, rooted where the runtime roots the reactions to stream/forked; every parent is in it.
+    expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set([traceIdOf("/fork", forkedAt)]));
+    const ids = new Set(spans.map((s) => s.spanId));
+    for (const span of spans) if (span.parentSpanId !== undefined) expect(ids.has(span.parentSpanId), span.name).toBe(true);
+    expect(spans.map((s) => s.name).sort()).toEqual(["chat m", "execute_tool slow", "invoke_agent /fork", "react llm", "react llm"]);
+    // The carried call runs in the fork from the fork on; the root links to the source's turn it goes on from.
+    const tool = spans.find((s) => s.name === "execute_tool slow");
+    expect(tool).toMatchObject({ startMs: start + 5_000, endMs: start + 6_000, parentSpanId: spans[0]?.spanId });
+    expect(spans[0]?.links).toEqual([expect.objectContaining({ traceId: traceIdOf("/src", second), spanId: spanIdOf("/src", "turn", second) })]);
+  });
+
+  it("have no turn of their own when the fork holds only copies, or a fork of a fork re-roots at its own stream/forked", () => {
+    const { events, forkedAt } = forkedWithOpenCall();
+    expect(turnsOf(events.slice(0, forkedAt - 1))).toEqual([]);
+    // Fork the fork after its stream/forked, while the call is still open: the turn is the second fork's own.
+    const again = forkOf(events, forkedAt, "/fork2");
+    again.push({ streamPath: "/fork2", offset: again.length + 1, type: "stream/forked", payload: {}, createdAt: new Date(start + 9_000).toISOString() });
+    const [turn] = turnsOf(again);
+    expect(turn).toMatchObject({ rootOffset: again.length, outcome: "open", continues: { path: "/fork", rootOffset: forkedAt } });
+  });
+});
+
+describe("a paused fork", () => {
+  it("ends the turn open since stream/forked at the resume, where the llm takes the inherited request over", () => {
+    const { events, add } = history("/e");
+    const input = add("agent/input-added", { role: "user", content: "go" }, 0);
+    const started = add("agent/llm-request-started", { model: "m" }, 1, by("llm", input));
+    for (const event of events) event.forkedFrom = { path: "/src", offset: event.offset };
+    const forked = add("stream/forked", {}, 2);
+    const resumed = add("stream/resumed", {}, 3);
+    add("agent/llm-request-settled", { requestOffset: started, result: { status: "cancelled", reason: "taken over", partialText: "" } }, 4, by("llm", resumed));
+    const again = add("agent/llm-request-started", { model: "m" }, 4, by("llm", resumed));
+    add("agent/llm-request-settled", { requestOffset: again, result: { status: "succeeded", text: "ok", toolCalls: [], usage: null } }, 5, by("llm", again));
+    expect(turnsOf(events).map((t) => [t.rootOffset, t.outcome, t.closedAtOffset])).toEqual([[forked, "paused", resumed], [resumed, "answered", events.at(-1)?.offset]]);
   });
 });

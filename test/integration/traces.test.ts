@@ -17,7 +17,8 @@ import { bearer, JWT_SECRET, mintToken } from "../support/security.js";
 /**
  * The traces processor against a real OTLP/HTTP receiver: an agent turn with a Go tool call becomes one trace
  * (GenAI conventions), the Go processor's answer joins it through `traceparent`, and `agentmesh traces export`, run
- * as a process, sends the same spans again from the stream's history.
+ * as a process, sends the same spans again from the stream's history. A fork's turn is a trace of the fork's own,
+ * the same live and from its history.
  */
 
 const BIN = join(process.cwd(), "gateway", "cli", "agentmesh.mjs");
@@ -199,6 +200,69 @@ describe("traces of agent turns", () => {
     expect(new Set(lines.map((l) => l.traceId))).toEqual(new Set([traceIdOf(other, input.body.offset)]));
     expect(lines[0]?.traceId).not.toBe(traceId);
   }, 60_000);
+});
+
+describe("traces of a fork", () => {
+  const source = `${root}/fork-source`;
+  const to = `${root}/fork-copy`;
+  const say = async (path: string, content: string) => (await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "agent/input-added", payload: { role: "user", content } } })).body;
+  const settledCount = (list: EventEnvelope[]) => list.filter((e) => e.type === "agent/llm-request-settled" && e.forkedFrom === undefined).length;
+  const pathOf = (span: ReceivedSpan) => span.attributes["agentmesh.stream.path"];
+  /** One of each span: a redelivery may send a turn twice (at least once, the same ids). */
+  const unique = (list: readonly ReceivedSpan[]) => [...new Map(list.map((s) => [s.spanId, s])).values()];
+
+  it("gives the fork's own turn one trace of the fork's, live and again from the history, whose spans all have their parents", async () => {
+    // A finished turn, then a second whose request the fork will find in flight.
+    model.script = [{ chunks: ["first"] }, { chunks: ["second"] }];
+    const first = await say(source, "one");
+    await until(source, (list) => settledCount(list) === 1);
+    const second = await say(source, "two");
+    const sourceEvents = await until(source, (list) => settledCount(list) === 2);
+    const inFlight = sourceEvents.filter((e) => e.type === "agent/llm-request-started").at(-1);
+    if (inFlight === undefined) throw new Error("no second request");
+    // The source's second turn was sent live: the fork's root will link to it.
+    const sourceTrace = traceIdOf(source, second.offset);
+    await waitFor(() => Promise.resolve(receiver.spans.some((s) => s.spanId === spanIdOf(source, "turn", second.offset)) ? true : undefined), 20_000, "the source's second turn");
+
+    // In the fork the llm settles the inherited request as cancelled and starts it again; this time it calls a Go tool.
+    model.script = [{ toolCalls: [{ id: "call_fork", name: "get_time", arguments: "{}" }] }, { chunks: ["forked answer"] }];
+    const forked = await request<{ forked: EventEnvelope }>(`${gw.url}/streams${source}/fork`, { body: { at: inFlight.offset, to } });
+    expect(forked.status).toBe(201);
+    const forkedAt = forked.body.forked.offset;
+    const events = await until(to, (list) => settledCount(list) === 3);
+    const own = events.filter((e) => e.forkedFrom === undefined);
+    const traceId = traceIdOf(to, forkedAt);
+    const rootSpanId = spanIdOf(to, "turn", forkedAt);
+
+    // Every reaction of the fork, the Go processor's included, carries the fork's trace, rooted at stream/forked.
+    expect(own.filter((e) => e.type === "agent/tool-call-settled").map((e) => e.source?.processor)).toEqual([goName]);
+    for (const event of own.filter((e) => e.source !== undefined)) expect(parseTraceparent(event.metadata?.traceparent)?.traceId, event.type).toBe(traceId);
+
+    const live = await waitFor(() => Promise.resolve(receiver.spans.some((s) => s.spanId === rootSpanId) ? unique(receiver.spans.filter((s) => pathOf(s) === to)) : undefined), 20_000, "the fork's turn");
+    // Live, the fork sends its own turn only: the inherited ones are the source's, in the source's traces.
+    expect(new Set(live.map((s) => s.traceId))).toEqual(new Set([traceId]));
+    expect(live.find((s) => s.spanId === rootSpanId)?.attributes).toMatchObject({ "agentmesh.turn.outcome": "answered", "agentmesh.offset": forkedAt });
+    for (const inherited of [first, second]) expect(live.some((s) => s.traceId === traceIdOf(source, inherited.offset) || s.traceId === traceIdOf(to, inherited.offset))).toBe(false);
+    const ids = new Set(live.map((s) => s.spanId));
+    expect(live.filter((s) => s.parentSpanId === undefined).map((s) => s.name)).toEqual([`invoke_agent ${to}`]);
+    for (const span of live) if (span.parentSpanId !== undefined) expect(ids.has(span.parentSpanId), `${span.name}'s parent`).toBe(true);
+    expect(live.map((s) => s.name).sort()).toEqual(["chat trace-model", "chat trace-model", "execute_tool get_time", `invoke_agent ${to}`, `react ${goName}`, `react ${llmName()}`, `react ${llmName()}`, `react ${llmName()}`, `react ${llmName()}`].sort());
+    // The only link is the root's, to the source's turn it goes on from, which the source sent.
+    expect(live.flatMap((s) => s.links)).toEqual([{ traceId: sourceTrace, spanId: spanIdOf(source, "turn", second.offset) }]);
+    const chat = live.find((s) => s.name === "chat trace-model");
+    expect(chat?.attributes).toMatchObject({ "gen_ai.provider.name": "openai", "gen_ai.request.model": "trace-model" });
+    expect(chat?.attributes["server.address"]).toBeUndefined();
+
+    // `traces export` of the fork sends exactly what the processor sent, and nothing of the inherited turns.
+    const again = await startOtlpReceiver();
+    try {
+      const run = await cli(["traces", "export", to, "--endpoint", again.endpoint]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(comparable(again.spans)).toEqual(comparable(live));
+    } finally {
+      await again.close();
+    }
+  }, 90_000);
 });
 
 function llmName(): string {
