@@ -56,7 +56,7 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
     if (resumed !== null) {
       const resume = [{ type: SystemEventTypes.resumed, payload: parseOr(StreamResumedSchema, request.body ?? {}, "INVALID_EVENT", "") }];
       // Decided before the pause state is looked at, so that only an admin learns it.
-      authorizeAppend(writer, resumed, [SystemEventTypes.resumed]);
+      authorizeAppend(writer, resumed, [{ type: SystemEventTypes.resumed }]);
       // A person's act: appends stream/resumed, after which appends and reactions continue.
       if (deps.indexes.pauseStatus(resumed)?.paused !== true) throw new AgentmeshError("STREAM_NOT_PAUSED", `The stream ${resumed} is not paused`);
       const result = await appendEvents(deps.nats, resumed, resume, { writer, indexes: deps.indexes, secrets: deps.secrets });

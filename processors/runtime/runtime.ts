@@ -241,7 +241,7 @@ export class ProcessorRuntime<S> {
       const reactions = (await this.processor.react({ event, stream, get log() { return log(); } })).map((input, index) => this.prepare(input, event, index));
       if (reactions.length === 0) return "no-reaction";
       try {
-        await appendEvents(this.options.nats, path, reactions, { writer: this.writer, indexes: this.options.indexes, unpausedThrough: stream.offset, ...(serialise ? { expectOffset: stream.offset } : {}) });
+        await appendEvents(this.options.nats, path, reactions, { writer: this.writer, indexes: this.options.indexes, unpausedThrough: stream.offset, ...(serialise ? { expectOffset: stream.offset, condition: "first" } : {}) });
         log().info({ reactions: reactions.map((r) => r.type) }, "reacted");
         return "reacted";
       } catch (err) {

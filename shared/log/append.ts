@@ -19,6 +19,12 @@ export interface AppendOptions {
   secrets?: SecretBox | null;
   /** Append only if the stream's last offset is this (0: the stream must be empty). */
   expectOffset?: number;
+  /**
+   * With `expectOffset`: whether each event of the batch is conditioned on the one before it (`each`, the default: no
+   * other writer can interleave, as HTTP clients are promised) or only the first (`first`: the batch is one decision,
+   * and a writer coming in between must not leave it half stored, which a processor's retry would take as done).
+   */
+  condition?: "each" | "first";
   /** Refuse appends to paused streams (all but stream/resumed), and record what this append changes in the indexes. */
   indexes?: StreamIndexes;
   /**
@@ -55,7 +61,7 @@ interface Prepared {
  * (the error says how many). Clients that retry with idempotency keys are safe.
  */
 export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonly ValidEventInput[], options: AppendOptions): Promise<AppendResult> {
-  authorizeAppend(options.writer, path, inputs.map((input) => input.type));
+  authorizeAppend(options.writer, path, inputs);
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
   const pause = options.indexes?.pauseStatus(path);
   const staleIndex = pause !== undefined && options.unpausedThrough !== undefined && pause.offset <= options.unpausedThrough;
@@ -83,7 +89,9 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
 
   const acks = options.expectOffset === undefined
     ? await publishPipelined(nats, subject, prepared)
-    : await publishChained(nats, path, subject, prepared, options.expectOffset);
+    : options.condition === "first"
+      ? await publishAfterFirst(nats, path, subject, prepared, options.expectOffset)
+      : await publishChained(nats, path, subject, prepared, options.expectOffset);
 
   let stored = 0;
   const json: string[] = new Array<string>(acks.length);
@@ -167,6 +175,21 @@ async function publishPipelined(nats: Nats, subject: string, prepared: Prepared[
   throw withAppended(natsFailure(reason), appended);
 }
 
+/** The first event conditioned on the stream's last offset; the rest, once it is stored, pipelined after it. */
+async function publishAfterFirst(nats: Nats, path: StreamPath, subject: string, prepared: Prepared[], expectOffset: number): Promise<PubAck[]> {
+  const [first, ...rest] = prepared;
+  if (first === undefined) return [];
+  const head = await publishChained(nats, path, subject, [first], expectOffset);
+  if (rest.length === 0) return head;
+  try {
+    return [...head, ...(await publishPipelined(nats, subject, rest))];
+  } catch (err) {
+    // The first event is stored too: the count a retrying caller sees includes it.
+    if (err instanceof AgentmeshError) throw new AgentmeshError(err.code, err.message, { details: { ...err.details, appended: 1 + Number(err.details.appended ?? 0) }, cause: err.cause });
+    throw err;
+  }
+}
+
 /** Each event is conditioned on the one before it, so no other writer can interleave. */
 async function publishChained(nats: Nats, path: StreamPath, subject: string, prepared: Prepared[], expectOffset: number): Promise<PubAck[]> {
   const acks: PubAck[] = [];
@@ -178,7 +201,7 @@ async function publishChained(nats: Nats, path: StreamPath, subject: string, pre
       // A duplicate (its key was stored earlier) leaves the stream's last offset where it was.
       if (!ack.duplicate) expected = ack.seq;
     } catch (err) {
-      if (err instanceof JetStreamApiError && err.code === JetStreamErrorCodes.wrongLastSequence) {
+      if (err instanceof JetStreamApiError && (err.code === JetStreamErrorCodes.wrongLastSequence || err.code === JetStreamErrorCodes.wrongLastSequenceUnknown)) {
         const current = await lastOffset(nats, path);
         throw new AgentmeshError("OFFSET_CONFLICT", `Expected last offset ${expected}, but the stream's last offset is ${current}`, {
           details: { expectedOffset: expected, lastOffset: current, appended: acks.length },
@@ -204,7 +227,7 @@ function withAppended(error: AgentmeshError, appended: number): AgentmeshError {
  * never does. Core NATS, so nothing acknowledges it and nothing stores it.
  */
 export function publishEphemeral(nats: Nats, writer: Writer, path: StreamPath, input: ValidEventInput, indexes?: StreamIndexes): { createdAt: string } {
-  authorizeAppend(writer, path, [input.type]);
+  authorizeAppend(writer, path, [input]);
   if (indexes?.isPaused(path) === true) throw new AgentmeshError("STREAM_PAUSED", `The stream ${path} is paused`);
   // Live readers would see the payload as sent: credentials are never ephemeral.
   if (SecretFields[input.type] !== undefined) throw new AgentmeshError("INVALID_EVENT", `${input.type} carries a credential and cannot be ephemeral`);

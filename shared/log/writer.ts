@@ -48,15 +48,30 @@ export function checkBatchSize(writer: Writer, count: number): void {
   }
 }
 
+/** What of an event the authorization decision looks at. */
+export interface AppendedEvent {
+  type: string;
+  source?: unknown;
+}
+
+/**
+ * The right an event needs: `admin` for the types that change how a stream is run, and for any event that names a
+ * processor as its `source`: a processor recognises its earlier reactions by their `source`, so a forged one would
+ * make it skip an event for good (docs/SECURITY.md, "Routes").
+ */
+function rightForEvent(event: AppendedEvent): Right {
+  return event.source !== undefined ? "admin" : rightFor(event.type);
+}
+
 /**
  * The authorization decision for an append, made before anything is
  * published: at most `maxBatchEvents` events, `append` for ordinary event
- * types and `admin` for each admin-only type (a batch mixing both needs both).
+ * types and `admin` for each admin-only type or `source` (a batch mixing both needs both).
  */
-export function authorizeAppend(writer: Writer, path: StreamPath, types: readonly string[]): void {
+export function authorizeAppend(writer: Writer, path: StreamPath, events: readonly AppendedEvent[]): void {
   requireSomeWrite(writer, path);
-  checkBatchSize(writer, types.length);
-  for (const right of new Set(types.map(rightFor))) requireRight(writer, right, path);
+  checkBatchSize(writer, events.length);
+  for (const right of new Set(events.map(rightForEvent))) requireRight(writer, right, path);
 }
 
 /**

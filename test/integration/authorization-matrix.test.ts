@@ -153,6 +153,13 @@ const eventApiCases: Case[] = [
     send: (p, a) => ({ method: "POST", url: `/streams${p}/fork`, headers: { ...a, ...json }, body: JSON.stringify({ at: forkPoints.get(p), to: `${p}-fork`, subscriptions: true }) }),
     watched: (p) => [p, `${p}-fork`],
   },
+  // A processor recognises its earlier reactions by `source`: a forged one would make it skip an event.
+  {
+    route: "POST /streams/*",
+    name: "append an event naming a processor as its source",
+    needs: ["admin"],
+    send: (p, a) => ({ method: "POST", url: `/streams${p}`, headers: { ...a, ...json }, body: JSON.stringify(event("note", { source: { processor: "llm", causationOffset: 1 } })) }),
+  },
   { route: "POST /streams/*", name: "append an ephemeral event", needs: ["append"], send: (p, a) => ({ method: "POST", url: `/streams${p}?ephemeral=true`, headers: { ...a, ...json }, body: JSON.stringify(event("token")) }) },
   { route: "POST /streams/*", name: "append an ephemeral admin-only event", needs: ["admin"], send: (p, a) => ({ method: "POST", url: `/streams${p}?ephemeral=true`, headers: { ...a, ...json }, body: JSON.stringify(event("stream/paused")) }) },
   {

@@ -163,6 +163,32 @@ describe("processor runtime", () => {
     expect(new Set(causes)).toEqual(new Set(events.filter((e) => e.type === "input").map((e) => e.offset)));
   });
 
+  it("stores every reaction of a batch on a stream other writers keep moving (a writer in between does not cut it short)", async () => {
+    // Ten reactions to each job: nine gaps in which a noise event may land between two of them.
+    const PARTS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const root = uniquePath("rt-batch");
+    const name = uniqueName("batcher");
+    const path = `${root}/busy`;
+    await start({ name, triggers: ["job"], filterSubject: subtree(root), initialState: () => null, reduce: () => null, react: () => PARTS.map((part) => ({ type: "job/part", payload: { part } })) });
+    const writing = { on: true };
+    const noise = (async () => {
+      while (writing.on) {
+        await append(path, { type: "noise" });
+        await new Promise((resolve) => setTimeout(resolve, 15));
+      }
+    })();
+    for (let i = 0; i < 40; i++) await append(path, { type: "job" });
+    const jobs = (await readAll(gw.url, path)).filter((e) => e.type === "job");
+    const events = await waitFor(async () => {
+      const all = await readAll(gw.url, path);
+      return all.filter((e) => e.type === "job/part").length >= jobs.length * PARTS.length ? all : undefined;
+    }, 20_000).catch(() => readAll(gw.url, path));
+    writing.on = false;
+    await noise;
+    const parts = (job: EventEnvelope) => events.filter((e) => e.type === "job/part" && e.source?.causationOffset === job.offset).map((e) => (e.payload as { part: number }).part);
+    expect(jobs.map(parts).filter((found) => found.join() !== PARTS.join())).toEqual([]);
+  }, 40_000);
+
   it("does not react again to an event whose reaction was stored before a crash (redelivery past the dedupe window)", async () => {
     const root = uniquePath("rt");
     const name = uniqueName("once");

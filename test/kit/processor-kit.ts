@@ -26,6 +26,8 @@ import { createLogger } from "../../shared/service/logger.js";
 
 const DUPLICATE_WINDOW_MS = 2_000;
 const SETTLE_MS = 20_000;
+/** Scenario 5's poison events, one per shape. */
+const POISON_EVENTS = 3;
 
 interface Options {
   command: string;
@@ -68,6 +70,12 @@ function options(): Options {
     http: values.http,
     quiet: values.quiet,
   };
+}
+
+/** The trigger payload with each field of the wrong type: strings become numbers, anything else a string. */
+function mangled(template: unknown): unknown {
+  if (typeof template !== "object" || template === null || Array.isArray(template)) return 12345;
+  return Object.fromEntries(Object.entries(template).map(([field, value]) => [field, typeof value === "string" ? 12345 : ["poison"]]));
 }
 
 /** The trigger payload with every "{i}" in its strings replaced by the trigger's number (tool call ids differ). */
@@ -173,6 +181,24 @@ async function main(): Promise<void> {
     await sleep(1_000);
     return reactionsIn(paths);
   };
+  /**
+   * Whether the processor has taken every event stored so far. On NATS: nothing pending on its consumer, and at
+   * most the poison events of scenario 5 in hand (a processor may retry them with growing pauses for minutes, as
+   * docs/EVENTS.md says). Over HTTP, where its tail is handled in log order: a new event got its reaction.
+   */
+  const handledEverything = async (label: string): Promise<boolean> => {
+    if (opts.http) {
+      const marker = await trigger(`/kit/marker-${label}`, 0);
+      return check([marker], await settle([`/kit/marker-${label}`], [marker])).length === 0;
+    }
+    const deadline = Date.now() + SETTLE_MS;
+    while (Date.now() < deadline) {
+      const now = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
+      if (now.num_pending === 0 && now.num_ack_pending <= POISON_EVENTS) return true;
+      await sleep(200);
+    }
+    return false;
+  };
   /** Reactions stored out of their triggers' order, per stream (what a crash may cause: docs/EVENTS.md). */
   const outOfOrder = (triggers: EventEnvelope[], reactions: EventEnvelope[]): string[] =>
     [...new Set(triggers.map((t) => t.streamPath))].flatMap((path) => {
@@ -203,22 +229,42 @@ async function main(): Promise<void> {
     const basic = ["/kit/a", "/kit/b", "/kit/c"];
     const basicTriggers: EventEnvelope[] = [];
     for (let i = 0; i < 30; i++) basicTriggers.push(await trigger(basic[i % 3] as string, i));
-    results.push(verdict("one reaction per event, in order per stream, source and key as specified", check(basicTriggers, await settle(basic, basicTriggers)), `${basicTriggers.length} events, one reaction each`));
+    const basicReactions = await settle(basic, basicTriggers);
+    results.push(verdict("one reaction per event, in order per stream, source and key as specified", check(basicTriggers, basicReactions), `${basicTriggers.length} events, one reaction each`));
+    // How long the processor takes from an event to its reaction: scenario 4 times its races by it.
+    const hops = basicTriggers.flatMap((t) => {
+      const r = basicReactions.find((x) => x.source?.causationOffset === t.offset);
+      return r === undefined ? [] : [Date.parse(r.createdAt) - Date.parse(t.createdAt)];
+    });
+    // The quickest quarter: later triggers of the burst waited behind earlier ones, which is not the hop.
+    hops.sort((a, b) => a - b);
+    const hopMs = hops.length === 0 ? 5 : Math.min(200, Math.max(2, Math.round(hops.slice(0, Math.ceil(hops.length / 4)).reduce((sum, h) => sum + h, 0) / Math.ceil(hops.length / 4))));
 
     // 2. kill -9 at random points while triggers arrive.
     say("scenario 2: kill -9 at random points");
+    // Triggers keep coming, before, during and after each kill; each kill lands 0 to 5 ms after a trigger was stored,
+    // while the processor is most likely handling it, and more arrive while it is down.
     const crash = ["/kit/crash-a", "/kit/crash-b"];
     const crashTriggers: EventEnvelope[] = [];
-    for (let round = 0; round < 3; round++) {
-      for (let i = 0; i < 10; i++) {
-        crashTriggers.push(await trigger(crash[i % 2] as string, round * 10 + i));
-        await sleep(Math.random() * 40);
+    const flowing = { on: true };
+    const flow = (async () => {
+      for (let i = 0; flowing.on; i++) {
+        crashTriggers.push(await trigger(crash[i % 2] as string, i));
+        await sleep(10 + Math.random() * 20);
       }
-      await sleep(Math.random() * 300);
+    })();
+    for (let round = 0; round < 3; round++) {
+      await sleep(100 + Math.random() * 300);
+      crashTriggers.push(await trigger(crash[round % 2] as string, 1000 + round));
+      await sleep(Math.random() * 5);
       await kill();
+      await sleep(Math.random() * 200);
       start();
       await pulling();
     }
+    await sleep(200);
+    flowing.on = false;
+    await flow;
     // Order is not promised across a crash (an event in hand comes back after the ack wait): reported, not failed.
     const crashReactions = await settle(crash, crashTriggers);
     const reordered = outOfOrder(crashTriggers, crashReactions).length > 0 ? "; reactions reordered by the crash, as docs/EVENTS.md allows" : "";
@@ -242,15 +288,19 @@ async function main(): Promise<void> {
     results.push(verdict("every event answered once on a stream other writers keep moving", check(busyTriggers, await settle(busy, busyTriggers)), `${busyTriggers.length} events among 300 others`));
 
     // 4. A decision made on a stale state is made again: a pause lands while the processor decides. Both are
-    // published straight to NATS, the pause 0 to 4 ms after the trigger is stored, to land inside a fast processor's
-    // read-decide-publish window as well as a slow one's.
-    say("scenario 4: a pause while deciding");
+    // published straight to NATS (and the pause recorded in the pause index, as a writer on NATS must), the pause
+    // from 0 to twice the processor's measured hop after the trigger is stored, so that some land before it reads
+    // the stream, some between its read and its publish, and some after it answered.
+    say(`scenario 4: a pause while deciding (hop ${hopMs} ms)`);
     const raced: { path: string; pauseOffset: number }[] = [];
     for (let i = 0; i < 24; i++) {
       const path = parseStreamPath(`/kit/stale-${i}`);
       await nats.js.publish(eventsSubject(path), JSON.stringify({ type: opts.reactsTo, payload: payloadFor(opts.payload, i), createdAt: new Date().toISOString() }));
-      if (i % 5 > 0) await sleep(i % 5);
-      const pause = await nats.js.publish(eventsSubject(path), JSON.stringify({ type: "stream/paused", payload: { reason: "kit: paused while the processor decides" }, createdAt: new Date().toISOString() }));
+      await sleep((i / 23) * 2 * hopMs);
+      const createdAt = new Date().toISOString();
+      const payload = { reason: "kit: paused while the processor decides" };
+      const pause = await nats.js.publish(eventsSubject(path), JSON.stringify({ type: "stream/paused", payload, createdAt }));
+      await indexes.observe(path, [{ streamPath: path, offset: pause.seq, type: "stream/paused", payload, createdAt }]);
       raced.push({ path, pauseOffset: pause.seq });
     }
     await sleep(3_000);
@@ -261,14 +311,17 @@ async function main(): Promise<void> {
       verdict(
         "a decision the state moved under is made again (a pause stored while deciding stops the reaction)",
         afterPause.map((r) => `reaction stored after the pause on ${r.path} (pause at ${r.pauseOffset})`),
-        `${raced.length} races: ${before} answered before their pause, ${raced.length - before} not answered, none after a pause`,
+        `${raced.length} races over 0-${2 * hopMs} ms: ${before} answered before their pause, ${raced.length - before} not answered, none after a pause`,
       ),
     );
 
     // 5. A poison event (a body the gateway would refuse, published straight to NATS) does not hold the others.
     say("scenario 5: a poison event");
-    const poisonPath = parseStreamPath("/kit/poison");
-    await nats.js.publish(eventsSubject(poisonPath), JSON.stringify({ type: opts.reactsTo, payload: "poison: not the payload you expect", createdAt: new Date().toISOString() }));
+    // Three shapes: a payload that is not an object, none at all, and the expected fields with the wrong types.
+    const poisons: unknown[] = ["poison: not the payload you expect", null, mangled(opts.payload)].slice(0, POISON_EVENTS);
+    for (const [n, payload] of poisons.entries()) {
+      await nats.js.publish(eventsSubject(parseStreamPath(`/kit/poison-${n}`)), JSON.stringify({ type: opts.reactsTo, payload, createdAt: new Date().toISOString() }));
+    }
     const others = ["/kit/after-poison-a", "/kit/after-poison-b"];
     const otherTriggers: EventEnvelope[] = [];
     for (let i = 0; i < 6; i++) otherTriggers.push(await trigger(others[i % 2] as string, i));
@@ -278,7 +331,7 @@ async function main(): Promise<void> {
       verdict(
         "a poison event does not block the others",
         [...othersAnswered, ...(alive ? [] : ["the processor exited"])],
-        `${otherTriggers.length} events on other streams answered after it`,
+        `${otherTriggers.length} events on other streams answered after ${poisons.length} poison events (a string payload, none, the fields of the wrong types)`,
       ),
     );
 
@@ -291,13 +344,16 @@ async function main(): Promise<void> {
     if (pause.status !== 201) throw new Error(`pausing: ${pause.status}`);
     start();
     await pulling();
-    await sleep(3_000);
-    const whilePaused = await reactionsIn([paused]);
+    // The processor has taken every event stored so far before the stream is resumed.
+    const tookThem = await handledEverything("paused");
+    const toPaused = async (): Promise<EventEnvelope[]> => (await reactionsIn([paused])).filter((r) => pausedTriggers.some((t) => t.offset === r.source?.causationOffset));
+    const whilePaused = await toPaused();
     const resume = await post(`${paused}/resume`, { reason: "kit" });
     if (resume.status !== 201) throw new Error(`resuming: ${resume.status}`);
     await sleep(3_000);
-    const afterResume = await reactionsIn([paused]);
-    results.push(verdict("no reaction while the stream is paused", whilePaused.length === 0 ? [] : [`${whilePaused.length} reactions while paused`], "none"));
+    // A reaction to the resume itself (taking up what is open, as docs/EVENTS.md suggests) is allowed: not counted.
+    const afterResume = await toPaused();
+    results.push(verdict("no reaction while the stream is paused", [...(tookThem ? [] : ["the processor did not take the events stored while it was down"]), ...(whilePaused.length === 0 ? [] : [`${whilePaused.length} reactions while paused`])], "none"));
     results.push(
       verdict(
         "events skipped while paused are not reacted to after resume (docs/EVENTS.md)",
@@ -318,9 +374,7 @@ async function main(): Promise<void> {
       rmSync(stateDir, { recursive: true, force: true });
       start({ START_AFTER: String(firstOffset - 1) });
       rewoundPulling = await pulling();
-      // It handles its tail in log order: once an event appended now is answered, everything before it was handled.
-      const marker = await trigger("/kit/rewound-marker", 0);
-      drained = check([marker], await settle(["/kit/rewound-marker"], [marker])).length === 0;
+      drained = await handledEverything("rewound");
     } else {
       const info = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
       await nats.jsm.consumers.delete(nats.streamName, opts.consumer);
@@ -330,12 +384,7 @@ async function main(): Promise<void> {
       start();
       rewoundPulling = await pulling();
       // The rewound consumer delivers everything since again: wait until it has caught up, then count.
-      const caughtUp = Date.now() + SETTLE_MS;
-      while (!drained && Date.now() < caughtUp) {
-        const now = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
-        drained = now.num_pending === 0 && now.num_ack_pending === 0;
-        if (!drained) await sleep(200);
-      }
+      drained = await handledEverything("rewound");
     }
     await sleep(1_000);
     const notTaken = rewoundPulling && drained ? [] : [`the processor did not take the events delivered again (${rewoundPulling ? "it pulled, but left events pending" : "it never pulled from the rewound consumer"})`];

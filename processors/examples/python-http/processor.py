@@ -9,7 +9,8 @@ stream is paused, and a decision made again when the stream moved under it.
 
 Environment:
   AGENTMESH_URL   the gateway (default http://127.0.0.1:8080)
-  AGENTMESH_TOKEN a bearer token with read and append on WATCH (optional)
+  AGENTMESH_TOKEN a bearer token with read and admin on WATCH (admin: its answers name it
+                  as their `source`, which only a processor may; optional with AUTH=off)
   WATCH           stream or subtree to follow (default /agents/**)
   PROCESSOR_NAME  the `source.processor` of its reactions (default python-http)
   STATE_DIR       where it keeps its cursor across restarts; without it, a
@@ -54,7 +55,7 @@ def log(message):
 def lookup_word(arguments):
     try:
         word = str(json.loads(arguments or "{}").get("word", "")).lower()
-    except (ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError):
         return None, 'arguments must be {"word": "..."}'
     if word not in WORDS:
         return None, f"unknown word: {word!r}"
@@ -155,7 +156,7 @@ class Cursor:
 def decide(event):
     """The reaction to a tool call this processor owns, or None. A payload it cannot read is not its tool call."""
     call = event.get("payload")
-    if not isinstance(call, dict) or not isinstance(call.get("callId"), str) or call.get("name") not in TOOLS:
+    if not isinstance(call, dict) or not isinstance(call.get("callId"), str) or not isinstance(call.get("name"), str) or call["name"] not in TOOLS:
         return None
     result, error = TOOLS[call["name"]](call.get("arguments"))
     payload = {"callId": call["callId"], **({"result": result} if error is None else {"error": error})}
@@ -189,6 +190,10 @@ def react(event):
         if status == 423:
             log(f"{stream_path} was paused before the answer was stored; not reacting to offset {offset}")
             return
+        if status in (401, 403, 429):
+            # Rate limited, or the token expired or lost its grant: nothing is wrong with the event; wait and retry.
+            time.sleep(1 if status == 429 else 5)
+            continue
         if status == 409 and time.monotonic() < deadline:
             # The stream moved between the read and the append: read it again and decide again.
             time.sleep(min(0.01 * attempt, 0.5))
@@ -230,7 +235,11 @@ def tail(cursor, after):
                 event = json.loads("\n".join(data))
                 # An event a fork inherited is history: its call was answered in the source, or is left open.
                 if event.get("type") == "agent/tool-call-requested" and "forkedFrom" not in event:
-                    react(event)
+                    try:
+                        react(event)
+                    except (TypeError, ValueError, KeyError, AttributeError) as error:
+                        # A body no retry can fix: say so in the stream and go on with the others.
+                        give_up(event, f"cannot handle this event: {error!r}")
                 after = int(event_id)
                 cursor.save(after)
             event_id, data = None, []
@@ -264,6 +273,7 @@ def main():
             if cursor.after is None:
                 cursor.after = starting_offset(cursor)
             tail(cursor, cursor.after)
+            time.sleep(0.5)  # the gateway ended the tail (a restart): resume shortly
         except (OSError, http.client.HTTPException, ValueError) as error:
             # Resumed after the last event handled: the one in hand, if any, comes again.
             log(f"interrupted ({error}); resuming after offset {cursor.after}")
