@@ -137,7 +137,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     registerProcessorsRoute(scope, { nats, access });
     registerMeRoute(scope, { access });
     registerConsoleRoutes(scope);
-    registerAppendRoute(scope, { nats, indexes, access, secrets });
+    registerAppendRoute(scope, { nats, indexes, access, secrets, forkMaxEvents: config.FORK_MAX_EVENTS });
     registerHookRoutes(scope, { nats, indexes, secrets, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, perClientPerSecond: config.HOOKS_PER_CLIENT_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
     registerDurableStreamRoutes(scope, {
       connections,

@@ -46,11 +46,14 @@ function requireJsonBody(request: FastifyRequest): void {
  * 201 when anything new was stored, 200 when every event was an idempotent
  * retry (the reply then shows what was stored the first time).
  */
-export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; secrets: SecretBox | null }): void {
+export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; secrets: SecretBox | null; forkMaxEvents: number }): void {
   app.post("/streams/*", { schema: RouteDocs.append }, async (request, reply) => {
     requireJsonBody(request);
     const forked = forkedPathFromUrl(request.url);
-    if (forked !== null) return reply.code(201).send(await answerForkRequest(request, forked, deps));
+    if (forked !== null) {
+      const result = await answerForkRequest(request, forked, deps);
+      return reply.code(result.created ? 201 : 200).send({ forked: result.forked, events: result.events });
+    }
     const writer = await deps.access.writer(request);
     const resumed = resumedPathFromUrl(request.url);
     if (resumed !== null) {

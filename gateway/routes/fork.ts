@@ -1,8 +1,7 @@
 import type { FastifyRequest } from "fastify";
 import { z } from "zod";
-import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { parseStreamPath, type StreamPath } from "../../shared/contract/subjects.js";
-import { forkStream } from "../../shared/log/fork.js";
+import { forkStream, type ForkResult } from "../../shared/log/fork.js";
 import type { SecretBox } from "../../shared/log/secrets.js";
 import type { StreamIndexes } from "../../shared/log/stream-indexes.js";
 import { requireRight } from "../../shared/log/writer.js";
@@ -30,6 +29,7 @@ export interface ForkDeps {
   access: AccessControl;
   indexes: StreamIndexes;
   secrets: SecretBox | null;
+  forkMaxEvents: number;
 }
 
 /**
@@ -38,13 +38,13 @@ export interface ForkDeps {
  * inherit webhook subscriptions (they deliver, signed, whatever the fork's writers append). The append route hands
  * these URLs here (a path cannot end in `fork`).
  */
-export async function answerForkRequest(request: FastifyRequest, path: StreamPath, deps: ForkDeps): Promise<{ forked: EventEnvelope; events: number }> {
+export async function answerForkRequest(request: FastifyRequest, path: StreamPath, deps: ForkDeps): Promise<ForkResult> {
   await deps.access.require(request, "read", { kind: "stream", path });
   const body = parseOr(ForkBodySchema, request.body ?? {}, "BAD_REQUEST", "");
   const writer = await deps.access.writer(request);
   requireRight(writer, "append", body.to);
   if (body.subscriptions) requireRight(writer, "admin", body.to);
-  const result = await forkStream(deps.nats, { from: path, at: body.at, to: body.to, subscriptions: body.subscriptions }, deps);
-  request.log.info({ from: path, at: body.at, to: body.to, events: result.events, by: writer.name }, "stream forked");
+  const result = await forkStream(deps.nats, { from: path, at: body.at, to: body.to, subscriptions: body.subscriptions }, { ...deps, maxEvents: deps.forkMaxEvents });
+  request.log.info({ from: path, at: body.at, to: body.to, events: result.events, created: result.created, by: writer.name }, "stream forked");
   return result;
 }

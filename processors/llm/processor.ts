@@ -59,14 +59,16 @@ async function runRequest(deps: LlmDeps, { event, stream, log }: ReactionContext
 }
 
 /**
- * A fork's first word: the loop goes on from its inherited state. A request that was running at the fork point has
- * no one to run it (its start is history): it is settled as cancelled and started again, with the same conversation.
+ * The loop going on after a fork's stream/forked, or a resume (a paused fork is taken over when it is resumed). A
+ * request started in the inherited history has no one to run it (its start is history, never reacted to): it is
+ * settled as cancelled and started again, with the same conversation. A request started in the fork itself is
+ * left to the reaction that runs it.
  */
-function takeOverFork(state: ConversationState, event: EventEnvelope, defaultModel: string): EventInput[] {
+function goOn(state: ConversationState, defaultModel: string): EventInput[] {
   const running = state.running;
-  if (running === null) return decisionEvents(state, defaultModel);
+  if (running === null || state.forkedAt === null || running.offset > state.forkedAt) return decisionEvents(state, defaultModel);
   return [
-    { type: AgentEventTypes.requestSettled, payload: { requestOffset: running.offset, result: { status: "cancelled", reason: `in flight when the stream was forked (offset ${event.offset}); started again`, partialText: "" } } },
+    { type: AgentEventTypes.requestSettled, payload: { requestOffset: running.offset, result: { status: "cancelled", reason: `in flight when the stream was forked (offset ${state.forkedAt}); started again`, partialText: "" } } },
     { type: AgentEventTypes.requestStarted, payload: { model: running.model } },
   ];
 }
@@ -102,7 +104,7 @@ export function llmProcessor(deps: LlmDeps): Processor<ConversationState> {
     react: async (context) => {
       const { event, stream } = context;
       if (event.type === AgentEventTypes.requestStarted) return runRequest(deps, context);
-      if (event.type === SystemEventTypes.forked) return takeOverFork(stream.state, event, deps.defaultModel);
+      if (event.type === SystemEventTypes.forked || event.type === SystemEventTypes.resumed) return goOn(stream.state, deps.defaultModel);
       if (event.type === AgentEventTypes.toolCallTimedOut) {
         const settled = timeOut(stream.state, event);
         if (settled.length > 0) return settled;

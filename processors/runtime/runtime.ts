@@ -57,6 +57,13 @@ export interface Processor<S> {
    */
   decideOnCachedState?: boolean;
   /**
+   * Whether an event handled while its stream is paused is skipped (default: the pause rule of docs/EVENTS.md, for
+   * processors whose reactions steer the stream). A processor that keeps an index of the log (schedules,
+   * subscriptions) turns it off: an entry missed because a pause came between the event and its handling would be
+   * missed for good. What it appends is still refused while the stream is paused.
+   */
+  skipWhilePaused?: boolean;
+  /**
    * Where a new durable consumer starts: `new` events only (default: history is
    * never reacted to), or `all` for processors that index the log and append
    * nothing that depends on time (the scheduler, the webhook pusher).
@@ -230,7 +237,7 @@ export class ProcessorRuntime<S> {
       let stream = (attempt === 1 && cachedOk ? this.usableCachedState(path, event.offset) : undefined) ?? (await this.cache.latest(path));
       if (stream.offset < event.offset) stream = await this.caughtUpTo(event, m.subject, stream);
       // The log (read to its latest offset) is the truth; the pause index may lag it by a moment.
-      if (stream.system.paused !== null || this.pausedAfter(path, stream.offset)) {
+      if (this.processor.skipWhilePaused !== false && (stream.system.paused !== null || this.pausedAfter(path, stream.offset))) {
         log().debug("stream paused; not reacting");
         return "skipped";
       }

@@ -51,6 +51,8 @@ export function schedulerProcessor(index: ScheduleIndex, name: string = SCHEDULE
     initialState: initialSchedules,
     // Its own firings are what make a one-shot done: counted under the name it runs as.
     reduce: schedulesReducer(name),
+    // An index: a schedule added before a pause is indexed even if the pause came first (firing is refused meanwhile).
+    skipWhilePaused: false,
     react: async ({ event, stream, log }) => {
       const path = event.streamPath as StreamPath;
       if (event.type === SystemEventTypes.forked) {

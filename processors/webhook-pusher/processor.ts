@@ -129,6 +129,8 @@ export function webhookPusherProcessor(deps: PusherDeps): Processor<Subscription
     startFrom: "all",
     initialState: initialSubscriptions,
     reduce: reduceSubscriptions,
+    // An index: a subscription configured before a pause is taken up even if the pause came first.
+    skipWhilePaused: false,
     react: async ({ event, stream, log }): Promise<EventInput[]> => {
       if (event.type === SystemEventTypes.forked) return inheritSubscriptions(deps, stream.state, event, log);
       const path = event.streamPath as StreamPath;

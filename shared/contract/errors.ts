@@ -35,6 +35,7 @@ export const ErrorCodes = {
   TOO_MANY_CONNECTIONS: { status: 429, message: "Too many live connections for this client" },
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large" },
   EVENT_TOO_LARGE: { status: 413, message: "The event is larger than NATS accepts in one message" },
+  FORK_TOO_LARGE: { status: 413, message: "The stream is longer than a fork copies (FORK_MAX_EVENTS)" },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
   NATS_UNAVAILABLE: { status: 503, message: "NATS is not reachable; retry later" },
   SECRETS_UNAVAILABLE: { status: 503, message: "This service has no key to seal or open secrets with (SECRETS_KEYS)" },

@@ -7,6 +7,8 @@ export interface PublishOptions {
   msgId?: string;
   /** Nats-Expected-Last-Subject-Sequence: store only if the subject's last message has this sequence. */
   expectLastSubjectSequence?: number;
+  /** Nats-Expected-Last-Sequence: store only if the whole stream's last message has this sequence. */
+  expectLastSequence?: number;
 }
 
 interface Outgoing {
@@ -126,12 +128,13 @@ export class JetStreamPublisher {
     const batch = this.queued;
     this.queued = [];
     for (const out of batch) {
-      const { msgId, expectLastSubjectSequence } = out.options;
+      const { msgId, expectLastSubjectSequence, expectLastSequence } = out.options;
       let headers;
-      if (msgId !== undefined || expectLastSubjectSequence !== undefined) {
+      if (msgId !== undefined || expectLastSubjectSequence !== undefined || expectLastSequence !== undefined) {
         headers = natsHeaders();
         if (msgId !== undefined) headers.set("Nats-Msg-Id", msgId);
         if (expectLastSubjectSequence !== undefined) headers.set("Nats-Expected-Last-Subject-Sequence", String(expectLastSubjectSequence));
+        if (expectLastSequence !== undefined) headers.set("Nats-Expected-Last-Sequence", String(expectLastSequence));
       }
       try {
         this.nc.publish(out.subject, out.data, { reply: `${this.prefix}.${out.id}`, ...(headers === undefined ? {} : { headers }) });

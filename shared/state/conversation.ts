@@ -35,6 +35,11 @@ export interface ConversationState {
    * what it answered, and tool results right after the call (as the API requires).
    */
   deferred: MessageHistory;
+  /**
+   * In a fork, the offset of its own stream/forked: a request started before it (in the inherited history) has no
+   * one running it, and is taken over (processors/llm, docs/ARCHITECTURE.md "Forks").
+   */
+  forkedAt: number | null;
 }
 
 const SETTLED_MEMORY = 256;
@@ -50,6 +55,7 @@ export function initialConversation(): ConversationState {
     autonomousTurns: 0,
     interruptAt: null,
     deferred: MessageHistory.empty(),
+    forkedAt: null,
   };
 }
 
@@ -110,6 +116,9 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
     // Pausing itself is the runtime's business (agent/paused pauses the stream); resuming starts a fresh turn budget.
     case SystemEventTypes.resumed:
       return { ...state, autonomousTurns: 0 };
+    // The first of the stream's own: a fork of a fork inherits its source's, which is history there.
+    case SystemEventTypes.forked:
+      return event.forkedFrom === undefined && state.forkedAt === null ? { ...state, forkedAt: event.offset } : state;
     default:
       return state;
   }

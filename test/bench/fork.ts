@@ -2,7 +2,8 @@
  * `npx tsx test/bench/fork.ts [--events 100000] [--rounds 3]`: how long `POST /streams/<path>/fork` takes on a long
  * agent stream (docs/ARCHITECTURE.md, "Forks"; the issue's bound is 3 s for 100,000 events), beside appending the same
  * events in batches of 1,000, in one run against one nats-server and one gateway process. The stream is an agent's
- * loop (inputs, request starts, settlements naming their request, tool calls), so offsets are translated as in life.
+ * log at its hardest to copy: every event names the one just before it (as a reaction names its cause, a settlement
+ * its request), so each copy's offsets depend on the previous copy's.
  * Results: stdout and .data/bench-fork.json.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -22,14 +23,18 @@ const EVENTS = Number(values.events);
 const ROUNDS = Number(values.rounds);
 const BATCH = 1000;
 
-/** One turn of an agent's loop: 4 events, the last two naming the request by its offset. */
-function turn(i: number, requestOffset: number): unknown[] {
-  return [
-    { type: "agent/tool-call-requested", payload: { requestOffset, callId: `c${i}`, name: "lookup", arguments: '{"word":"mesh"}' } },
-    { type: "agent/tool-call-settled", payload: { callId: `c${i}`, result: { definition: "a network of connected parts" } } },
-    { type: "agent/input-added", payload: { role: "user", content: `question ${i}` } },
-    { type: "agent/llm-request-started", payload: { model: "bench-model" } },
-  ];
+/**
+ * A batch whose every event names the one before it: the offsets a batch gets are contiguous here (nothing else is
+ * appended meanwhile), so event i of a batch after offset `last` names `last + i`. Checked after each batch.
+ */
+function chainedBatch(first: number, last: number): unknown[] {
+  return Array.from({ length: BATCH }, (_, i) => {
+    const previous = last + i;
+    const n = first + i;
+    return n % 2 === 0
+      ? { type: "agent/tool-call-requested", payload: { requestOffset: previous, callId: `c${n}`, name: "lookup", arguments: '{"word":"mesh"}' }, source: { processor: "llm", causationOffset: previous } }
+      : { type: "agent/tool-call-settled", payload: { callId: `c${n - 1}`, result: { definition: "a network of connected parts" } }, source: { processor: "tools", causationOffset: previous } };
+  });
 }
 
 async function main(): Promise<void> {
@@ -44,11 +49,12 @@ async function main(): Promise<void> {
       const source = `/bench/fork-source-${round}`;
       progress(`round ${round}: appending ${EVENTS} events in batches of ${BATCH}`);
       const appendStart = performance.now();
-      let lastRequest = 1;
+      const first = await postJson<Stored>(agent, `${gateway.url}/streams${source}`, JSON.stringify({ type: "agent/input-added", payload: { role: "user", content: "start" } }));
+      let lastRequest = first.offset;
       let middle = 0;
-      for (let written = 0; written < EVENTS; written += BATCH) {
-        const batch = Array.from({ length: BATCH / 4 }, (_, i) => turn(written + i, lastRequest)).flat();
-        const stored = await postJson<Stored[]>(agent, `${gateway.url}/streams${source}`, JSON.stringify(batch));
+      for (let written = 1; written < EVENTS; written += BATCH) {
+        const stored = await postJson<Stored[]>(agent, `${gateway.url}/streams${source}`, JSON.stringify(chainedBatch(written, lastRequest).slice(0, EVENTS - written)));
+        if (stored.some((e, i) => e.offset !== lastRequest + 1 + i)) throw new Error("a batch's offsets were not contiguous: the chain would name the wrong events");
         lastRequest = (stored.at(-1) as Stored).offset;
         if (written + BATCH >= EVENTS / 2 && middle === 0) middle = lastRequest;
       }

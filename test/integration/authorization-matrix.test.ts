@@ -366,6 +366,19 @@ describe("the table", () => {
     expect((await rewind(readEverywhere)).status).toBe(403);
   });
 
+  it("forks with read on the source and append on the fork, and not the other way round", async () => {
+    const source = `${root}/fork-rights/source/a`;
+    const stored = await request<{ offset: number }>(`${gw.url}/streams${source}`, { body: event("note"), headers: owner() });
+    const split = await mint([{ path: `${root}/fork-rights/source/**`, rights: ["read"] }, { path: `${root}/fork-rights/forks/**`, rights: ["append"] }], "forker");
+    const swapped = await mint([{ path: `${root}/fork-rights/source/**`, rights: ["append"] }, { path: `${root}/fork-rights/forks/**`, rights: ["read"] }], "swapped");
+    const fork = (token: string, to: string, extra: Record<string, unknown> = {}) => request<{ error?: { code: string } }>(`${gw.url}/streams${source}/fork`, { body: { at: stored.body.offset, to, ...extra }, headers: { authorization: `Bearer ${token}` } });
+    expect((await fork(swapped, `${root}/fork-rights/forks/b`)).status).toBe(403);
+    expect((await fork(split, `${root}/fork-rights/forks/a`, { subscriptions: true })).status).toBe(403);
+    expect((await fork(split, `${root}/fork-rights/forks/a`)).status).toBe(201);
+    // Nothing was made by the refusals.
+    expect((await request(`${gw.url}/streams${root}/fork-rights/forks/b`, { headers: owner() })).status).toBe(404);
+  });
+
   it("covers every admin-only event type on both faces", () => {
     for (const type of AdminEventTypes) {
       expect(CASES.some((c) => c.route === "POST /streams/*" && c.name === `append ${type} alone`)).toBe(true);

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
@@ -191,6 +192,7 @@ describe("POST /streams/<path>/fork", () => {
   it("fires inherited schedules from now on, without replaying past firings", async () => {
     const source = `${root}/schedules`;
     await append(source, { type: "schedule/added", payload: { slug: "tick", append: { type: "tick/fired" }, schedule: { kind: "every", seconds: 1 } } });
+    const tickAdded = (await readAll(gw.url, source))[0] as EventEnvelope;
     await append(source, { type: "schedule/added", payload: { slug: "once", append: { type: "once/fired" }, schedule: { kind: "in", seconds: 0.2 } } });
     const full = await until(source, (events) => events.filter((e) => e.type === "tick/fired").length >= 2 && events.some((e) => e.type === "once/fired"), 10_000);
     await append(source, { type: "schedule/cancelled", payload: { slug: "tick" } });
@@ -201,13 +203,31 @@ describe("POST /streams/<path>/fork", () => {
     const forkedAt = Date.parse(reply.body.forked.createdAt);
     const events = await until(to, (e) => own(e).filter((x) => x.type === "tick/fired").length >= 2, 10_000);
     const ticks = own(events).filter((e) => e.type === "tick/fired");
-    // The first firing in the fork is on the schedule's grid after the fork, not a catch-up burst.
-    expect(Date.parse((ticks[0] as EventEnvelope).createdAt) - forkedAt).toBeGreaterThanOrEqual(0);
-    expect(Date.parse((ticks[1] as EventEnvelope).createdAt) - Date.parse((ticks[0] as EventEnvelope).createdAt)).toBeGreaterThan(700);
+    // Each firing in the fork is due on the schedule's grid (every second from when it was added), after the fork:
+    // not a catch-up of the runs the fork's history did not have.
+    const dueAt = (e: EventEnvelope) => Date.parse((e.metadata as { scheduledFor: string }).scheduledFor);
+    for (const tick of ticks) {
+      expect((dueAt(tick) - Date.parse(tickAdded.createdAt)) % 1000).toBe(0);
+      expect(dueAt(tick)).toBeGreaterThan(forkedAt - 1000);
+    }
+    expect(dueAt(ticks[1] as EventEnvelope) - dueAt(ticks[0] as EventEnvelope)).toBe(1000);
     // The one-shot fired in the inherited history: never again.
     expect(own(events).some((e) => e.type === "once/fired")).toBe(false);
     await append(to, { type: "schedule/cancelled", payload: { slug: "tick" } });
   }, 30_000);
+
+  it("keeps an `at` schedule's time in the fork", async () => {
+    const source = `${root}/at-schedule`;
+    const due = new Date(Date.now() + 1_500).toISOString();
+    const added = (await append(source, { type: "schedule/added", payload: { slug: "later", append: { type: "later/fired" }, schedule: { kind: "at", at: due } } })).body as EventEnvelope;
+    const to = `${root}/at-schedule-fork`;
+    expect((await fork(source, { at: added.offset, to })).status).toBe(201);
+    const events = await until(to, (e) => own(e).some((x) => x.type === "later/fired"), 10_000);
+    const fired = own(events).filter((e) => e.type === "later/fired");
+    expect(fired).toHaveLength(1);
+    expect((fired[0]?.metadata as { scheduledFor: string }).scheduledFor).toBe(due);
+    expect(fired[0]?.source?.causationOffset).toBe(events.find((e) => e.type === "schedule/added")?.offset);
+  });
 
   it("inherits webhook subscriptions only when asked, delivering the fork's own events", async () => {
     const source = `${root}/hooks`;
@@ -249,15 +269,81 @@ describe("POST /streams/<path>/fork", () => {
     expect(own(paused).find((e) => e.type === "stream/paused")?.source?.processor).toMatch(/^breaker/);
   }, 30_000);
 
-  it("inherits a pause: the fork of a paused stream is paused", async () => {
+  it("inherits a pause, and takes up what was open when the fork is resumed: a request in flight, schedules", async () => {
     const source = `${root}/paused`;
-    await append(source, { type: "note/added", payload: {} });
+    model.fallback = () => ({ chunks: ["slow", " answer"], chunkDelayMs: 400 });
+    await append(source, { type: "schedule/added", payload: { slug: "tick", append: { type: "tick/fired" }, schedule: { kind: "every", seconds: 1 } } });
+    await say(source, "question before the pause");
+    await until(source, (events) => events.some((e) => e.type === "agent/llm-request-started"));
     const pause = (await append(source, { type: "stream/paused", payload: { reason: "by hand" } })).body as EventEnvelope;
+    await append(source, { type: "schedule/cancelled", payload: { slug: "tick" } }).catch(() => undefined);
     const to = `${root}/paused-fork`;
+    const before = model.requests.length;
     expect((await fork(source, { at: pause.offset, to })).status).toBe(201);
     expect((await append(to, { type: "note/added", payload: {} })).status).toBe(423);
+    // Paused: nothing is taken up.
+    await sleep(2_000);
+    expect(own(await readAll(gw.url, to)).map((e) => e.type)).toEqual(["stream/forked"]);
+    expect(model.requests.length).toBe(before);
+
+    model.fallback = () => ({ chunks: ["ok"] });
     expect((await request(`${gw.url}/streams${to}/resume`, { body: {} })).status).toBe(201);
+    const events = await until(to, (e) => settled(own(e)).length === 2 && own(e).some((x) => x.type === "tick/fired"), 15_000);
+    const [cancelled, answered] = settled(own(events)).map((e) => e.payload as { result: { status: string } });
+    expect(cancelled?.result.status).toBe("cancelled");
+    expect(answered?.result.status).toBe("succeeded");
     expect((await append(to, { type: "note/added", payload: {} })).status).toBe(201);
+    await append(to, { type: "schedule/cancelled", payload: { slug: "tick" } });
+  }, 40_000);
+
+  it("translates every offset an inherited event names, and carries the inbound webhook secret over", async () => {
+    const source = `${root}/offsets`;
+    const secret = `whsec_${Buffer.from("a-shared-secret-of-24-by").toString("base64")}`;
+    await append(source, { type: "webhook/inbound-configured", payload: { secret } });
+    const first = (await append(source, { type: "note/added", payload: {} })).body as EventEnvelope;
+    await append(source, [
+      { type: "stream/error-occurred", payload: { processor: "p", message: "m", offset: first.offset }, source: { processor: "p", causationOffset: first.offset } },
+      { type: "subscription/delivery-failed", payload: { slug: "s", offset: first.offset, attempts: 3, error: "e" } },
+      { type: "stream/paused", payload: { reason: "r", triggerOffset: first.offset } },
+    ]);
+    const last = (await readAll(gw.url, source)).at(-1) as EventEnvelope;
+    const to = `${root}/offsets-fork`;
+    expect((await fork(source, { at: last.offset, to })).status).toBe(201);
+    const copy = await readAll(gw.url, to);
+    const firstCopy = copy.find((e) => e.forkedFrom?.offset === first.offset) as EventEnvelope;
+    const named = (type: string, field: string) => (copy.find((e) => e.type === type)?.payload as Record<string, number>)[field];
+    expect(named("stream/error-occurred", "offset")).toBe(firstCopy.offset);
+    expect(copy.find((e) => e.type === "stream/error-occurred")?.source?.causationOffset).toBe(firstCopy.offset);
+    expect(named("subscription/delivery-failed", "offset")).toBe(firstCopy.offset);
+    expect(named("stream/paused", "triggerOffset")).toBe(firstCopy.offset);
+    // The fork's inbound webhooks verify with the source's secret (sealed again for the fork).
+    expect((await request(`${gw.url}/streams${to}/resume`, { body: {} })).status).toBe(201);
+    const body = '{"n":1}';
+    const now = new Date();
+    const signed = { "content-type": "application/json", "webhook-id": "msg_fork", "webhook-timestamp": String(Math.floor(now.getTime() / 1000)), "webhook-signature": new Webhook(secret).sign("msg_fork", now, body) };
+    expect((await request(`${gw.url}/hooks${to}`, { rawBody: body, headers: signed })).status).toBe(201);
+    expect((await request(`${gw.url}/hooks${to}`, { rawBody: body, headers: { "content-type": "application/json" } })).status).toBe(401);
+  });
+
+  it("answers the same fork asked again with the first one, and refuses a longer stream than FORK_MAX_EVENTS", async () => {
+    const source = `${root}/again`;
+    const first = (await append(source, { type: "note/added", payload: {} })).body as EventEnvelope;
+    await append(source, { type: "note/added", payload: {} });
+    const to = `${root}/again-fork`;
+    const made = await fork(source, { at: first.offset, to });
+    expect(made.status).toBe(201);
+    const again = await fork(source, { at: first.offset, to });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(made.body);
+    expect((await fork(source, { at: first.offset + 1, to })).status).toBe(409);
+
+    const small = await startGateway({ FORK_MAX_EVENTS: "1" });
+    try {
+      const refused = await request<{ error: { code: string } }>(`${small.url}/streams${source}/fork`, { body: { at: first.offset, to: `${root}/again-too-large` } });
+      expect([refused.status, refused.body.error.code]).toEqual([413, "FORK_TOO_LARGE"]);
+    } finally {
+      await small.close();
+    }
   });
 
   it("refuses what it cannot do, with precise errors", async () => {
@@ -275,6 +361,9 @@ describe("POST /streams/<path>/fork", () => {
     expect(await code({ at: first.offset })).toEqual([400, "BAD_REQUEST"]);
     expect(await code({ at: first.offset, to: "/x/fork" })).toEqual([400, "BAD_REQUEST"]);
     expect(await code({ at: first.offset, to: `${root}/e2`, extra: 1 })).toEqual([400, "BAD_REQUEST"]);
+    // Nobody but the fork route writes forkedFrom.
+    const forged = await request<{ error: { code: string } }>(`${gw.url}/streams${source}`, { body: { type: "note/added", forkedFrom: { path: "/x", offset: 1 } } });
+    expect([forged.status, forged.body.error.code]).toEqual([400, "INVALID_EVENT"]);
     expect(await code({ at: first.offset, to: `${root}/e3` }, `${root}/never-written`)).toEqual([400, "OFFSET_NOT_IN_STREAM"]);
     // `fork` is a reserved last segment, as `resume` and `state` are.
     expect((await append(`${root}/fork`, { type: "note/added" })).status).toBe(400);
@@ -313,9 +402,11 @@ describe("POST /streams/<path>/fork", () => {
     expect(made.code, made.stderr).toBe(0);
     expect((JSON.parse(made.stdout) as ForkReply).events).toBe(1);
     expect((await readAll(gw.url, `${root}/cli-fork`)).map((e) => e.type)).toEqual(["note/added", "stream/forked"]);
-    const again = await cli(["fork", source, "--at", String(first.offset), "--to", `${root}/cli-fork`]);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toContain("STREAM_EXISTS");
+    // Asked again, the same fork is answered as made; another one onto the same path is refused.
+    expect((await cli(["fork", source, "--at", String(first.offset), "--to", `${root}/cli-fork`])).code).toBe(0);
+    const other = await cli(["fork", source, "--at", String(first.offset + 1), "--to", `${root}/cli-fork`]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain("STREAM_EXISTS");
     expect((await cli(["fork", source, "--at", "first", "--to", `${root}/cli-other`])).code).toBe(2);
     expect((await cli(["fork", source, "--to", `${root}/cli-other`])).code).toBe(2);
   });

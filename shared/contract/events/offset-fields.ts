@@ -1,4 +1,4 @@
-import { AgentEventTypes, SystemEventTypes } from "../wire.js";
+import { AgentEventTypes, SubscriptionEventTypes, SystemEventTypes } from "../wire.js";
 
 /**
  * The payload fields that hold an offset of the same stream, by event type: what a fork translates to the offsets
@@ -11,4 +11,7 @@ export const PayloadOffsetFields: Readonly<Record<string, readonly string[]>> = 
   [AgentEventTypes.toolCallRequested]: ["requestOffset"],
   [SystemEventTypes.paused]: ["triggerOffset"],
   [SystemEventTypes.errorOccurred]: ["offset"],
+  // The webhook pusher's: the event whose delivery failed, the event at which a 410 ended the subscription.
+  [SubscriptionEventTypes.deliveryFailed]: ["offset"],
+  [SubscriptionEventTypes.disabled]: ["offset"],
 };
