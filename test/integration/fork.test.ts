@@ -346,6 +346,36 @@ describe("POST /streams/<path>/fork", () => {
     }
   });
 
+  it("copies a chained log right while other streams are busy (every guess of where a copy lands is checked)", async () => {
+    const source = `${root}/chained`;
+    // Batches this large would trip the breaker and pause the stream part-way.
+    await append(source, { type: "stream/circuit-breaker-configured", payload: { maxEventsPerSecond: 100_000, burst: 100_000 } });
+    let last = ((await append(source, { type: "note/added", payload: { n: 0 } })).body as EventEnvelope).offset;
+    for (let batch = 0; batch < 4; batch++) {
+      // Each event names the one before it, as an agent's reactions do.
+      const events = Array.from({ length: 500 }, (_, i) => ({ type: "note/added", payload: { n: batch * 500 + i + 1 }, source: { processor: "chain", causationOffset: last + i } }));
+      const stored = (await append(source, events)).body as EventEnvelope[];
+      // Offsets are contiguous when nothing else is appended: the chain names what it means to.
+      expect(stored.map((e) => e.offset)).toEqual(stored.map((_, i) => last + 1 + i));
+      last = (stored.at(-1) as EventEnvelope).offset;
+    }
+    const busy = { on: true };
+    const noise = (async () => {
+      for (let n = 0; busy.on; n++) await append(`${root}/chained-noise`, Array.from({ length: 20 }, () => ({ type: "noise" })));
+    })();
+    const to = `${root}/chained-fork`;
+    const reply = await fork(source, { at: last, to });
+    busy.on = false;
+    await noise;
+    expect(reply.status, JSON.stringify(reply.body)).toBe(201);
+    const original = await readAll(gw.url, source);
+    const copy = (await readAll(gw.url, to)).slice(0, -1);
+    expect(copy.map((e) => e.forkedFrom?.offset)).toEqual(original.map((e) => e.offset));
+    const forkOffsetOf = new Map(copy.map((e) => [e.forkedFrom?.offset, e.offset]));
+    const wrong = copy.filter((e, i) => e.source !== undefined && e.source.causationOffset !== forkOffsetOf.get(original[i]?.source?.causationOffset));
+    expect(wrong.map((e) => e.offset)).toEqual([]);
+  }, 60_000);
+
   it("refuses what it cannot do, with precise errors", async () => {
     const source = `${root}/errors`;
     const first = (await append(source, { type: "note/added", payload: {} })).body as EventEnvelope;

@@ -191,7 +191,9 @@ async function main(): Promise<void> {
       const marker = await trigger(`/kit/marker-${label}`, 0);
       return check([marker], await settle([`/kit/marker-${label}`], [marker])).length === 0;
     }
-    const deadline = Date.now() + SETTLE_MS;
+    // A message held by a replica that was killed comes back only after the consumer's ack wait.
+    const ackWaitMs = ((await nats.jsm.consumers.info(nats.streamName, opts.consumer).catch(() => null))?.config.ack_wait ?? 0) / 1e6;
+    const deadline = Date.now() + ackWaitMs + SETTLE_MS;
     while (Date.now() < deadline) {
       const now = await nats.jsm.consumers.info(nats.streamName, opts.consumer);
       if (now.num_pending === 0 && now.num_ack_pending <= POISON_EVENTS) return true;
