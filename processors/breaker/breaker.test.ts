@@ -25,6 +25,14 @@ describe("circuit breaker", () => {
     expect(pause).toMatchObject({ type: "stream/paused", payload: { triggerOffset: over.tripped?.offset, rate: 101 }, idempotencyKey: `breaker:paused:${over.tripped?.offset}` });
   });
 
+  it("counts an event whose createdAt is not a time as load at the last known time, and still trips", () => {
+    const before = feed(initialBreakerState(limits), Array.from({ length: 50 }, () => 0));
+    const garbled = (n: number): EventEnvelope => ({ streamPath: "/s", offset: 1000 + n, type: "agent/x", payload: {}, createdAt: "not a time" });
+    const after = Array.from({ length: 60 }, (_, n) => garbled(n)).reduce(reduceBreaker, before);
+    expect(Number.isNaN(after.tokens)).toBe(false);
+    expect(after.tripped).not.toBeNull();
+  });
+
   it("never trips at a steady 100 events/s", () => {
     const steady = feed(initialBreakerState(limits), Array.from({ length: 2000 }, (_, i) => i * 10));
     expect(steady.tripped).toBeNull();

@@ -85,6 +85,15 @@ export function initialBreakerState(limits: BreakerLimits): BreakerState {
   return { limits, tokens: limits.burst, lastMs: null, recent: RecentTimes.empty(), tripped: null };
 }
 
+/**
+ * The event's time on the breaker's clock. A `createdAt` that is not a time (a foreign writer's) counts as the last
+ * known one: the event is still load, and the bucket never turns NaN (which would never trip again).
+ */
+function clockOf(state: BreakerState, event: EventEnvelope): number {
+  const parsed = Date.parse(event.createdAt);
+  return Number.isNaN(parsed) ? (state.lastMs ?? 0) : parsed;
+}
+
 export function reduceBreaker(state: BreakerState, event: EventEnvelope): BreakerState {
   if (event.type === SystemEventTypes.resumed) return { ...initialBreakerState(state.limits), lastMs: state.lastMs };
   if (event.type === SystemEventTypes.breakerConfigured) {
@@ -92,13 +101,13 @@ export function reduceBreaker(state: BreakerState, event: EventEnvelope): Breake
     if (!configured.success) return state;
     // The wait until now is credited at the old rate, and a larger burst is granted at once: raising the
     // limits must let the next burst of the new size through.
-    const now = Date.parse(event.createdAt);
+    const now = clockOf(state, event);
     const tokens = refill(state, now) + Math.max(0, configured.data.burst - state.limits.burst);
     return { ...state, limits: configured.data, tokens: Math.min(tokens, configured.data.burst), lastMs: Math.max(now, state.lastMs ?? now) };
   }
   if (NOT_COUNTED.has(event.type)) return state;
 
-  const now = Date.parse(event.createdAt);
+  const now = clockOf(state, event);
   const refilled = refill(state, now);
   const recent = state.recent.add(now);
   const over = refilled < 1;
