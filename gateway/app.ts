@@ -24,6 +24,7 @@ import { registerMeRoute } from "./routes/me.js";
 import { registerConsoleRoutes } from "./routes/console.js";
 import { registerReadRoute } from "./routes/read.js";
 import { registerDurableStreamRoutes } from "./durable/routes.js";
+import { DurableStreamStore } from "./durable/stream-store.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -137,7 +138,8 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     registerProcessorsRoute(scope, { nats, access });
     registerMeRoute(scope, { access });
     registerConsoleRoutes(scope);
-    registerAppendRoute(scope, { nats, indexes, access, secrets, forkMaxEvents: config.FORK_MAX_EVENTS });
+    const durableStore = new DurableStreamStore(nats, logger, config.EVENTS_REPLICAS);
+    registerAppendRoute(scope, { nats, indexes, access, secrets, forkMaxEvents: config.FORK_MAX_EVENTS, durableStore });
     registerHookRoutes(scope, { nats, indexes, secrets, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, perClientPerSecond: config.HOOKS_PER_CLIENT_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
     registerDurableStreamRoutes(scope, {
       connections,
@@ -147,7 +149,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
       secrets,
       authEnabled: access.enabled,
       logger,
-      replicas: config.EVENTS_REPLICAS,
+      store: durableStore,
       bodyLimitBytes: config.GATEWAY_BODY_LIMIT_BYTES,
       longPollTimeoutMs: config.DURABLE_LONG_POLL_TIMEOUT_MS,
     });

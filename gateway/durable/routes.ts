@@ -14,7 +14,7 @@ import type { DurableDeps } from "./protocol-context.js";
 import { CorsHeaders, SecurityHeaders } from "./protocol-headers.js";
 import { readStream } from "./read-stream.js";
 import { deleteStream, headStream } from "./stream-metadata.js";
-import { DurableStreamStore } from "./stream-store.js";
+import type { DurableStreamStore } from "./stream-store.js";
 
 export interface DurableRouteOptions {
   connections: ConnectionLimiter;
@@ -24,7 +24,8 @@ export interface DurableRouteOptions {
   authEnabled: boolean;
   secrets: SecretBox | null;
   logger: Logger;
-  replicas: number;
+  /** The protocol's stream records: shared with the fork route, which must not fork onto one. */
+  store: DurableStreamStore;
   bodyLimitBytes: number;
   longPollTimeoutMs: number;
 }
@@ -44,7 +45,7 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     connections: options.connections,
     authEnabled: options.authEnabled,
     secrets: options.secrets,
-    store: new DurableStreamStore(options.nats, options.logger, options.replicas),
+    store: options.store,
     signals,
     logger: options.logger,
     longPollTimeoutMs: options.longPollTimeoutMs,

@@ -12,6 +12,7 @@ import { authorizeAppend, checkBatchSize, requireSomeWrite } from "../../shared/
 import type { AccessControl } from "../auth/access.js";
 import { forkedPathFromUrl, resumedPathFromUrl, streamPathFromUrl } from "../stream-url.js";
 import { answerForkRequest } from "./fork.js";
+import type { DurableStreamStore } from "../durable/stream-store.js";
 import { RouteDocs } from "../openapi.js";
 import { parseOr } from "../validation.js";
 
@@ -46,7 +47,7 @@ function requireJsonBody(request: FastifyRequest): void {
  * 201 when anything new was stored, 200 when every event was an idempotent
  * retry (the reply then shows what was stored the first time).
  */
-export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; secrets: SecretBox | null; forkMaxEvents: number }): void {
+export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; secrets: SecretBox | null; forkMaxEvents: number; durableStore: DurableStreamStore }): void {
   app.post("/streams/*", { schema: RouteDocs.append }, async (request, reply) => {
     requireJsonBody(request);
     const forked = forkedPathFromUrl(request.url);

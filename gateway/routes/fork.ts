@@ -1,6 +1,8 @@
 import type { FastifyRequest } from "fastify";
 import { z } from "zod";
+import { AgentmeshError } from "../../shared/contract/errors.js";
 import { parseStreamPath, type StreamPath } from "../../shared/contract/subjects.js";
+import type { DurableStreamStore } from "../durable/stream-store.js";
 import { forkStream, type ForkResult } from "../../shared/log/fork.js";
 import type { SecretBox } from "../../shared/log/secrets.js";
 import type { StreamIndexes } from "../../shared/log/stream-indexes.js";
@@ -30,6 +32,8 @@ export interface ForkDeps {
   indexes: StreamIndexes;
   secrets: SecretBox | null;
   forkMaxEvents: number;
+  /** The Durable Streams face's records: a path that holds one is taken, events or not. */
+  durableStore: DurableStreamStore;
 }
 
 /**
@@ -44,6 +48,8 @@ export async function answerForkRequest(request: FastifyRequest, path: StreamPat
   const writer = await deps.access.writer(request);
   requireRight(writer, "append", body.to);
   if (body.subscriptions) requireRight(writer, "admin", body.to);
+  const taken = await deps.durableStore.lookup(body.to);
+  if (taken.kind === "durable" || taken.kind === "gone") throw new AgentmeshError("STREAM_EXISTS", `A Durable Stream was created at ${body.to}; a fork makes a new agent stream`);
   const result = await forkStream(deps.nats, { from: path, at: body.at, to: body.to, subscriptions: body.subscriptions }, { ...deps, maxEvents: deps.forkMaxEvents });
   request.log.info({ from: path, at: body.at, to: body.to, events: result.events, created: result.created, by: writer.name }, "stream forked");
   return result;

@@ -388,6 +388,9 @@ describe("POST /streams/<path>/fork", () => {
     expect(await code({ at: 99_999_999, to: `${root}/e1` })).toEqual([400, "OFFSET_NOT_IN_STREAM"]);
     expect(await code({ at: first.offset, to: `${root}/elsewhere` })).toEqual([409, "STREAM_EXISTS"]);
     expect(await code({ at: first.offset, to: source })).toEqual([409, "STREAM_EXISTS"]);
+    // A path the Durable Streams face holds a stream at is taken too.
+    expect((await fetch(`${gw.url}/v1/stream${root}/a-durable-stream`, { method: "PUT", headers: { "content-type": "text/plain" }, body: "x" })).status).toBe(201);
+    expect(await code({ at: first.offset, to: `${root}/a-durable-stream` })).toEqual([409, "STREAM_EXISTS"]);
     expect(await code({ at: first.offset })).toEqual([400, "BAD_REQUEST"]);
     expect(await code({ at: first.offset, to: "/x/fork" })).toEqual([400, "BAD_REQUEST"]);
     expect(await code({ at: first.offset, to: `${root}/e2`, extra: 1 })).toEqual([400, "BAD_REQUEST"]);
