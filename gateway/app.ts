@@ -25,6 +25,7 @@ import { registerConsoleRoutes } from "./routes/console.js";
 import { registerReadRoute } from "./routes/read.js";
 import { registerDurableStreamRoutes } from "./durable/routes.js";
 import { DurableStreamStore } from "./durable/stream-store.js";
+import type { AppendHold } from "../shared/log/append.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -139,8 +140,11 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     registerMeRoute(scope, { access });
     registerConsoleRoutes(scope);
     const durableStore = new DurableStreamStore(nats, logger, config.EVENTS_REPLICAS);
-    registerAppendRoute(scope, { nats, indexes, access, secrets, forkMaxEvents: config.FORK_MAX_EVENTS, durableStore });
-    registerHookRoutes(scope, { nats, indexes, secrets, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, perClientPerSecond: config.HOOKS_PER_CLIENT_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
+    // With the stream on several servers an ack can be lost with its server: events then carry ids of their own, so
+    // that sending one again cannot store it twice.
+    const hold: AppendHold = { holdMs: config.APPEND_HOLD_MS, ownMessageIds: config.EVENTS_REPLICAS > 1 };
+    registerAppendRoute(scope, { nats, indexes, access, secrets, forkMaxEvents: config.FORK_MAX_EVENTS, durableStore, hold });
+    registerHookRoutes(scope, { nats, indexes, secrets, hold, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, perClientPerSecond: config.HOOKS_PER_CLIENT_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
     registerDurableStreamRoutes(scope, {
       connections,
       nats,

@@ -18,6 +18,11 @@ export const gatewayConfigShape = {
   SSE_REPLAY_BUFFER_EVENTS: configFields.positiveInt.default(10_000),
   /** Bytes an SSE client may have unsent before it is cut off (it resumes with Last-Event-ID). */
   SSE_MAX_BUFFERED_BYTES: configFields.positiveInt.default(8 * 1024 * 1024),
+  /**
+   * How long an append holds and retries a publish JetStream could not take (a leader election, a lost server)
+   * before answering 503: the client sees latency, not an error (docs/ARCHITECTURE.md, "Failure behaviour").
+   */
+  APPEND_HOLD_MS: z.coerce.number().int().nonnegative().default(10_000),
   /** The longest stream a fork copies (POST /streams/<path>/fork): one request's work and storage. */
   FORK_MAX_EVENTS: configFields.positiveInt.default(1_000_000),
   /** How long a live tail with no subscribers lingers before its consumer is stopped. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { appendEvents, publishEphemeral } from "../../shared/log/append.js";
+import { appendEvents, publishEphemeral, type AppendHold } from "../../shared/log/append.js";
 import { EventInputSchema } from "../../shared/contract/envelope.js";
 import { AgentmeshError } from "../../shared/contract/errors.js";
 import type { Nats } from "../../shared/nats/connection.js";
@@ -47,7 +47,7 @@ function requireJsonBody(request: FastifyRequest): void {
  * 201 when anything new was stored, 200 when every event was an idempotent
  * retry (the reply then shows what was stored the first time).
  */
-export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; secrets: SecretBox | null; forkMaxEvents: number; durableStore: DurableStreamStore }): void {
+export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; indexes: StreamIndexes; access: AccessControl; secrets: SecretBox | null; forkMaxEvents: number; durableStore: DurableStreamStore; hold: AppendHold }): void {
   app.post("/streams/*", { schema: RouteDocs.append }, async (request, reply) => {
     requireJsonBody(request);
     const forked = forkedPathFromUrl(request.url);
@@ -63,7 +63,7 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
       authorizeAppend(writer, resumed, [{ type: SystemEventTypes.resumed }]);
       // A person's act: appends stream/resumed, after which appends and reactions continue.
       if (deps.indexes.pauseStatus(resumed)?.paused !== true) throw new AgentmeshError("STREAM_NOT_PAUSED", `The stream ${resumed} is not paused`);
-      const result = await appendEvents(deps.nats, resumed, resume, { writer, indexes: deps.indexes, secrets: deps.secrets });
+      const result = await appendEvents(deps.nats, resumed, resume, { writer, indexes: deps.indexes, secrets: deps.secrets, ...deps.hold });
       return reply.code(201).send(result.events[0]);
     }
     const path = streamPathFromUrl(request.url);
@@ -93,7 +93,7 @@ export function registerAppendRoute(app: FastifyInstance, deps: { nats: Nats; in
       return reply.code(202).send({ streamPath: path, ephemeral: true, type: input.type, createdAt });
     }
 
-    const result = await appendEvents(deps.nats, path, inputs, { writer, indexes: deps.indexes, secrets: deps.secrets, ...(expectOffset === undefined ? {} : { expectOffset }) });
+    const result = await appendEvents(deps.nats, path, inputs, { writer, indexes: deps.indexes, secrets: deps.secrets, ...deps.hold, ...(expectOffset === undefined ? {} : { expectOffset }) });
     // The envelopes' JSON is already built from the stored text; sending it as is skips a second serialisation.
     return reply
       .code(result.stored > 0 ? 201 : 200)

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Webhook } from "standardwebhooks";
-import { appendEvents } from "../../shared/log/append.js";
+import { appendEvents, type AppendHold } from "../../shared/log/append.js";
 import { AgentmeshError } from "../../shared/contract/errors.js";
 import type { Nats } from "../../shared/nats/connection.js";
 import { openSecret, type SecretBox } from "../../shared/log/secrets.js";
@@ -85,6 +85,8 @@ export interface HookRouteDeps {
   nats: Nats;
   indexes: StreamIndexes;
   secrets: SecretBox | null;
+  /** Held through a leader election like any append. */
+  hold: AppendHold;
   /** Webhooks admitted per second per stream on this replica; the rest get 429 before anything is stored. */
   perStreamPerSecond: number;
   /** Webhooks admitted per second per client address on this replica, whatever the stream. */
@@ -157,7 +159,7 @@ export function registerHookRoutes(app: FastifyInstance, deps: HookRouteDeps): v
         deps.nats,
         path,
         [{ type: SystemEventTypes.webhookReceived, payload, ...(webhookId === undefined || webhookId === "" ? {} : { idempotencyKey: dedupeKey(webhookId) }) }],
-        { writer: webhookSender, indexes: deps.indexes },
+        { writer: webhookSender, indexes: deps.indexes, ...deps.hold },
       ).catch((err: unknown) => {
         // A third party learns that the stream takes nothing now, not why or since when.
         if (err instanceof AgentmeshError && err.code === "STREAM_PAUSED") throw new AgentmeshError("STREAM_PAUSED", "The stream takes no webhooks now; retry later");

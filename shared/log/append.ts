@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
 import { encodeBody, toEnvelope, toStoredBody, type EventEnvelope, type StoredBody, type ValidEventInput } from "../contract/envelope.js";
 import { AgentmeshError } from "../contract/errors.js";
@@ -25,6 +27,19 @@ export interface AppendOptions {
    * and a writer coming in between must not leave it half stored, which a processor's retry would take as done).
    */
   condition?: "each" | "first";
+  /**
+   * How long to hold and retry a publish JetStream could not take (a leader election, a lost server) before
+   * answering NATS_UNAVAILABLE. Only what was certainly not stored is sent again, or what carries a message id (a
+   * repeat of it is dropped by the server). 0 (the default): fail at once, as processors want (they retry the whole
+   * decision).
+   */
+  holdMs?: number;
+  /**
+   * Give each event without an idempotency key a message id of its own, so that a publish whose ack was lost (the
+   * connected server died) can be sent again too without storing it twice. Costs the server a duplicate-window
+   * entry per event: the gateway turns it on where acks get lost, with the stream on several servers.
+   */
+  ownMessageIds?: boolean;
   /** Refuse appends to paused streams (all but stream/resumed), and record what this append changes in the indexes. */
   indexes?: StreamIndexes;
   /**
@@ -34,6 +49,9 @@ export interface AppendOptions {
    */
   unpausedThrough?: number;
 }
+
+/** How an append rides out a leader election or a lost server (AppendOptions). */
+export type AppendHold = Pick<AppendOptions, "holdMs" | "ownMessageIds">;
 
 export interface AppendResult {
   /** One envelope per input, in input order; a duplicate shows the event stored the first time. */
@@ -49,7 +67,12 @@ interface Prepared {
   text: string;
   bytes: Uint8Array;
   msgId: string | undefined;
+  /** The message id is the append's own, not a client's key: a duplicate ack is this append's earlier try. */
+  ownId: boolean;
 }
+
+/** Until when a failed publish may be sent again; undefined: never. */
+type Hold = { until: number } | undefined;
 
 /**
  * Append events to one stream, in order. Idempotency keys become JetStream
@@ -62,7 +85,8 @@ interface Prepared {
  */
 export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonly ValidEventInput[], options: AppendOptions): Promise<AppendResult> {
   authorizeAppend(options.writer, path, inputs);
-  if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
+  const hold: Hold = options.holdMs !== undefined && options.holdMs > 0 ? { until: performance.now() + options.holdMs } : undefined;
+  await connected(nats, hold);
   const pause = options.indexes?.pauseStatus(path);
   const staleIndex = pause !== undefined && options.unpausedThrough !== undefined && pause.offset <= options.unpausedThrough;
   if (pause?.paused === true && !staleIndex && inputs.some((input) => input.type !== SystemEventTypes.resumed)) {
@@ -72,6 +96,7 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   }
   const subject = eventsSubject(path);
   const createdAt = new Date().toISOString();
+  const appendId = options.ownMessageIds === true ? randomUUID() : "";
   const maxBytes = maxMessageBytes(nats);
   for (const [index, input] of inputs.entries()) checkPayload(input, index);
   const secrets = options.secrets ?? null;
@@ -84,14 +109,15 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
         details: { index, maxBytes },
       });
     }
-    return { body, text, bytes, msgId: input.idempotencyKey === undefined ? undefined : messageId(options.writer, path, input.idempotencyKey) };
+    if (input.idempotencyKey !== undefined) return { body, text, bytes, msgId: messageId(options.writer, path, input.idempotencyKey), ownId: false };
+    return { body, text, bytes, msgId: options.ownMessageIds === true ? `${path}|own:${appendId}:${index}` : undefined, ownId: options.ownMessageIds === true };
   });
 
   const acks = options.expectOffset === undefined
-    ? await publishPipelined(nats, subject, prepared)
+    ? await publishPipelined(nats, subject, prepared, hold)
     : options.condition === "first"
       ? await publishAfterFirst(nats, path, subject, prepared, options.expectOffset)
-      : await publishChained(nats, path, subject, prepared, options.expectOffset);
+      : await publishChained(nats, path, subject, prepared, options.expectOffset, hold);
 
   let stored = 0;
   const json: string[] = new Array<string>(acks.length);
@@ -102,7 +128,8 @@ export async function appendEvents(nats: Nats, path: StreamPath, inputs: readonl
   const showStored = options.writer.may("read", path);
   for (const [index, ack] of acks.entries()) {
     const item = prepared[index] as Prepared;
-    if (!ack.duplicate) {
+    // A repeat of the append's own id is its own earlier try, stored now as far as the writer is concerned.
+    if (!ack.duplicate || item.ownId) {
       stored += 1;
       // Paths are unreserved characters only, so they need no escaping; the body is our own JSON object.
       json[index] = `{"streamPath":"${path}","offset":${ack.seq},${item.text.slice(1)}`;
@@ -165,14 +192,68 @@ function publishOne(nats: Nats, subject: string, item: Prepared, expectLast?: nu
   });
 }
 
-/** All publishes go out at once; one connection keeps them in order on the server. */
-async function publishPipelined(nats: Nats, subject: string, prepared: Prepared[]): Promise<PubAck[]> {
-  const settled = await Promise.allSettled(prepared.map((item) => publishOne(nats, subject, item)));
-  const firstFailure = settled.findIndex((s) => s.status === "rejected");
-  if (firstFailure === -1) return settled.map((s) => (s as PromiseFulfilledResult<PubAck>).value);
-  const reason: unknown = (settled[firstFailure] as PromiseRejectedResult).reason;
-  const appended = settled.filter((s) => s.status === "fulfilled").length;
-  throw withAppended(natsFailure(reason), appended);
+/**
+ * All publishes go out at once; one connection keeps them in order on the server. Within a hold, the events from
+ * the first that failed on are sent again when none after it was stored and each may be sent again (below), so the
+ * batch stays in order.
+ */
+async function publishPipelined(nats: Nats, subject: string, prepared: Prepared[], hold?: Hold): Promise<PubAck[]> {
+  const acks: PubAck[] = [];
+  for (let from = 0, attempt = 0; ; attempt++) {
+    const settled = await Promise.allSettled(prepared.slice(from).map((item) => publishOne(nats, subject, item)));
+    const firstFailure = settled.findIndex((s) => s.status === "rejected");
+    if (firstFailure === -1) return [...acks, ...settled.map((s) => (s as PromiseFulfilledResult<PubAck>).value)];
+    acks.push(...settled.slice(0, firstFailure).map((s) => (s as PromiseFulfilledResult<PubAck>).value));
+    const rest = settled.slice(firstFailure);
+    const reason: unknown = (rest[0] as PromiseRejectedResult).reason;
+    const again = rest.every((s, i) => s.status === "rejected" && mayPublishAgain(s.reason, prepared[from + firstFailure + i] as Prepared));
+    if (!again || !(await waitToRetry(nats, hold, attempt))) {
+      throw withAppended(natsFailure(reason), acks.length + rest.filter((s) => s.status === "fulfilled").length);
+    }
+    from += firstFailure;
+  }
+}
+
+/**
+ * Whether a failed publish may be sent again: JetStream surely did not store it (nothing answered, or it was never
+ * sent), or it carries a message id, so that a repeat of one that was stored is dropped by the server.
+ */
+function mayPublishAgain(err: unknown, item: Prepared): boolean {
+  if (!(err instanceof AgentmeshError) || err.code !== "NATS_UNAVAILABLE") return false;
+  return err.details.stored === false || item.msgId !== undefined;
+}
+
+/** Wait before sending again, 50 ms doubling to 1 s (and until connected); false when the hold is over. */
+async function waitToRetry(nats: Nats, hold: Hold, attempt: number): Promise<boolean> {
+  if (hold === undefined) return false;
+  const left = hold.until - performance.now();
+  if (left <= 0) return false;
+  await sleep(Math.min(1_000, 50 * 2 ** attempt, left));
+  try {
+    await connected(nats, hold);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Connected to NATS, waiting for a reconnect within the hold; NATS_UNAVAILABLE otherwise. */
+async function connected(nats: Nats, hold: Hold): Promise<void> {
+  while (!nats.isConnected()) {
+    if (hold === undefined || performance.now() + 50 > hold.until) throw new AgentmeshError("NATS_UNAVAILABLE");
+    await sleep(50);
+  }
+}
+
+/** One publish, sent again within the hold while it may be (mayPublishAgain). */
+async function publishHeld(nats: Nats, subject: string, item: Prepared, expectLast: number, hold: Hold): Promise<PubAck> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await publishOne(nats, subject, item, expectLast);
+    } catch (err) {
+      if (!mayPublishAgain(err, item) || !(await waitToRetry(nats, hold, attempt))) throw err;
+    }
+  }
 }
 
 /** The first event conditioned on the stream's last offset; the rest, once it is stored, pipelined after it. */
@@ -191,12 +272,12 @@ async function publishAfterFirst(nats: Nats, path: StreamPath, subject: string, 
 }
 
 /** Each event is conditioned on the one before it, so no other writer can interleave. */
-async function publishChained(nats: Nats, path: StreamPath, subject: string, prepared: Prepared[], expectOffset: number): Promise<PubAck[]> {
+async function publishChained(nats: Nats, path: StreamPath, subject: string, prepared: Prepared[], expectOffset: number, hold?: Hold): Promise<PubAck[]> {
   const acks: PubAck[] = [];
   let expected = expectOffset;
   for (const item of prepared) {
     try {
-      const ack = await publishOne(nats, subject, item, expected);
+      const ack = await publishHeld(nats, subject, item, expected, hold);
       acks.push(ack);
       // A duplicate (its key was stored earlier) leaves the stream's last offset where it was.
       if (!ack.duplicate) expected = ack.seq;

@@ -71,7 +71,10 @@ function plainAck(data: Uint8Array): PubAck | undefined {
  * concurrent HTTP requests share writes; a publish with nothing else in
  * flight goes at once. Same semantics as `js.publish`: resolves with
  * the ack, rejects with JetStreamApiError when JetStream refuses, and with
- * NATS_UNAVAILABLE when no stream answers or no ack comes in time.
+ * NATS_UNAVAILABLE when no stream answers or no ack comes in time. Its
+ * `details.stored` says whether the message may have been stored: false when
+ * it was never sent or no stream took it (a leader election), "unknown" when
+ * the ack did not come (it may be stored).
  */
 export class JetStreamPublisher {
   private readonly prefix: string;
@@ -120,7 +123,7 @@ export class JetStreamPublisher {
     this.subscription.unsubscribe();
     for (const [id, waiting] of this.pending) {
       this.pending.delete(id);
-      waiting.reject(new AgentmeshError("NATS_UNAVAILABLE", "The NATS connection closed before JetStream acknowledged"));
+      waiting.reject(new AgentmeshError("NATS_UNAVAILABLE", "The NATS connection closed before JetStream acknowledged", { details: { stored: "unknown" } }));
     }
   }
 
@@ -140,7 +143,7 @@ export class JetStreamPublisher {
         this.nc.publish(out.subject, out.data, { reply: `${this.prefix}.${out.id}`, ...(headers === undefined ? {} : { headers }) });
       } catch (err) {
         this.settle(out.id, (waiting) => {
-          waiting.reject(new AgentmeshError("NATS_UNAVAILABLE", undefined, { cause: err }));
+          waiting.reject(new AgentmeshError("NATS_UNAVAILABLE", undefined, { cause: err, details: { stored: false } }));
         });
       }
     }
@@ -151,7 +154,7 @@ export class JetStreamPublisher {
     const id = Number(msg.subject.slice(this.prefix.length + 1));
     this.settle(id, (waiting) => {
       if (msg.headers?.code === 503) {
-        waiting.reject(new AgentmeshError("NATS_UNAVAILABLE", "No JetStream stream answered the publish"));
+        waiting.reject(new AgentmeshError("NATS_UNAVAILABLE", "No JetStream stream answered the publish", { details: { stored: false } }));
         return;
       }
       const fast = plainAck(msg.data);
@@ -184,7 +187,7 @@ export class JetStreamPublisher {
     for (const [id, waiting] of this.pending) {
       if (waiting.deadline > now) break;
       this.pending.delete(id);
-      waiting.reject(new AgentmeshError("NATS_UNAVAILABLE", `JetStream did not acknowledge a publish within ${this.timeoutMs} ms`));
+      waiting.reject(new AgentmeshError("NATS_UNAVAILABLE", `JetStream did not acknowledge a publish within ${this.timeoutMs} ms`, { details: { stored: "unknown" } }));
     }
   }
 }

@@ -25,7 +25,8 @@ describe("faults survived", () => {
   it("restarting nats-server under steady append load: quick 503s, recovery within 5 s, nothing acknowledged lost", async () => {
     const storeDir = mkdtempSync(join(tmpdir(), "agentmesh-fault-"));
     let server = await startNatsServer({ storeDir });
-    const gw = await startGateway({ NATS_URL: server.url });
+    // Without a hold (APPEND_HOLD_MS=0): the quick 503s of an outage longer than the hold (cluster-failover.test.ts holds).
+    const gw = await startGateway({ NATS_URL: server.url, APPEND_HOLD_MS: "0" });
     try {
       const path = uniquePath("fault");
       const load = appendUnderLoad({ baseUrl: () => gw.url, path, writers: 8, eventsPerWriter: 150, pauseMs: 5 });

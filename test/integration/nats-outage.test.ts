@@ -12,7 +12,8 @@ describe("NATS outage", () => {
     const storeDir = mkdtempSync(join(tmpdir(), "agentmesh-outage-"));
     let server = await startNatsServer({ storeDir });
     const port = server.port;
-    const gw = await startGateway({ NATS_URL: server.url });
+    // Without a hold (APPEND_HOLD_MS=0): what a client sees of an outage longer than the hold.
+    const gw = await startGateway({ NATS_URL: server.url, APPEND_HOLD_MS: "0" });
     try {
       const path = uniquePath();
       const before = await request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "before" } });
@@ -56,6 +57,32 @@ describe("NATS outage", () => {
       await tail.waitFor((m) => m.length === 2 + later.length, 3_000);
       expect(tail.messages.map((m) => (m.data as EventEnvelope).type)).toEqual(["before", "after", ...later]);
       tail.abort();
+    } finally {
+      await gw.close();
+      await server.stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("holds an append made while NATS is down and stores it once NATS is back (APPEND_HOLD_MS)", async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), "agentmesh-outage-"));
+    let server = await startNatsServer({ storeDir });
+    const port = server.port;
+    const gw = await startGateway({ NATS_URL: server.url });
+    try {
+      const path = uniquePath();
+      expect((await request(`${gw.url}/streams${path}`, { body: { type: "before" } })).status).toBe(201);
+      await server.kill();
+      await waitUntil(async () => (await request(`${gw.url}/readyz`)).status === 503);
+      const started = Date.now();
+      const held = request<EventEnvelope>(`${gw.url}/streams${path}`, { body: { type: "during" } });
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      server = await startNatsServer({ storeDir, port });
+      const reply = await held;
+      expect(reply.status).toBe(201);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
+      const page = await request<{ events: EventEnvelope[] }>(`${gw.url}/streams${path}`);
+      expect(page.body.events.map((e) => e.type)).toEqual(["before", "during"]);
     } finally {
       await gw.close();
       await server.stop();

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { request, startGateway, type TestGateway } from "../support/gateway.js";
+import { startNatsCluster, type NatsCluster } from "../support/nats-cluster.js";
+import { readAll, waitFor } from "../support/processors.js";
+
+/**
+ * Failover without failed requests (issue 17): a gateway on a 3-node JetStream cluster, the stream at 3 replicas,
+ * under steady appends without idempotency keys. The stream's leader is killed -9, then the server the gateway is
+ * connected to; each comes back. The gateway holds and retries what JetStream could not take (APPEND_HOLD_MS), so no
+ * request fails, and every acknowledged append is in the stream exactly once, in order.
+ */
+let cluster: NatsCluster;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  cluster = await startNatsCluster(3);
+  // Started again if the cluster, still settling, times a setup request out.
+  gw = await waitFor(() => startGateway({ NATS_URL: cluster.urls, EVENTS_REPLICAS: "3", BREAKER_MAX_EVENTS_PER_SECOND: "100000", BREAKER_BURST: "100000" }), 30_000, "a gateway on the cluster");
+}, 60_000);
+afterAll(async () => {
+  await gw.close();
+  await cluster.stop();
+});
+
+interface Sent {
+  path: string;
+  n: number;
+  status: number;
+  ms: number;
+}
+
+/** Appends to five streams, one at a time every few ms, until stopped: what each request got, and how long it took. */
+function steadyLoad(root: string): { stop: () => Promise<Sent[]> } {
+  const sent: Sent[] = [];
+  const running = { on: true };
+  const done = (async () => {
+    for (let n = 0; running.on; n++) {
+      const path = `${root}/s${n % 5}`;
+      const started = performance.now();
+      const reply = await request(`${gw.url}/streams${path}`, { body: { type: "load/appended", payload: { n } } }).catch(() => null);
+      sent.push({ path, n, status: reply?.status ?? 0, ms: performance.now() - started });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  return {
+    stop: async () => {
+      running.on = false;
+      await done;
+      return sent;
+    },
+  };
+}
+
+/** The stream's leader, asked until the cluster answers. */
+async function streamLeader(): Promise<string> {
+  return waitFor(async () => (await gw.nats.jsm.streams.info(gw.nats.streamName)).cluster?.leader, 20_000, "the stream's leader");
+}
+
+/** Every acknowledged append is read back once, in the order it was acknowledged per stream. */
+async function expectExactlyOnce(sent: Sent[]): Promise<void> {
+  const paths = [...new Set(sent.map((s) => s.path))];
+  for (const path of paths) {
+    const acknowledged = sent.filter((s) => s.path === path && s.status === 201).map((s) => s.n);
+    const stored = await waitFor(() => readAll(gw.url, path), 20_000, `read ${path}`);
+    expect(stored.map((e: EventEnvelope) => (e.payload as { n: number }).n)).toEqual(acknowledged);
+  }
+}
+
+async function killUnderLoad(root: string, pick: () => Promise<string>): Promise<{ sent: Sent[]; victim: string }> {
+  const load = steadyLoad(root);
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const victim = await pick();
+  await cluster.node(victim).kill();
+  await new Promise((resolve) => setTimeout(resolve, 8_000));
+  await cluster.node(victim).restart();
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  return { sent: await load.stop(), victim };
+}
+
+function report(what: string, sent: Sent[]): void {
+  const slowest = Math.max(...sent.map((s) => s.ms));
+  const held = sent.filter((s) => s.ms > 500).length;
+  process.stdout.write(`failover (${what}): ${sent.length} appends, ${sent.filter((s) => s.status !== 201).length} failed, ${held} held over 500 ms, the longest ${Math.round(slowest)} ms\n`);
+}
+
+describe("failover on a 3-node cluster", () => {
+  it("answers every append across a kill -9 of the stream's leader, each stored once and in order", async () => {
+    const { sent } = await killUnderLoad("/failover/leader", streamLeader);
+    report("the stream's leader killed", sent);
+    expect(sent.filter((s) => s.status !== 201).map((s) => s.status)).toEqual([]);
+    await expectExactlyOnce(sent);
+  }, 90_000);
+
+  it("answers every append across a kill -9 of the server the gateway is connected to, each stored once", async () => {
+    const connectedTo = (): Promise<string> => {
+      const server = gw.nats.nc.getServer();
+      const node = cluster.nodes.find((n) => n.url.endsWith(`:${server.split(":").at(-1) ?? ""}`));
+      if (node === undefined) throw new Error(`the gateway's server ${server} is none of the cluster's`);
+      return Promise.resolve(node.name);
+    };
+    const { sent } = await killUnderLoad("/failover/connected", connectedTo);
+    report("the gateway's server killed", sent);
+    expect(sent.filter((s) => s.status !== 201).map((s) => s.status)).toEqual([]);
+    await expectExactlyOnce(sent);
+  }, 90_000);
+
+  it("still answers 503 once the hold is over", async () => {
+    const brief = await startGateway({ NATS_URL: cluster.urls, EVENTS_REPLICAS: "3", APPEND_HOLD_MS: "1500" });
+    try {
+      const path = "/failover/no-quorum";
+      expect((await request(`${brief.url}/streams${path}`, { body: { type: "load/appended" } })).status).toBe(201);
+      // Two of three down: no leader can be elected, so nothing is stored however long the gateway waits.
+      const [a, b] = cluster.nodes.filter((n) => !brief.nats.nc.getServer().endsWith(n.url.split(":").at(-1) ?? "x"));
+      await a?.kill();
+      await b?.kill();
+      const started = performance.now();
+      const reply = await request<{ error: { code: string; message: string } }>(`${brief.url}/streams${path}`, { body: { type: "load/appended" } });
+      const waited = performance.now() - started;
+      process.stdout.write(`no quorum: ${reply.status} ${JSON.stringify(reply.body)} after ${Math.round(waited)} ms\n`);
+      expect([reply.status, reply.body.error.code]).toEqual([503, "NATS_UNAVAILABLE"]);
+      expect(waited).toBeGreaterThanOrEqual(1_000);
+      await a?.restart();
+      await b?.restart();
+    } finally {
+      await brief.close();
+    }
+  }, 60_000);
+});
