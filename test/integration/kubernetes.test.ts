@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
@@ -21,11 +22,18 @@ interface K8sObject {
   kind: string;
   metadata: { name: string };
   data?: Record<string, string>;
-  spec?: { template?: { spec?: { containers?: Container[] } } };
+  spec?: { template?: { spec?: PodSpec } };
+}
+interface PodSpec {
+  containers?: Container[];
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; runAsGroup?: number };
+  volumes?: { name: string; emptyDir?: unknown }[];
 }
 interface Container {
   name: string;
   command?: string[];
+  securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
+  volumeMounts?: { name: string; mountPath: string }[];
   env?: { name: string; value?: string; valueFrom?: unknown }[];
   envFrom?: { configMapRef?: { name: string } }[];
 }
@@ -62,6 +70,13 @@ const SERVICES: Record<string, { entry: string; shape: z.ZodRawShape; mustSet: s
   llm: { entry: "processors/llm/main.ts", shape: { ...processorConfigShape, ...llmConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "LLM_BASE_URL", "LLM_API_KEY"] },
   traces: { entry: "processors/traces/main.ts", shape: { ...processorConfigShape, ...tracesConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "OTEL_EXPORTER_OTLP_ENDPOINT"] },
 };
+
+/** The user deploy/Dockerfile runs as (`USER uid:gid`): the manifests run the same one, by number. */
+function imageUser(): { uid: number; gid: number } {
+  const match = /^USER (\d+):(\d+)$/m.exec(readFileSync(join(root, "deploy/Dockerfile"), "utf8"));
+  if (match === null) throw new Error("deploy/Dockerfile has no numeric USER uid:gid");
+  return { uid: Number(match[1]), gid: Number(match[2]) };
+}
 
 describe.each(["dev", "production"])("kubernetes overlay %s", (overlay) => {
   const objects = render(overlay);
@@ -102,6 +117,21 @@ describe.each(["dev", "production"])("kubernetes overlay %s", (overlay) => {
       for (const variable of explicit) expect(known.has(variable), `${name} does not read ${variable}`).toBe(true);
       // The manifests never turn access control off.
       if (name === "gateway") expect(values.get("AUTH")).toBe("jwt");
+    }
+  });
+
+  it("runs every service as the image does: its non-root user, a read-only root filesystem, a writable /tmp", () => {
+    // The image test (test/integration/image.test.ts) runs every service this way; /tmp holds tsx's compile cache.
+    const user = imageUser();
+    for (const name of Object.keys(SERVICES)) {
+      const pod = objects.find((o) => o.kind === "Deployment" && o.metadata.name === name)?.spec?.template?.spec;
+      expect(pod?.securityContext, name).toMatchObject({ runAsNonRoot: true, runAsUser: user.uid, runAsGroup: user.gid });
+      const container = pod?.containers?.[0];
+      expect(container?.command?.slice(0, 3), name).toEqual(["node", "--import", "tsx"]);
+      expect(container?.securityContext, name).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+      const tmp = container?.volumeMounts?.find((m) => m.mountPath === "/tmp");
+      expect(tmp, `${name} mounts a writable /tmp`).toBeDefined();
+      expect(pod?.volumes?.find((v) => v.name === tmp?.name)?.emptyDir, `${name}: /tmp is an emptyDir`).toBeDefined();
     }
   });
 });
