@@ -89,7 +89,7 @@ program
   .argument("<path>", "the stream to fork")
   .requiredOption("--at <offset>", "the last event the fork inherits")
   .requiredOption("--to <path>", "the new stream (it must not exist)")
-  .option("--subscriptions", "the source's webhook subscriptions deliver the fork's events too (needs admin on the fork)", false)
+  .option("--subscriptions", "the source's webhook subscriptions deliver the fork's events too (needs admin on the source and the fork)", false)
   .option("--json", "print the gateway's answer as JSON", false)
   .action((path: string, options: ForkOptions) => forkCommand(target(), path, options));
 

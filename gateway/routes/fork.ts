@@ -38,7 +38,7 @@ export interface ForkDeps {
 
 /**
  * `POST /streams/<path>/fork` `{at, to, subscriptions?}`: a new stream whose history is this one's up to and
- * including `at` (docs/ARCHITECTURE.md, "Forks"). Needs `read` here and `append` on `to`, and `admin` on `to` to
+ * including `at` (docs/ARCHITECTURE.md, "Forks"). Needs `read` here and `append` on `to`, and `admin` on both to
  * inherit webhook subscriptions (they deliver, signed, whatever the fork's writers append). The append route hands
  * these URLs here (a path cannot end in `fork`).
  */
@@ -47,7 +47,12 @@ export async function answerForkRequest(request: FastifyRequest, path: StreamPat
   const body = parseOr(ForkBodySchema, request.body ?? {}, "BAD_REQUEST", "");
   const writer = await deps.access.writer(request);
   requireRight(writer, "append", body.to);
-  if (body.subscriptions) requireRight(writer, "admin", body.to);
+  // The source's subscriptions would deliver, signed with its secrets, to its receivers whatever is appended to the
+  // fork: its admin's to give, and the fork's admin's to take.
+  if (body.subscriptions) {
+    requireRight(writer, "admin", path);
+    requireRight(writer, "admin", body.to);
+  }
   const taken = await deps.durableStore.lookup(body.to);
   if (taken.kind === "durable" || taken.kind === "gone") throw new AgentmeshError("STREAM_EXISTS", `A Durable Stream was created at ${body.to}; a fork makes a new agent stream`);
   const result = await forkStream(deps.nats, { from: path, at: body.at, to: body.to, subscriptions: body.subscriptions }, { ...deps, maxEvents: deps.forkMaxEvents });

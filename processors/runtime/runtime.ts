@@ -13,7 +13,7 @@ import { processorEvents, processorSeconds } from "../../shared/service/metrics.
 import { decodeJsMsg } from "../../shared/log/read.js";
 import { StreamStateCache, type StreamState } from "./stream-state-cache.js";
 import { eventsSubject, type StreamPath } from "../../shared/contract/subjects.js";
-import { ConsumerNames, SubjectRoots, SystemEventTypes } from "../../shared/contract/wire.js";
+import { ConsumerNames, MetadataKeys, SubjectRoots, SystemEventTypes } from "../../shared/contract/wire.js";
 import { serviceWriter, type Writer } from "../../shared/log/writer.js";
 import { withTraceContext } from "./trace-context.js";
 
@@ -87,6 +87,8 @@ const MAX_DECISION_ATTEMPTS = 8;
 const HOLD_IN_LANE_MS = 20_000;
 /** The longest single wait for a replica behind the event to catch up (20, 40, ... ms: ~1.3 s in all). */
 const BEHIND_WAIT_MAX_MS = 640;
+/** How long a decision waits for the rest of another decision's batch before taking the stream as it is. */
+const UNFINISHED_BATCH_MS = 2_000;
 const EVENTS_PREFIX = `${SubjectRoots.events}.`;
 /** Every processor consumer's filter until they went unfiltered (see `start`). */
 const LEGACY_FILTER = `${SubjectRoots.events}.>`;
@@ -236,6 +238,7 @@ export class ProcessorRuntime<S> {
     for (let attempt = 1; ; attempt++) {
       let stream = (attempt === 1 && cachedOk ? this.usableCachedState(path, event.offset) : undefined) ?? (await this.cache.latest(path));
       if (stream.offset < event.offset) stream = await this.caughtUpTo(event, m.subject, stream);
+      if (serialise) stream = await this.pastUnfinishedBatch(path, stream);
       // The log (read to its latest offset) is the truth; the pause index may lag it by a moment.
       if (this.processor.skipWhilePaused !== false && (stream.system.paused !== null || this.pausedAfter(path, stream.offset))) {
         log().debug("stream paused; not reacting");
@@ -245,7 +248,7 @@ export class ProcessorRuntime<S> {
         log().debug("already reacted to this event (redelivery)");
         return "skipped";
       }
-      const reactions = (await this.processor.react({ event, stream, get log() { return log(); } })).map((input, index) => this.prepare(input, event, index));
+      const reactions = (await this.processor.react({ event, stream, get log() { return log(); } })).map((input, index, all) => this.prepare(input, event, index, all.length));
       if (reactions.length === 0) return "no-reaction";
       try {
         await appendEvents(this.options.nats, path, reactions, { writer: this.writer, indexes: this.options.indexes, unpausedThrough: stream.offset, ...(serialise ? { expectOffset: stream.offset, condition: "first" } : {}) });
@@ -282,6 +285,21 @@ export class ProcessorRuntime<S> {
     return stream;
   }
 
+  /**
+   * The state once no decision is half stored at its end. A decision's reactions after its first are published
+   * without a condition (so that a writer in between cannot cut it short), which leaves a moment in which the stream
+   * ends in the middle of one; a decision made then could not see the rest (two requests started for one input).
+   * Its parts come within milliseconds; one whose rest never came (its writer died) is taken as it is after a while.
+   */
+  private async pastUnfinishedBatch(path: StreamPath, current: StreamState<S>): Promise<StreamState<S>> {
+    let stream = current;
+    for (let waitMs = 5; stream.system.unfinishedBatchAt !== null && Date.now() - Date.parse(stream.system.unfinishedBatchAt) < UNFINISHED_BATCH_MS; waitMs = Math.min(waitMs * 2, 200)) {
+      await sleep(waitMs);
+      stream = await this.cache.latest(path);
+    }
+    return stream;
+  }
+
   /** The cached state, if it is at or past `offset` and no pause or resume the index knows of came after it. */
   private usableCachedState(path: StreamPath, offset: number): StreamState<S> | undefined {
     const cached = this.cache.cached(path);
@@ -300,10 +318,12 @@ export class ProcessorRuntime<S> {
   }
 
   /** Mark a reaction with its cause and a key that makes a redelivery store it only once. */
-  private prepare(input: EventInput, cause: EventEnvelope, index: number): ValidEventInput {
+  private prepare(input: EventInput, cause: EventEnvelope, index: number, of: number): ValidEventInput {
     const valid = EventInputSchema.parse(input);
     return withTraceContext({
       ...valid,
+      // A decision of several events is stored one event at a time: its parts say how far it has got.
+      ...(of > 1 ? { metadata: { ...valid.metadata, [MetadataKeys.batch]: { index, of } } } : {}),
       source: { processor: this.processor.name, causationOffset: cause.offset },
       idempotencyKey: valid.idempotencyKey ?? `${this.processor.name}:${cause.offset}:${index}`,
     }, cause, this.processor.name);

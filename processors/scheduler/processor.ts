@@ -29,6 +29,8 @@ async function indexInherited(index: ScheduleIndex, state: SchedulesState, forke
   const now = Date.now();
   let armed = 0;
   for (const view of Object.values(state.schedules)) {
+    // Only what the fork inherited: a schedule added in the fork itself was indexed when it was added.
+    if (view.addedAt.offset > forked.offset) continue;
     const nextDueMs = dueInFork(view, Date.parse(forked.createdAt), now);
     if (nextDueMs === null) continue;
     await index.applyFromLog({ path, slug: view.slug, definition: { append: view.append, schedule: view.schedule }, offset: view.addedAt.offset, nextDueMs });

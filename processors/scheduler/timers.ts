@@ -12,6 +12,8 @@ import { serviceWriter } from "../../shared/log/writer.js";
 /** setTimeout cannot wait longer than ~24.8 days; far schedules are re-armed. */
 const MAX_TIMER_MS = 60 * 60 * 1000;
 const RETRY_MS = 1000;
+/** How often a one-shot that came due while its stream was paused tries again. */
+const PAUSED_RETRY_MS = 2_000;
 
 interface HeapItem {
   dueMs: number;
@@ -106,6 +108,12 @@ export class ScheduleTimers {
       log.info({ delayMs: Date.now() - dueMs }, "schedule fired");
     } catch (err) {
       if (err instanceof AgentmeshError && err.code === "STREAM_PAUSED") {
+        // A one-shot (a tool call's timeout) is still owed once the stream is resumed; a recurring run is skipped.
+        if (definition.schedule.kind === "at" || definition.schedule.kind === "in") {
+          log.info("stream paused; firing once it is resumed");
+          this.heap.push({ dueMs: Date.now() + PAUSED_RETRY_MS, key: item.key, version: item.version });
+          return;
+        }
         log.info("stream paused; skipping this run");
       } else {
         log.warn({ err }, "could not fire schedule; retrying");

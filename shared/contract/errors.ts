@@ -30,6 +30,7 @@ export const ErrorCodes = {
   PRODUCER_SEQ_GAP: { status: 409, message: "Producer-Seq skips a sequence number" },
   STREAM_PAUSED: { status: 423, message: "The stream is paused; a person must resume it" },
   STREAM_NOT_PAUSED: { status: 409, message: "The stream is not paused" },
+  FORK_IN_PROGRESS: { status: 409, message: "This fork is still being copied" },
   FORK_INTERRUPTED: { status: 409, message: "Another writer appended to the fork while it was being copied" },
   RATE_LIMITED: { status: 429, message: "Too many requests; slow down" },
   TOO_MANY_CONNECTIONS: { status: 429, message: "Too many live connections for this client" },

@@ -65,6 +65,11 @@ export const ProcessorNames = {
 export const MetadataKeys = {
   /** W3C Trace Context of a reaction: its turn's trace and its own span (docs/EVENTS.md, "Trace context"). */
   traceparent: "traceparent",
+  /**
+   * `{index, of}` on each reaction of a decision of more than one event: a decision on the stream is not made while
+   * its last event is one of a batch still being stored (docs/EVENTS.md, "The decide-and-append loop").
+   */
+  batch: "batch",
 } as const;
 
 /** The agent loop's events (shared/contract/events/agent.ts has their payloads). */

@@ -120,7 +120,7 @@ export class ForkCopier {
       await this.guessAgain(oldest);
       return;
     }
-    if (oldest.predicted !== 0 && ack.seq !== oldest.predicted) throw new Error(`a copy guessed at ${oldest.predicted} was stored at ${ack.seq}`);
+    if (oldest.predicted !== 0 && ack.seq !== oldest.predicted) throw new AgentmeshError("INTERNAL", `A copy guessed at offset ${oldest.predicted} was stored at ${ack.seq}: the server did not check the guess`);
     this.storedAt.set(oldest.event.offset, ack.seq);
     this.guessedAt.delete(oldest.event.offset);
     this.count += 1;

@@ -55,10 +55,13 @@ export async function forkStream(nats: Nats, request: ForkRequest, deps: { secre
   const copier = new ForkCopier(nats, { from, to }, deps.secrets);
   try {
     await copier.copyAll(envelopes(readRange(nats, eventsSubject(from), 1, at)));
-  } finally {
-    // The pauses and webhook secrets that were copied hold even if the fork stops part-way.
-    if (copier.indexed.length > 0) await deps.indexes.observe(to, copier.indexed);
+  } catch (err) {
+    // The pauses and webhook secrets that were copied hold even if the fork stops part-way; a failure to record them
+    // must not hide why it stopped.
+    if (copier.indexed.length > 0) await deps.indexes.observe(to, copier.indexed).catch(() => undefined);
+    throw err;
   }
+  if (copier.indexed.length > 0) await deps.indexes.observe(to, copier.indexed);
   if (copier.count === 0) throw new AgentmeshError("OFFSET_NOT_IN_STREAM", `No event of ${from} is at offset ${at}`, { details: { at } });
   // Conditioned on the last copy: nothing may come between the history and the fork's first word.
   const marker = { type: SystemEventTypes.forked, payload: { from, at, events: copier.count, subscriptions: request.subscriptions } };
@@ -73,16 +76,64 @@ async function* envelopes(events: AsyncIterable<{ envelope: EventEnvelope }>): A
   for await (const { envelope } of events) yield envelope;
 }
 
-/** The same fork made before (its stream/forked names the same source and offset), or null; STREAM_EXISTS for any other stream there. */
+/**
+ * The same fork made before, or null when the path is free: its stream/forked (the fork's first event of its own,
+ * whatever was appended after it) names the same source, offset and subscriptions. FORK_IN_PROGRESS while its
+ * history is still being copied; STREAM_EXISTS for any other stream there.
+ */
 async function existingFork(nats: Nats, request: ForkRequest): Promise<ForkResult | null> {
   const subject = eventsSubject(request.to);
-  const lastStored = await lastMessage(nats, subject);
-  if (lastStored === null) return null;
-  const lastEvent = decodeStoredMsg(lastStored).envelope;
-  const marker = StreamForkedSchema.safeParse(lastEvent.payload);
-  const same = lastEvent.type === SystemEventTypes.forked && lastEvent.forkedFrom === undefined && marker.success && marker.data.from === request.from && marker.data.at === request.at && marker.data.subscriptions === request.subscriptions;
-  if (!same) throw new AgentmeshError("STREAM_EXISTS", `A stream exists at ${request.to}; a fork makes a new one`);
-  return { forked: lastEvent, events: marker.data.events, created: false };
+  const first = await nextOnSubject(nats, subject, 1);
+  if (first === null) return null;
+  const taken = new AgentmeshError("STREAM_EXISTS", `A stream exists at ${request.to}; a fork makes a new one`);
+  if (first.forkedFrom?.path !== request.from) throw taken;
+  const own = await firstOwnEvent(nats, subject, first);
+  if (own === null) {
+    // Only copies: being made (its last copy is fresh), or a fork that stopped part-way and keeps the path.
+    const newest = await lastMessage(nats, subject);
+    if (newest !== null && Date.now() - newest.time.getTime() < IN_PROGRESS_MS) throw new AgentmeshError("FORK_IN_PROGRESS", `A fork of ${request.from} is being copied to ${request.to}; ask again in a moment`);
+    throw taken;
+  }
+  const marker = StreamForkedSchema.safeParse(own.payload);
+  const same = own.type === SystemEventTypes.forked && marker.success && marker.data.from === request.from && marker.data.at === request.at && marker.data.subscriptions === request.subscriptions;
+  if (!same) throw taken;
+  return { forked: own, events: marker.data.events, created: false };
+}
+
+/** How recent a fork's last copy must be for the fork to count as being made (copies are stored thousands a second). */
+const IN_PROGRESS_MS = 5_000;
+
+/** The subject's first event at or after an offset, or null. */
+async function nextOnSubject(nats: Nats, subject: string, from: number): Promise<EventEnvelope | null> {
+  try {
+    const m = await nats.jsm.direct.getMessage(nats.streamName, { seq: from, next_by_subj: subject });
+    return m === null ? null : decodeStoredMsg(m).envelope;
+  } catch (err) {
+    throw natsFailure(err);
+  }
+}
+
+/**
+ * A fork's first event without `forkedFrom` (its stream/forked), found by halving: inherited events come first on
+ * the subject, so "inherited" holds for a prefix of it. A few direct gets, however long the history.
+ */
+async function firstOwnEvent(nats: Nats, subject: string, first: EventEnvelope): Promise<EventEnvelope | null> {
+  const last = await lastMessage(nats, subject);
+  let low = first.offset + 1;
+  let high = last?.seq ?? 0;
+  let found: EventEnvelope | null = null;
+  while (low <= high) {
+    const middle = Math.floor((low + high) / 2);
+    const probe = await nextOnSubject(nats, subject, middle);
+    if (probe === null) break;
+    if (probe.forkedFrom === undefined) {
+      found = probe;
+      high = middle - 1;
+    } else {
+      low = probe.offset + 1;
+    }
+  }
+  return found;
 }
 
 /** How many events a subject holds, from the stream's per-subject counts. */

@@ -1,6 +1,6 @@
 import type { EventEnvelope } from "../contract/envelope.js";
 import { StreamPausedSchema } from "../contract/events/stream.js";
-import { SystemEventTypes } from "../contract/wire.js";
+import { MetadataKeys, SystemEventTypes } from "../contract/wire.js";
 import { RecentOffsets } from "./recent-offsets.js";
 
 /** How many of a processor's own reactions the state remembers to skip a redelivered event. */
@@ -14,10 +14,22 @@ const REMEMBERED_REACTIONS = 256;
 export interface SystemState {
   paused: { reason: string; offset: number } | null;
   reactedTo: RecentOffsets;
+  /**
+   * When the stream's last event is a part of a decision still being stored (metadata.batch, not its last part):
+   * its time. A decision made now would not see the rest (docs/EVENTS.md, "The decide-and-append loop").
+   */
+  unfinishedBatchAt: string | null;
 }
 
 export function initialSystemState(): SystemState {
-  return { paused: null, reactedTo: RecentOffsets.empty(REMEMBERED_REACTIONS) };
+  return { paused: null, reactedTo: RecentOffsets.empty(REMEMBERED_REACTIONS), unfinishedBatchAt: null };
+}
+
+function isUnfinishedPart(event: EventEnvelope): boolean {
+  const batch = event.metadata?.[MetadataKeys.batch];
+  if (typeof batch !== "object" || batch === null) return false;
+  const { index, of } = batch as { index?: unknown; of?: unknown };
+  return typeof index === "number" && typeof of === "number" && index < of - 1;
 }
 
 export function reduceSystemState(state: SystemState, event: EventEnvelope, processor: string): SystemState {
@@ -31,5 +43,7 @@ export function reduceSystemState(state: SystemState, event: EventEnvelope, proc
   if (event.source?.processor === processor) {
     next = { ...next, reactedTo: next.reactedTo.add(event.source.causationOffset) };
   }
+  const unfinishedBatchAt = isUnfinishedPart(event) ? event.createdAt : null;
+  if (unfinishedBatchAt !== next.unfinishedBatchAt) next = { ...next, unfinishedBatchAt };
   return next;
 }

@@ -374,6 +374,9 @@ describe("the table", () => {
     const fork = (token: string, to: string, extra: Record<string, unknown> = {}) => request<{ error?: { code: string } }>(`${gw.url}/streams${source}/fork`, { body: { at: stored.body.offset, to, ...extra }, headers: { authorization: `Bearer ${token}` } });
     expect((await fork(swapped, `${root}/fork-rights/forks/b`)).status).toBe(403);
     expect((await fork(split, `${root}/fork-rights/forks/a`, { subscriptions: true })).status).toBe(403);
+    // Taking the source's subscriptions needs admin on the source too, not only on the fork.
+    const forkAdmin = await mint([{ path: `${root}/fork-rights/source/**`, rights: ["read"] }, { path: `${root}/fork-rights/forks/**`, rights: ["append", "admin"] }], "fork-admin");
+    expect((await fork(forkAdmin, `${root}/fork-rights/forks/c`, { subscriptions: true })).status).toBe(403);
     expect((await fork(split, `${root}/fork-rights/forks/a`)).status).toBe(201);
     // Nothing was made by the refusals.
     expect((await request(`${gw.url}/streams${root}/fork-rights/forks/b`, { headers: owner() })).status).toBe(404);

@@ -251,6 +251,24 @@ describe("POST /streams/<path>/fork", () => {
     ]);
   }, 30_000);
 
+  it("fires a tool call's timeout that came due while the fork was paused once it is resumed", async () => {
+    const source = `${root}/paused-tool`;
+    await append(source, { type: "agent/configured", payload: { toolTimeoutSeconds: 1, tools: [{ name: "lookup" }] } });
+    model.script = [{ toolCalls: [{ id: "call-p", name: "lookup", arguments: "{}" }] }];
+    await say(source, "look it up, then wait");
+    await until(source, (events) => events.some((e) => e.type === "schedule/added"));
+    const pause = (await append(source, { type: "stream/paused", payload: { reason: "by hand" } })).body as EventEnvelope;
+    const to = `${root}/paused-tool-fork`;
+    expect((await fork(source, { at: pause.offset, to })).status).toBe(201);
+    // The timeout comes due while the fork is paused: nothing happens then.
+    await sleep(2_500);
+    expect(own(await readAll(gw.url, to)).map((e) => e.type)).toEqual(["stream/forked"]);
+    expect((await request(`${gw.url}/streams${to}/resume`, { body: {} })).status).toBe(201);
+    const events = await until(to, (e) => own(e).some((x) => x.type === "agent/tool-call-settled") && settled(own(e)).length === 1, 15_000);
+    expect(own(events).filter((e) => e.type === "agent/tool-call-timed-out")).toHaveLength(1);
+    await append(source, { type: "schedule/cancelled", payload: { slug: "unused" } }).catch(() => undefined);
+  }, 40_000);
+
   it("starts the breaker from the inherited state: its limits, and the copies are not load", async () => {
     const source = `${root}/breaker`;
     await append(source, { type: "stream/circuit-breaker-configured", payload: { maxEventsPerSecond: 2, burst: 5 } });
@@ -296,6 +314,33 @@ describe("POST /streams/<path>/fork", () => {
     await append(to, { type: "schedule/cancelled", payload: { slug: "tick" } });
   }, 40_000);
 
+  it("refuses a fork another writer appended to while it was being copied (FORK_INTERRUPTED), and keeps it refused", async () => {
+    const source = `${root}/interrupted`;
+    await append(source, { type: "stream/circuit-breaker-configured", payload: { maxEventsPerSecond: 100_000, burst: 100_000 } });
+    for (let batch = 0; batch < 20; batch++) await append(source, Array.from({ length: 1000 }, (_, n) => ({ type: "note/added", payload: { n } })));
+    const last = (await readAll(gw.url, source)).at(-1) as EventEnvelope;
+    const to = `${root}/interrupted-fork`;
+    const forking = fork(source, { at: last.offset, to });
+    // As soon as the copy has begun, another writer appends to the new path.
+    await waitFor(async () => ((await request(`${gw.url}/streams${to}?limit=1`)).status === 200 ? true : undefined), 10_000, "the copy begun");
+    const interloper = await append(to, { type: "note/added", payload: { by: "someone else" } });
+    expect(interloper.status).toBe(201);
+    const reply = (await forking) as unknown as { status: number; body: { error: { code: string } } };
+    expect([reply.status, reply.body.error.code]).toEqual([409, "FORK_INTERRUPTED"]);
+    const copied = await readAll(gw.url, to);
+    expect(copied.some((e) => e.type === "stream/forked")).toBe(false);
+    // The history before the other writer's event is an exact prefix of the source's.
+    const interloperAt = (interloper.body as EventEnvelope).offset;
+    const before = copied.filter((e) => e.offset < interloperAt);
+    expect(before.map((e) => e.forkedFrom?.offset)).toEqual((await readAll(gw.url, source)).slice(0, before.length).map((e) => e.offset));
+    // Asked again: the path is taken (just after, the fork may still look as if it were being made).
+    const again = await waitFor(async () => {
+      const reply = await request<{ error: { code: string } }>(`${gw.url}/streams${source}/fork`, { body: { at: last.offset, to } });
+      return reply.body.error.code === "FORK_IN_PROGRESS" ? undefined : reply;
+    }, 15_000, "the interrupted fork's path refused");
+    expect([again.status, again.body.error.code]).toEqual([409, "STREAM_EXISTS"]);
+  }, 60_000);
+
   it("translates every offset an inherited event names, and carries the inbound webhook secret over", async () => {
     const source = `${root}/offsets`;
     const secret = `whsec_${Buffer.from("a-shared-secret-of-24-by").toString("base64")}`;
@@ -332,6 +377,8 @@ describe("POST /streams/<path>/fork", () => {
     const to = `${root}/again-fork`;
     const made = await fork(source, { at: first.offset, to });
     expect(made.status).toBe(201);
+    // The fork goes on (a new input) before the client, whose answer was lost, asks again.
+    await append(to, { type: "note/added", payload: { after: "the fork" } });
     const again = await fork(source, { at: first.offset, to });
     expect(again.status).toBe(200);
     expect(again.body).toEqual(made.body);

@@ -189,6 +189,30 @@ describe("processor runtime", () => {
     expect(jobs.map(parts).filter((found) => found.join() !== PARTS.join())).toEqual([]);
   }, 40_000);
 
+  it("does not decide while the stream ends in the middle of another decision's batch", async () => {
+    const root = uniquePath("rt-unfinished");
+    const name = uniqueName("patient");
+    const path = `${root}/a`;
+    // Decides slowly, so that another writer's batch starts while it decides.
+    await start({ name, triggers: ["ask"], filterSubject: subtree(root), initialState: () => null, reduce: () => null, react: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return [{ type: "answer" }];
+    } });
+    await append(path, { type: "ask" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Another processor's decision of two events, its second part late.
+    const batch = (part: number) => ({ type: "other/part", metadata: { batch: { index: part, of: 2 } }, source: { processor: "other", causationOffset: 1 } });
+    await append(path, batch(0));
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const last = (await append(path, batch(1))).body as EventEnvelope;
+    const events = await waitFor(async () => {
+      const all = await readAll(gw.url, path);
+      return all.some((e) => e.type === "answer") ? all : undefined;
+    }, 10_000);
+    // Decided on the whole batch: its answer comes after the batch's last part.
+    expect((events.find((e) => e.type === "answer") as EventEnvelope).offset).toBeGreaterThan(last.offset);
+  }, 20_000);
+
   it("does not react again to an event whose reaction was stored before a crash (redelivery past the dedupe window)", async () => {
     const root = uniquePath("rt");
     const name = uniqueName("once");

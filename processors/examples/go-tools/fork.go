@@ -11,16 +11,41 @@ import (
 // fork inherited open: requested in the history and not settled by the fork point. Their requests are history
 // (never reacted to), so without this they would stay open until their timeout (docs/EVENTS.md, "Forks").
 // Each is answered as a live call is, with `source` naming the stream/forked event and the key
-// `<name>:<forked offset>:<i>`.
+// `<name>:<forked offset>:<i>`. A fork paused then (the fork of a paused stream) is taken over on its first
+// stream/resumed instead (takeOverOnResume).
 func (p *processor) takeOverFork(msg *nats.Msg, c cause) error {
-	return p.decideAndAppend(msg, c, func() (decision, error) {
-		fork, err := readFork(p.js, p.stream, c.subject, c.offset, p.name)
+	return p.takeOver(msg, c, false)
+}
+
+// takeOverOnResume takes over, on a stream/resumed, a fork that was not taken over on its stream/forked because it
+// was paused then: the same takeover, still named after the stream/forked event (its `source` and its keys), so
+// that a takeover on stream/forked and one on a resume can never both store. Nothing for a stream that is not a
+// fork (told by its first event alone), and nothing once an event of this processor names the stream/forked event
+// as its cause: the takeover was done, on stream/forked or on an earlier resume.
+func (p *processor) takeOverOnResume(msg *nats.Msg, c cause) error {
+	forked, found, err := findForked(p.js, p.stream, c.subject, c.path)
+	if err != nil {
+		return fmt.Errorf("looking for the stream/forked of %s: %w", c.path, err)
+	}
+	if !found || forked.offset > c.offset {
+		return nil
+	}
+	return p.takeOver(msg, forked, true)
+}
+
+// takeOver is the takeover of the fork whose stream/forked is forked, made on msg (the stream/forked itself, or a
+// stream/resumed): decided from the whole log, paused or not at the time of the decision, and published with the
+// expected offset. onlyOnce skips it when this processor already reacted to the stream/forked event; on
+// stream/forked itself the redelivery of a batch cut short goes on with the calls still open.
+func (p *processor) takeOver(msg *nats.Msg, forked cause, onlyOnce bool) error {
+	return p.decideAndAppend(msg, forked, func() (decision, error) {
+		fork, err := readFork(p.js, p.stream, forked.subject, forked.offset, p.name)
 		if err != nil {
-			return decision{}, fmt.Errorf("reading the fork %s: %w", c.path, err)
+			return decision{}, fmt.Errorf("reading the fork %s: %w", forked.path, err)
 		}
 		// The whole log was read, inherited pauses included (the fork of a paused stream is paused): no index needed.
 		d := decision{last: fork.last, paused: fork.pauses.paused, reacted: fork.reacted}
-		if d.paused {
+		if d.paused || (onlyOnce && d.reacted) {
 			return d, nil
 		}
 		for i, call := range fork.openAtFork {
@@ -36,6 +61,26 @@ func (p *processor) takeOverFork(msg *nats.Msg, c cause) error {
 		}
 		return d, nil
 	})
+}
+
+// findForked finds a fork's stream/forked: its first event of its own, after the inherited ones. found is false
+// for a stream that is not a fork (its first event has no forkedFrom: one read) and for a fork left without
+// stream/forked (its filling was interrupted: nothing is taken over there).
+func findForked(js nats.JetStreamContext, stream, subject, path string) (forked cause, found bool, err error) {
+	inherited := false
+	_, err = eachEventWhile(js, stream, subject, 1, func(offset uint64, body storedBody) bool {
+		if body.ForkedFrom != nil {
+			inherited = true
+			return true
+		}
+		forked = cause{subject: subject, path: path, offset: offset, body: body}
+		found = inherited && body.Type == "stream/forked"
+		return false
+	})
+	if err != nil || !found {
+		return cause{}, false, err
+	}
+	return forked, true, nil
 }
 
 // fork is what a fork's log says, read from its first event to its last.

@@ -45,6 +45,8 @@ func (p *processor) handle(msg *nats.Msg) {
 		err = p.answerCall(msg, c)
 	case "stream/forked":
 		err = p.takeOverFork(msg, c)
+	case "stream/resumed":
+		err = p.takeOverOnResume(msg, c)
 	default:
 		_ = msg.Ack()
 		return

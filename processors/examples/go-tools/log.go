@@ -11,6 +11,14 @@ import (
 // eachEvent reads a subject's events from offset `from` on, one direct get (next_by_subj) at a time, and hands each
 // to visit (a body that is not an event arrives empty). It returns the last offset read, `from - 1` for none.
 func eachEvent(js nats.JetStreamContext, stream, subject string, from uint64, visit func(offset uint64, body storedBody)) (uint64, error) {
+	return eachEventWhile(js, stream, subject, from, func(offset uint64, body storedBody) bool {
+		visit(offset, body)
+		return true
+	})
+}
+
+// eachEventWhile is eachEvent that stops after the first event visit returns false for (the last offset read).
+func eachEventWhile(js nats.JetStreamContext, stream, subject string, from uint64, visit func(offset uint64, body storedBody) bool) (uint64, error) {
 	last := from - 1
 	for seq := from; ; {
 		m, err := js.GetMsg(stream, seq, nats.DirectGetNext(subject))
@@ -24,8 +32,10 @@ func eachEvent(js nats.JetStreamContext, stream, subject string, from uint64, vi
 		if json.Unmarshal(m.Data, &body) != nil {
 			body = storedBody{}
 		}
-		visit(m.Sequence, body)
 		last = m.Sequence
+		if !visit(m.Sequence, body) {
+			return last, nil
+		}
 		seq = m.Sequence + 1
 	}
 }

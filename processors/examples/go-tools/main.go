@@ -2,7 +2,8 @@
 // the official NATS client, following docs/EVENTS.md ("A processor in another
 // language"): it owns two tools, get_time and calculate, reads
 // agent/tool-call-requested from a durable JetStream consumer and writes
-// agent/tool-call-settled. On a fork's stream/forked it answers the calls for
+// agent/tool-call-settled. On a fork's stream/forked (or, if the fork was
+// paused then, on the first stream/resumed after it) it answers the calls for
 // its tools that the fork inherited open (docs/EVENTS.md, "Forks").
 //
 // The files: main.go (start and the fetch loop), consumer.go (the durable

@@ -40,7 +40,7 @@ export function ForkForm(props: { event: StoredEvent; onClose: () => void }) {
         New stream <input value={to} onChange={(e) => { setTo(e.target.value); }} aria-label="Fork to" required />
       </label>
       <label className="small">
-        <input type="checkbox" checked={subscriptions} onChange={(e) => { setSubscriptions(e.target.checked); }} /> its webhook subscriptions deliver the fork's events too (admin)
+        <input type="checkbox" checked={subscriptions} onChange={(e) => { setSubscriptions(e.target.checked); }} /> its webhook subscriptions deliver the fork's events too (admin on both)
       </label>
       <p className="muted small">It inherits events up to and including offset {event.offset}; nothing of it runs again.</p>
       <button type="submit" disabled={busy}>
