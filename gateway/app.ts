@@ -16,6 +16,7 @@ import { registerOpenApi } from "./openapi.js";
 import { TailHub } from "./live/tail-hub.js";
 import { registerAppendRoute } from "./routes/append.js";
 import { registerHealthRoutes } from "./routes/health.js";
+import { StreamReadiness } from "../shared/nats/stream-readiness.js";
 import { registerMetricsRoute } from "./routes/metrics.js";
 import { registerHookRoutes } from "./routes/hooks.js";
 import { registerListRoute } from "./routes/list.js";
@@ -117,6 +118,14 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   const access = new AccessControl(verifier, config.GATEWAY_MAX_BATCH_EVENTS);
   const secrets = config.SECRETS_KEYS === undefined ? null : new SecretBox(config.SECRETS_KEYS);
 
+  const readiness = new StreamReadiness(nats, logger);
+  app.addHook("onReady", async () => {
+    await readiness.start();
+  });
+  app.addHook("onClose", (_instance, done) => {
+    readiness.stop();
+    done();
+  });
   const hub = new TailHub(nats, { replayBufferEvents: config.SSE_REPLAY_BUFFER_EVENTS, lingerMs: config.SSE_TAIL_LINGER_MS }, logger);
   const cursors = new ReadCursors(nats);
   // Ending the SSE sessions first lets the server's close complete.
@@ -133,7 +142,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
   void registerRateLimit(app, access, config.RATE_LIMIT_PER_SECOND);
   // Routes go in a plugin registered after the rate limit, so its route hook sees every one of them.
   void app.register((scope, _options, done) => {
-    registerHealthRoutes(scope, { nats });
+    registerHealthRoutes(scope, { readiness });
     registerMetricsRoute(scope);
     registerListRoute(scope, { nats, access, indexes });
     registerProcessorsRoute(scope, { nats, access });

@@ -67,15 +67,43 @@ async function expectExactlyOnce(sent: Sent[]): Promise<void> {
   }
 }
 
-async function killUnderLoad(root: string, pick: () => Promise<string>): Promise<{ sent: Sent[]; victim: string }> {
+interface Probe {
+  ms: number;
+  status: number;
+  stream: string | undefined;
+}
+
+/** /readyz every 50 ms until stopped: how long each answer took, and what it said. */
+function probeReadiness(): { stop: () => Promise<Probe[]> } {
+  const probes: Probe[] = [];
+  const running = { on: true };
+  const done = (async () => {
+    while (running.on) {
+      const started = performance.now();
+      const reply = await request<{ stream?: string }>(`${gw.url}/readyz`).catch(() => null);
+      probes.push({ ms: performance.now() - started, status: reply?.status ?? 0, stream: reply?.body.stream });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  return {
+    stop: async () => {
+      running.on = false;
+      await done;
+      return probes;
+    },
+  };
+}
+
+async function killUnderLoad(root: string, pick: () => Promise<string>): Promise<{ sent: Sent[]; victim: string; probes: Probe[] }> {
   const load = steadyLoad(root);
+  const readiness = probeReadiness();
   await new Promise((resolve) => setTimeout(resolve, 1_500));
   const victim = await pick();
   await cluster.node(victim).kill();
   await new Promise((resolve) => setTimeout(resolve, 8_000));
   await cluster.node(victim).restart();
   await new Promise((resolve) => setTimeout(resolve, 2_000));
-  return { sent: await load.stop(), victim };
+  return { sent: await load.stop(), victim, probes: await readiness.stop() };
 }
 
 function report(what: string, sent: Sent[]): void {
@@ -86,10 +114,17 @@ function report(what: string, sent: Sent[]): void {
 
 describe("failover on a 3-node cluster", () => {
   it("answers every append across a kill -9 of the stream's leader, each stored once and in order", async () => {
-    const { sent } = await killUnderLoad("/failover/leader", streamLeader);
+    const { sent, probes } = await killUnderLoad("/failover/leader", streamLeader);
     report("the stream's leader killed", sent);
     expect(sent.filter((s) => s.status !== 201).map((s) => s.status)).toEqual([]);
     await expectExactlyOnce(sent);
+    // /readyz answered from what the gateway keeps, at once, during the election; it says why it is not ready.
+    const times = probes.map((p) => p.ms).sort((a, b) => a - b);
+    const p99 = times[Math.floor(times.length * 0.99)] ?? 0;
+    const notReady = probes.filter((p) => p.status !== 200);
+    process.stdout.write(`failover (the stream's leader killed): /readyz p99 ${p99.toFixed(1)} ms, the longest ${Math.round(times.at(-1) ?? 0)} ms; not ready ${notReady.length} of ${probes.length} (${[...new Set(notReady.map((p) => p.stream))].join(", ")})\n`);
+    expect(p99).toBeLessThan(100);
+    expect(notReady.every((p) => p.stream === "no-leader")).toBe(true);
   }, 90_000);
 
   it("answers every append across a kill -9 of the server the gateway is connected to, each stored once", async () => {

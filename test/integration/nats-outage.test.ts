@@ -64,6 +64,23 @@ describe("NATS outage", () => {
     }
   }, 60_000);
 
+  it("says on /readyz when the events stream is missing, apart from NATS being down", async () => {
+    const storeDir = mkdtempSync(join(tmpdir(), "agentmesh-outage-"));
+    const server = await startNatsServer({ storeDir });
+    const gw = await startGateway({ NATS_URL: server.url });
+    try {
+      expect((await request(`${gw.url}/readyz`)).status).toBe(200);
+      await gw.nats.jsm.streams.delete(gw.nats.streamName);
+      await waitUntil(async () => (await request<{ stream?: string }>(`${gw.url}/readyz`)).body.stream === "missing", 5_000);
+      await server.kill();
+      await waitUntil(async () => (await request<{ nats?: string }>(`${gw.url}/readyz`)).body.nats === "disconnected", 5_000);
+    } finally {
+      await gw.close();
+      await server.stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it("holds an append made while NATS is down and stores it once NATS is back (APPEND_HOLD_MS)", async () => {
     const storeDir = mkdtempSync(join(tmpdir(), "agentmesh-outage-"));
     let server = await startNatsServer({ storeDir });

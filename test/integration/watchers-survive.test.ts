@@ -169,7 +169,17 @@ describe("long-lived watchers", () => {
   it("on a 3-node cluster, a live SSE tail goes on delivering after the server hosting its consumer died", async () => {
     const cluster = await startNatsCluster();
     const env = { NATS_URL: cluster.urls, EVENTS_REPLICAS: "3" };
-    const b = await startOnCluster(env);
+    // Tails' consumers are placed with the stream's leader: a gateway connected to another server, so that one of
+    // them is hosted away from it (connected to the leader, every attempt below found its own server).
+    const leader = await waitFor(async () => {
+      const probe = await startOnCluster(env);
+      try {
+        return (await probe.nats.jsm.streams.info(probe.nats.streamName)).cluster?.leader;
+      } finally {
+        await probe.close();
+      }
+    }, 30_000, "the stream's leader");
+    const b = await startOnCluster({ ...env, NATS_URL: cluster.nodes.find((n) => n.name !== leader)?.url ?? cluster.urls });
     const tails: { abort(): void }[] = [];
     let a: TestGateway | undefined;
     try {
