@@ -11,10 +11,13 @@ import { isCompareAndSetConflict, type Nats } from "../nats/connection.js";
  */
 /** How long a write to the index waits for the bucket to take it. */
 const RECORD_PATIENCE_MS = 15_000;
+/** After that, how often it tries again in the background. */
+const BACKGROUND_RETRY_MS = 5_000;
 
 export class LogIndex<T extends { offset: number }> {
   private readonly values = new Map<string, T>();
   private stopWatching: (() => void) | undefined;
+  private closed = false;
 
   private constructor(
     private readonly nats: Nats,
@@ -54,15 +57,43 @@ export class LogIndex<T extends { offset: number }> {
     return this.values.get(key);
   }
 
-  /** Record a value seen in the log, unless a newer one is already recorded. */
+  /**
+   * Record a value seen in the log, unless a newer one is already recorded. Waits for the bucket up to
+   * RECORD_PATIENCE_MS (an election); past that it keeps trying in the background and returns: the event it reflects
+   * is stored, and its writer must not be told otherwise.
+   */
   async record(key: string, value: T): Promise<void> {
+    try {
+      await this.write(key, value, RECORD_PATIENCE_MS);
+    } catch (err) {
+      this.logger.error({ err, key, offset: value.offset }, "could not record a log fact in its index yet; retrying in the background");
+      this.retryInBackground(key, value);
+    }
+  }
+
+  private retryInBackground(key: string, value: T): void {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      this.write(key, value, RECORD_PATIENCE_MS).then(
+        () => {
+          this.logger.info({ key, offset: value.offset }, "log fact recorded in its index after all");
+        },
+        () => {
+          this.retryInBackground(key, value);
+        },
+      );
+    }, BACKGROUND_RETRY_MS);
+    timer.unref();
+  }
+
+  private async write(key: string, value: T, patienceMs: number): Promise<void> {
     const text = JSON.stringify(value);
     // Apply locally at once, so this process's next check already sees it, whatever the bucket does meanwhile.
     const local = this.values.get(key);
     if (local === undefined || local.offset < value.offset) this.values.set(key, value);
     // A lost compare-and-set is retried at once; a bucket without a leader (a server lost, an election under
     // way: seconds on a cluster) is waited for, so that what the log says reaches every service's index.
-    const deadline = performance.now() + RECORD_PATIENCE_MS;
+    const deadline = performance.now() + patienceMs;
     for (let delayMs = 50; ; ) {
       try {
         const current = await this.kv.get(key);
@@ -71,7 +102,7 @@ export class LogIndex<T extends { offset: number }> {
         else await this.kv.update(key, text, current.revision);
         return;
       } catch (err) {
-        if (performance.now() > deadline) throw new Error(`could not record ${key} in ${RECORD_PATIENCE_MS / 1000} s`, { cause: err });
+        if (performance.now() > deadline) throw new Error(`could not record ${key} in ${patienceMs / 1000} s`, { cause: err });
         // Another writer got there first: read again and compare offsets, at once.
         if (!isCompareAndSetConflict(err)) {
           await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -82,6 +113,7 @@ export class LogIndex<T extends { offset: number }> {
   }
 
   close(): void {
+    this.closed = true;
     this.stopWatching?.();
   }
 }
