@@ -18,9 +18,11 @@ interface Stored {
   offset: number;
 }
 
-const { values } = parseArgs({ options: { events: { type: "string", default: "100000" }, rounds: { type: "string", default: "3" } } });
+const { values } = parseArgs({ options: { events: { type: "string", default: "100000" }, rounds: { type: "string", default: "3" }, background: { type: "string", default: "0" } } });
 const EVENTS = Number(values.events);
 const ROUNDS = Number(values.rounds);
+/** Appends per second to another stream while each fork is made (0: none): the copier's guesses then go wrong. */
+const BACKGROUND = Number(values.background);
 const BATCH = 1000;
 
 /**
@@ -60,13 +62,25 @@ async function main(): Promise<void> {
       }
       const appendMs = performance.now() - appendStart;
 
-      progress(`round ${round}: forking at the last event`);
+      progress(`round ${round}: forking at the last event${BACKGROUND > 0 ? `, with ${BACKGROUND} appends/s to another stream` : ""}`);
+      const busy = { on: BACKGROUND > 0, appended: 0 };
+      const background = (async () => {
+        const other = keepAliveAgent(1);
+        while (busy.on) {
+          await postJson(other, `${gateway.url}/streams/bench/fork-background`, JSON.stringify({ type: "noise" }));
+          busy.appended += 1;
+          await new Promise((resolve) => setTimeout(resolve, 1000 / BACKGROUND));
+        }
+      })();
       const forkStart = performance.now();
       const forked = await postJson<{ events: number }>(agent, `${gateway.url}/streams${source}/fork`, JSON.stringify({ at: lastRequest, to: `/bench/fork-${round}` }));
       const forkMs = performance.now() - forkStart;
       const halfStart = performance.now();
       await postJson(agent, `${gateway.url}/streams${source}/fork`, JSON.stringify({ at: middle, to: `/bench/fork-half-${round}` }));
       const halfForkMs = performance.now() - halfStart;
+      busy.on = false;
+      await background;
+      if (BACKGROUND > 0) print(`round ${round}: ${busy.appended} background appends during the two forks (${Math.round((busy.appended * 1000) / (forkMs + halfForkMs))}/s)`);
       const listed = await getJson<{ streams: { lastOffset: number; eventCount: number }[] }>(agent, `${gateway.url}/streams?prefix=/bench/fork-${round}`);
       if (forked.events !== EVENTS || listed.streams[0]?.eventCount !== EVENTS + 1) throw new Error(`the fork holds ${listed.streams[0]?.eventCount ?? 0} events, not ${EVENTS + 1}`);
       results.push({ round, appendMs, forkMs, halfForkMs, events: forked.events });
