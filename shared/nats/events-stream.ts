@@ -70,6 +70,23 @@ export async function connectToEvents(config: BaseConfig, clientName: string, lo
     requestTimeoutMs: config.NATS_REQUEST_TIMEOUT_MS,
     ...(config.NATS_USER === undefined ? {} : { user: config.NATS_USER, password: config.NATS_PASSWORD ?? "" }),
   });
+  warnIfUnsupported(nats.nc.info?.version, config.EVENTS_REPLICAS, logger);
   await ensureEventsStream(nats.jsm, { name: config.EVENTS_STREAM, replicas: config.EVENTS_REPLICAS, duplicateWindowMs: config.EVENTS_DUPLICATE_WINDOW_MS }, logger);
   return nats;
+}
+
+/** The oldest nats-server supported for production (docs/ARCHITECTURE.md, "Failure behaviour"). */
+export const SUPPORTED_NATS_SERVER = "2.10.0";
+
+/**
+ * Says so at start when the server is older than the supported one: everything works on 2.9 (the only one
+ * installable on our build machines), but 2.9 is out of support upstream, and a replicated stream's follower was once
+ * seen to diverge after a restart there.
+ */
+function warnIfUnsupported(version: string | undefined, replicas: number, logger: Logger): void {
+  if (version === undefined) return;
+  const [major = 0, minor = 0] = version.split(".").map((part) => Number.parseInt(part, 10));
+  const [wantedMajor = 0, wantedMinor = 0] = SUPPORTED_NATS_SERVER.split(".").map((part) => Number.parseInt(part, 10));
+  if (major > wantedMajor || (major === wantedMajor && minor >= wantedMinor)) return;
+  logger.warn({ natsServer: version, supported: `>= ${SUPPORTED_NATS_SERVER}`, replicas }, `nats-server ${version} is older than ${SUPPORTED_NATS_SERVER}, the oldest supported for production${replicas > 1 ? " (a replicated stream's copies can diverge after a restart on 2.9)" : ""}`);
 }
