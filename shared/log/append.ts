@@ -1,17 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
+import type { PubAck } from "@nats-io/jetstream";
 import { encodeBody, toEnvelope, toStoredBody, type EventEnvelope, type StoredBody, type ValidEventInput } from "../contract/envelope.js";
 import { AgentmeshError } from "../contract/errors.js";
 import { eventsAppended } from "../service/metrics.js";
-import { maxMessageBytes, natsFailure, type Nats } from "../nats/connection.js";
+import { isCompareAndSetConflict, maxMessageBytes, natsFailure, type Nats } from "../nats/connection.js";
 import { getEvent, lastOffset } from "./read.js";
 import { SecretFields } from "../contract/credentials.js";
 import { sealPayload, type SecretBox } from "./secrets.js";
 import { CheckedPayloadSchemas } from "../contract/events/stream.js";
 import { eventsSubject, liveSubject, type StreamPath } from "../contract/subjects.js";
 import type { StreamIndexes } from "./stream-indexes.js";
-import { JetStreamErrorCodes, SystemEventTypes } from "../contract/wire.js";
+import { SystemEventTypes } from "../contract/wire.js";
 import { authorizeAppend, type Writer } from "./writer.js";
 
 export interface AppendOptions {
@@ -282,7 +282,7 @@ async function publishChained(nats: Nats, path: StreamPath, subject: string, pre
       // A duplicate (its key was stored earlier) leaves the stream's last offset where it was.
       if (!ack.duplicate) expected = ack.seq;
     } catch (err) {
-      if (err instanceof JetStreamApiError && (err.code === JetStreamErrorCodes.wrongLastSequence || err.code === JetStreamErrorCodes.wrongLastSequenceUnknown)) {
+      if (isCompareAndSetConflict(err)) {
         const current = await lastOffset(nats, path);
         throw new AgentmeshError("OFFSET_CONFLICT", `Expected last offset ${expected}, but the stream's last offset is ${current}`, {
           details: { expectedOffset: expected, lastOffset: current, appended: acks.length },

@@ -1,10 +1,10 @@
-import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
+import type { PubAck } from "@nats-io/jetstream";
 import { encodeBody, type EventEnvelope, type StoredBody } from "../contract/envelope.js";
 import { AgentmeshError } from "../contract/errors.js";
 import { PayloadOffsetFields } from "../contract/events/offset-fields.js";
 import { eventsSubject, type StreamPath } from "../contract/subjects.js";
-import { JetStreamErrorCodes, SystemEventTypes } from "../contract/wire.js";
-import { natsFailure, type Nats } from "../nats/connection.js";
+import { SystemEventTypes } from "../contract/wire.js";
+import { isCompareAndSetConflict, natsFailure, type Nats } from "../nats/connection.js";
 import { lastOffset } from "./read.js";
 import { resealPayload, type SecretBox } from "./secrets.js";
 
@@ -116,7 +116,7 @@ export class ForkCopier {
     try {
       ack = await oldest.ack;
     } catch (err) {
-      if (!(err instanceof JetStreamApiError && (err.code === JetStreamErrorCodes.wrongLastSequence || err.code === JetStreamErrorCodes.wrongLastSequenceUnknown))) throw err;
+      if (!isCompareAndSetConflict(err)) throw err;
       await this.guessAgain(oldest);
       return;
     }

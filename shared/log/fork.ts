@@ -6,7 +6,7 @@ import { SystemEventTypes } from "../contract/wire.js";
 import { natsFailure, type Nats } from "../nats/connection.js";
 import { appendEvents } from "./append.js";
 import { ForkCopier } from "./fork-copier.js";
-import { decodeStoredMsg, getEvent, lastMessage, readRange } from "./read.js";
+import { getEvent, lastMessage, nextMessage, readRange } from "./read.js";
 import type { SecretBox } from "./secrets.js";
 import type { StreamIndexes } from "./stream-indexes.js";
 import { serviceWriter } from "./writer.js";
@@ -105,12 +105,7 @@ const IN_PROGRESS_MS = 5_000;
 
 /** The subject's first event at or after an offset, or null. */
 async function nextOnSubject(nats: Nats, subject: string, from: number): Promise<EventEnvelope | null> {
-  try {
-    const m = await nats.jsm.direct.getMessage(nats.streamName, { seq: from, next_by_subj: subject });
-    return m === null ? null : decodeStoredMsg(m).envelope;
-  } catch (err) {
-    throw natsFailure(err);
-  }
+  return (await nextMessage(nats, subject, from))?.decode().envelope ?? null;
 }
 
 /**

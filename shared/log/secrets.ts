@@ -108,18 +108,24 @@ function asRecord(value: unknown): Record<string, unknown> | null {
  * appending what was sealed for it) and refuses clear ones: the log never holds a credential in clear.
  */
 export function sealPayload(box: SecretBox | null, path: StreamPath, type: string, payload: unknown, index: number): unknown {
+  return withCredentialFields(type, payload, (fieldsType, record, where) => sealFields(box, path, fieldsType, record, index, where));
+}
+
+/**
+ * The payload with the record that holds credential fields changed by `change`: the payload itself for a type with
+ * SecretFields, the payload of the event it carries for one that appends an event later (NESTED_APPENDS). Any other
+ * payload is returned as it is.
+ */
+function withCredentialFields(type: string, payload: unknown, change: (fieldsType: string, record: Record<string, unknown>, where: string) => Record<string, unknown>): unknown {
   const record = asRecord(payload);
   if (record === null) return payload;
   const nested = NESTED_APPENDS[type];
   if (nested !== undefined) {
     const inner = asRecord(nested(record));
-    if (inner !== null && typeof inner.type === "string" && SecretFields[inner.type] !== undefined) {
-      const sealedInner = sealFields(box, path, inner.type, asRecord(inner.payload) ?? {}, index, "payload.append.payload");
-      return { ...record, append: { ...inner, payload: sealedInner } };
-    }
-    return payload;
+    if (inner === null || typeof inner.type !== "string" || SecretFields[inner.type] === undefined) return payload;
+    return { ...record, append: { ...inner, payload: change(inner.type, asRecord(inner.payload) ?? {}, "payload.append.payload") } };
   }
-  return SecretFields[type] === undefined ? payload : sealFields(box, path, type, record, index, "payload");
+  return SecretFields[type] === undefined ? payload : change(type, record, "payload");
 }
 
 function sealFields(box: SecretBox | null, path: StreamPath, type: string, record: Record<string, unknown>, index: number, where: string): Record<string, unknown> {
@@ -163,15 +169,8 @@ export function openSecret(box: SecretBox | null, stored: string, path: StreamPa
  * is copied as it is and stays unusable in the fork: a fork never holds a credential in clear.
  */
 export function resealPayload(box: SecretBox | null, from: StreamPath, to: StreamPath, type: string, payload: unknown): unknown {
-  const record = asRecord(payload);
-  if (box === null || record === null) return payload;
-  const nested = NESTED_APPENDS[type];
-  if (nested !== undefined) {
-    const inner = asRecord(nested(record));
-    if (inner === null || typeof inner.type !== "string" || SecretFields[inner.type] === undefined) return payload;
-    return { ...record, append: { ...inner, payload: resealFields(box, from, to, inner.type, asRecord(inner.payload) ?? {}) } };
-  }
-  return SecretFields[type] === undefined ? payload : resealFields(box, from, to, type, record);
+  if (box === null) return payload;
+  return withCredentialFields(type, payload, (fieldsType, record) => resealFields(box, from, to, fieldsType, record));
 }
 
 function resealFields(box: SecretBox, from: StreamPath, to: StreamPath, type: string, record: Record<string, unknown>): Record<string, unknown> {
