@@ -59,6 +59,8 @@ export const ProcessorNames = {
   webhookPusher: "webhook-pusher",
   /** Turns the log into OpenTelemetry traces; appends nothing of its own (processors/traces). */
   traces: "traces",
+  /** Lists an agent's MCP servers' tools and calls them (processors/mcp). */
+  mcp: "mcp",
 } as const;
 
 /** Metadata keys the mesh itself writes (docs/EVENTS.md). */
@@ -84,6 +86,16 @@ export const AgentEventTypes = {
   /** Scheduled by the LLM processor when it requests a tool call; settles the call with an error if nobody has. */
   toolCallTimedOut: "agent/tool-call-timed-out",
   paused: "agent/paused",
+  /** The agent's MCP servers (admin; replaces the list): the mcp processor offers their tools (processors/mcp). */
+  mcpServersConfigured: "agent/mcp-servers-configured",
+  /** One MCP server's tools as its `tools/list` gave them, under the names the model is offered. */
+  toolsDiscovered: "agent/tools-discovered",
+  /** Ephemeral: a running tool call's progress (an MCP server's `notifications/progress`). */
+  toolCallProgressed: "agent/tool-call-progressed",
+  /** What the LLM processor sends from here on: the summary in place of the history through an offset. */
+  contextCompacted: "agent/context-compacted",
+  /** Token and cost limits: the agent is paused before a request once either is reached. */
+  budgetConfigured: "agent/budget-configured",
 } as const;
 
 /** The scheduler's events (shared/contract/events/schedules.ts). */
@@ -113,6 +125,9 @@ const SteeringEventTypes = [
   SubscriptionEventTypes.removed,
   // The model, prompt, tools and turn limit an agent runs with: what it costs and how far it may go alone.
   AgentEventTypes.configured,
+  // Where the agent's tools are called (outbound requests from the mesh, with credentials), and what it may spend.
+  AgentEventTypes.mcpServersConfigured,
+  AgentEventTypes.budgetConfigured,
   // Stored by the gateway for POST /hooks; the breaker does not count it as load, so a client writing one
   // directly could run a loop past the breaker.
   SystemEventTypes.webhookReceived,
@@ -128,6 +143,9 @@ const ProcessorOutputEventTypes = [
   AgentEventTypes.responseChunk,
   AgentEventTypes.toolCallRequested,
   AgentEventTypes.toolCallTimedOut,
+  // Forged, one would offer the model a tool the mcp processor then calls, or hide the history from the model.
+  AgentEventTypes.toolsDiscovered,
+  AgentEventTypes.contextCompacted,
   SystemEventTypes.errorOccurred,
   SystemEventTypes.invalidEvent,
   SubscriptionEventTypes.deliveryFailed,

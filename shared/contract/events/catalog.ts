@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { AgentEventTypes, ScheduleEventTypes, SubscriptionEventTypes, SystemEventTypes } from "../wire.js";
-import { AgentConfiguredSchema, AgentPausedSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ResponseChunkSchema, ToolCallRequestedSchema, ToolCallSettledSchema, ToolCallTimedOutSchema } from "./agent.js";
+import { AgentConfiguredSchema, AgentPausedSchema, BudgetConfiguredSchema, ContextCompactedSchema, McpServersConfiguredSchema, ToolCallProgressedSchema, ToolsDiscoveredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ResponseChunkSchema, ToolCallRequestedSchema, ToolCallSettledSchema, ToolCallTimedOutSchema } from "./agent.js";
 import { ScheduleAddedSchema, ScheduleCancelledSchema } from "./schedules.js";
 import { BreakerConfiguredSchema, ErrorOccurredSchema, InboundConfiguredSchema, StreamForkedSchema, StreamPausedSchema, StreamResumedSchema, WebhookReceivedSchema } from "./stream.js";
 import { SubscriptionConfiguredSchema, SubscriptionRemovedSchema } from "./subscriptions.js";
@@ -21,6 +21,11 @@ export const KnownPayloadSchemas: Readonly<Record<string, z.ZodType>> = {
   [AgentEventTypes.toolCallSettled]: ToolCallSettledSchema,
   [AgentEventTypes.toolCallTimedOut]: ToolCallTimedOutSchema,
   [AgentEventTypes.paused]: AgentPausedSchema,
+  [AgentEventTypes.mcpServersConfigured]: McpServersConfiguredSchema,
+  [AgentEventTypes.toolsDiscovered]: ToolsDiscoveredSchema,
+  [AgentEventTypes.toolCallProgressed]: ToolCallProgressedSchema,
+  [AgentEventTypes.contextCompacted]: ContextCompactedSchema,
+  [AgentEventTypes.budgetConfigured]: BudgetConfiguredSchema,
   [SystemEventTypes.paused]: StreamPausedSchema,
   [SystemEventTypes.resumed]: StreamResumedSchema,
   [SystemEventTypes.breakerConfigured]: BreakerConfiguredSchema,

@@ -9,6 +9,8 @@ export const PayloadOffsetFields: Readonly<Record<string, readonly string[]>> = 
   [AgentEventTypes.responseChunk]: ["requestOffset"],
   [AgentEventTypes.requestSettled]: ["requestOffset"],
   [AgentEventTypes.toolCallRequested]: ["requestOffset"],
+  [AgentEventTypes.toolsDiscovered]: ["configuredOffset"],
+  [AgentEventTypes.contextCompacted]: ["throughOffset"],
   [SystemEventTypes.paused]: ["triggerOffset"],
   [SystemEventTypes.errorOccurred]: ["offset"],
   // The webhook pusher's: the event whose delivery failed, the event at which a 410 ended the subscription.
