@@ -1,6 +1,6 @@
 import { Agent, request } from "undici";
 import { Webhook } from "standardwebhooks";
-import type { AddressGuard } from "./address-guard.js";
+import type { AddressGuard } from "../../shared/outbound/address-guard.js";
 
 export type DeliveryOutcome =
   | { kind: "delivered"; status: number }

@@ -1,4 +1,3 @@
-import { lookup } from "node:dns/promises";
 import { AckPolicy, DeliverPolicy, JetStreamApiError } from "@nats-io/jetstream";
 import type { EventEnvelope, EventInput } from "../../shared/contract/envelope.js";
 import { StreamForkedSchema } from "../../shared/contract/events/stream.js";
@@ -11,7 +10,7 @@ import { TerminalError } from "../runtime/errors.js";
 import type { Processor } from "../runtime/runtime.js";
 import { openSecret, type SecretBox } from "../../shared/log/secrets.js";
 import { eventsSubject, slugKeyOf, type StreamPath } from "../../shared/contract/subjects.js";
-import type { AddressGuard } from "./address-guard.js";
+import type { AddressGuard } from "../../shared/outbound/address-guard.js";
 import { SubscriptionConfiguredSchema, SubscriptionRemovedSchema } from "../../shared/contract/events/subscriptions.js";
 import { SubscriptionEventTypes, ProcessorNames, SystemEventTypes } from "../../shared/contract/wire.js";
 import { subscriptionConsumerName, type SubscriptionEntry } from "./subscriptions.js";
@@ -26,19 +25,6 @@ export interface PusherDeps {
   secrets: SecretBox | null;
   /** How long a delivery may take; the consumer's ack wait must exceed it. */
   timeoutMs: number;
-}
-
-/** Why a URL may not be used, checking its host's addresses now; null when it may. */
-async function urlRefusal(guard: AddressGuard, url: string): Promise<string | null> {
-  const literal = guard.urlRefusal(url);
-  if (literal !== null) return literal;
-  const host = new URL(url).hostname;
-  const addresses = await lookup(host, { all: true }).catch(() => []);
-  for (const { address } of addresses) {
-    const refusal = guard.refusal(address);
-    if (refusal !== null) return `${host} resolves to ${refusal}`;
-  }
-  return null;
 }
 
 /** A sealed field of the subscription in clear, or why it cannot be opened here (a key this pusher lacks). */
@@ -86,7 +72,7 @@ async function configure(deps: PusherDeps, configuredEvent: EventEnvelope, fromO
   const entry: SubscriptionEntry = { path, slug, url, types: types ?? null, secret: secret ?? null, offset: configuredEvent.offset, active: true, consumer };
   // The URL and the secret are stored sealed; each is opened here to be checked, and again per delivery.
   const opened = openField(deps.secrets, entry, "url");
-  const refusal = opened.refusal ?? (await urlRefusal(guard, opened.value)) ?? openField(deps.secrets, entry, "secret").refusal;
+  const refusal = opened.refusal ?? (await guard.resolvedUrlRefusal(opened.value)) ?? openField(deps.secrets, entry, "secret").refusal;
   if (refusal !== null) {
     await index.record(slugKeyOf(path, slug), { ...entry, active: false });
     log.warn({ slug, refusal }, "subscription refused");

@@ -5,7 +5,7 @@ import type { Processor } from "../runtime/runtime.js";
 import type { SubscriptionsState } from "../../shared/state/subscriptions.js";
 import { eventsSubject, slugKeyOf, subjectMatches, type StreamPath } from "../../shared/contract/subjects.js";
 import { SecretBox } from "../../shared/log/secrets.js";
-import { AddressGuard } from "./address-guard.js";
+import { AddressGuard } from "../../shared/outbound/address-guard.js";
 import { loadWebhookPusherConfig } from "./config.js";
 import { WebhookSender } from "./delivery.js";
 import { SubscriptionEventTypes } from "../../shared/contract/wire.js";

@@ -1,16 +1,22 @@
 import { z } from "zod";
-import { SubscriptionEventTypes, SystemEventTypes } from "./wire.js";
+import { AgentEventTypes, SubscriptionEventTypes, SystemEventTypes } from "./wire.js";
 
 /**
  * Which fields of which events are credentials, and how a sealed one looks: part of the contract, since every
  * reader sees these fields sealed (shared/log/secrets.ts seals and opens them; docs/SECURITY.md says why).
  */
 
-/** Event types whose payload carries credentials, and the fields that hold them (top-level strings). */
+/**
+ * Event types whose payload carries credentials, and the fields that hold them: dotted paths to strings, where `*`
+ * stands for every element of an array or every key of an object. A sealed value is bound to its concrete path
+ * (`servers.0.headers.Authorization`).
+ */
 export const SecretFields: Readonly<Record<string, readonly string[]>> = {
   [SystemEventTypes.inboundConfigured]: ["secret"],
   // A receiver's URL may carry a credential of its own (user:password@, a Slack-style secret path).
   [SubscriptionEventTypes.configured]: ["secret", "url"],
+  // Every header value sent to an MCP server (an API key, a bearer token); the URL may carry one too.
+  [AgentEventTypes.mcpServersConfigured]: ["servers.*.headers.*", "servers.*.url"],
 };
 
 /** Sealed form: `sealed:v1:<key id>:<base64url of iv(12) | ciphertext | tag(16)>`. */

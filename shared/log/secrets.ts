@@ -128,25 +128,47 @@ function withCredentialFields(type: string, payload: unknown, change: (fieldsTyp
   return SecretFields[type] === undefined ? payload : change(type, record, "payload");
 }
 
+/**
+ * `value` with each string at `path` (SecretFields' syntax) replaced by `change(string or other leaf, concrete path)`;
+ * a leaf that is absent is left alone. Records along the way are copied, never changed in place.
+ */
+function mapCredentialPath(value: unknown, path: readonly string[], concrete: string, change: (leaf: unknown, field: string) => unknown): unknown {
+  const [segment, ...rest] = path;
+  if (segment === undefined) return value === undefined || value === null ? value : change(value, concrete);
+  const join = (key: string): string => (concrete === "" ? key : `${concrete}.${key}`);
+  if (segment === "*") {
+    if (Array.isArray(value)) return value.map((item, i) => mapCredentialPath(item, rest, join(String(i)), change));
+    const record = asRecord(value);
+    if (record === null) return value;
+    return Object.fromEntries(Object.entries(record).map(([key, item]) => [key, mapCredentialPath(item, rest, join(key), change)]));
+  }
+  const record = asRecord(value);
+  if (record === null || !(segment in record)) return value;
+  const changed = mapCredentialPath(record[segment], rest, join(segment), change);
+  return changed === record[segment] ? record : { ...record, [segment]: changed };
+}
+
+/** The record with every credential field of `type` changed by `change` (which is given each concrete field path). */
+function mapCredentialFields(type: string, record: Record<string, unknown>, change: (leaf: unknown, field: string) => unknown): Record<string, unknown> {
+  let result: unknown = record;
+  for (const field of SecretFields[type] ?? []) result = mapCredentialPath(result, field.split("."), "", change);
+  return asRecord(result) ?? record;
+}
+
 function sealFields(box: SecretBox | null, path: StreamPath, type: string, record: Record<string, unknown>, index: number, where: string): Record<string, unknown> {
-  let sealed: Record<string, unknown> | undefined;
-  for (const field of SecretFields[type] ?? []) {
-    const value = record[field];
-    if (value === undefined || value === null) continue;
+  return mapCredentialFields(type, record, (value, field) => {
     const name = `${where}.${field}`;
     if (typeof value !== "string") {
       // Anything else could hold a credential in a shape that is not sealed: refused, never stored in clear.
       throw new AgentmeshError("INVALID_EVENT", `Event ${index}: ${name} must be a string`, { details: { index, field: name } });
     }
     if (isSealed(value)) {
-      if (box === null) continue;
+      if (box === null) return value;
       throw new AgentmeshError("INVALID_EVENT", `Event ${index}: ${name} must be the secret itself, not a sealed value`, { details: { index, field: name } });
     }
     if (box === null) throw new AgentmeshError("SECRETS_UNAVAILABLE", `Event ${index} (${type}) carries a credential, and this service has no SECRETS_KEYS to seal it with`, { details: { index } });
-    sealed ??= { ...record };
-    sealed[field] = box.seal(value, path, type, field);
-  }
-  return sealed ?? record;
+    return box.seal(value, path, type, field);
+  });
 }
 
 /**
@@ -174,15 +196,13 @@ export function resealPayload(box: SecretBox | null, from: StreamPath, to: Strea
 }
 
 function resealFields(box: SecretBox, from: StreamPath, to: StreamPath, type: string, record: Record<string, unknown>): Record<string, unknown> {
-  const resealed = { ...record };
-  for (const field of SecretFields[type] ?? []) {
-    const value = record[field];
-    if (typeof value !== "string" || !isSealed(value)) continue;
+  return mapCredentialFields(type, record, (value, field) => {
+    if (typeof value !== "string" || !isSealed(value)) return value;
     try {
-      resealed[field] = box.seal(box.open(value, from, type, field), to, type, field);
+      return box.seal(box.open(value, from, type, field), to, type, field);
     } catch {
       // Sealed under a key this service lacks, or not for this stream: left as it is, and so unusable in the fork.
+      return value;
     }
-  }
-  return resealed;
+  });
 }

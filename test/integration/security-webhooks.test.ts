@@ -6,7 +6,7 @@ import type { RunningProcessor } from "../../processors/runtime/run-processor.js
 import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { loadBreakerConfig } from "../../processors/breaker/config.js";
 import { breakerProcessor } from "../../processors/breaker/processor.js";
-import { AddressGuard } from "../../processors/webhook-pusher/address-guard.js";
+import { AddressGuard } from "../../shared/outbound/address-guard.js";
 import { loadWebhookPusherConfig } from "../../processors/webhook-pusher/config.js";
 import { webhookPusherProcessor } from "../../processors/webhook-pusher/processor.js";
 import { SecretBox } from "../../shared/log/secrets.js";

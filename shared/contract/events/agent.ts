@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { isSealed } from "../credentials.js";
 
 /** The agent loop's events (docs/EVENTS.md, "Agents"). One schema per event; types inferred. */
 
@@ -64,14 +65,20 @@ export const McpServerNameSchema = z.string().regex(/^[A-Za-z0-9-]{1,24}$/, "1 t
 
 export const McpServerSchema = z.object({
   name: McpServerNameSchema,
-  /** The server's Streamable HTTP endpoint. */
-  url: z.url({ protocol: /^https?$/ }),
+  /**
+   * The server's Streamable HTTP endpoint: sealed in the log, since a URL may carry a credential of its own. Without
+   * one, `name` is a local (stdio) server of the mcp processor's own configuration (MCP_LOCAL_SERVERS).
+   */
+  url: z
+    .string()
+    .refine((value) => isSealed(value) || z.url({ protocol: /^https?$/ }).safeParse(value).success, "an http(s) URL")
+    .optional(),
   /** Sent with every request to the server; each value is a credential, sealed in the log (shared/contract/credentials.ts). */
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "a header name"), z.string()).optional(),
 });
 
 export const McpServersConfiguredSchema = z.object({
-  servers: z.array(McpServerSchema).max(16).refine((servers) => new Set(servers.map((s) => s.name)).size === servers.length, "server names must be unique"),
+  servers: z.array(McpServerSchema.strict()).max(16).refine((servers) => new Set(servers.map((s) => s.name)).size === servers.length, "server names must be unique"),
 });
 
 export const DiscoveredToolSchema = ToolSchema.extend({
@@ -84,6 +91,8 @@ export const ToolsDiscoveredSchema = z.object({
   /** The agent/mcp-servers-configured these tools were listed under: a later configuration replaces them. */
   configuredOffset: z.number().int().positive(),
   tools: z.array(DiscoveredToolSchema),
+  /** Why the server's tools could not be listed (then `tools` is empty). */
+  error: z.string().optional(),
 });
 
 export const ToolCallProgressedSchema = z.object({

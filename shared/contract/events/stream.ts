@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { StoredWebhookSecretSchema } from "../credentials.js";
-import { SystemEventTypes } from "../wire.js";
+import { AgentEventTypes, SystemEventTypes } from "../wire.js";
+import { BudgetConfiguredSchema, McpServersConfiguredSchema } from "./agent.js";
 
 /** Payload schemas of the events the mesh itself writes (docs/EVENTS.md, "Event types"). */
 
@@ -68,4 +69,6 @@ export type WebhookReceived = z.infer<typeof WebhookReceivedSchema>;
 export const CheckedPayloadSchemas: Readonly<Record<string, z.ZodType>> = {
   [SystemEventTypes.inboundConfigured]: InboundConfiguredSchema.strict(),
   [SystemEventTypes.breakerConfigured]: BreakerConfiguredSchema.strict(),
+  [AgentEventTypes.mcpServersConfigured]: McpServersConfiguredSchema.strict(),
+  [AgentEventTypes.budgetConfigured]: BudgetConfiguredSchema.strict(),
 };

@@ -1,3 +1,4 @@
+import { lookup as lookupAll } from "node:dns/promises";
 import { lookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from "node:dns";
 import ipaddr from "ipaddr.js";
 
@@ -22,13 +23,17 @@ function rangeOf(address: ipaddr.IPv4 | ipaddr.IPv6): string {
 }
 
 /**
- * Refuses webhook URLs that reach the pusher's own network (SSRF): loopback,
+ * Refuses outbound URLs (webhooks, MCP servers) that reach the mesh's own network (SSRF): loopback,
  * private, link-local and the like, unless the operator allows a range by its
  * ipaddr.js name (`loopback`, `private`, `linkLocal`, `uniqueLocal`, ...).
  * Checked at connect time on the resolved address, so DNS cannot swap it after the check.
  */
 export class AddressGuard {
-  constructor(private readonly allowedRanges: ReadonlySet<string>) {}
+  /** `setting` names the configuration that allows a range, for the refusal's message. */
+  constructor(
+    private readonly allowedRanges: ReadonlySet<string>,
+    private readonly setting = "WEBHOOK_ALLOWED_NETWORKS",
+  ) {}
 
   /** Why an address is refused, or null when it may be reached. */
   refusal(address: string): string | null {
@@ -36,13 +41,26 @@ export class AddressGuard {
     const parsed = embeddedIPv4(ipaddr.parse(address));
     const range = rangeOf(parsed);
     if (range === "unicast" || this.allowedRanges.has(range)) return null;
-    return `${address} is a ${range} address (allow it with WEBHOOK_ALLOWED_NETWORKS=${range})`;
+    return `${address} is a ${range} address (allow it with ${this.setting}=${range})`;
   }
 
   /** A URL whose host is an IP literal is checked here: connect-time lookup never runs for it. */
   urlRefusal(url: string): string | null {
     const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
     return ipaddr.isValid(host) ? this.refusal(host) : null;
+  }
+
+  /** Why a URL may not be used, resolving its host now (a refusal to show early; connect time checks again); null when it may. */
+  async resolvedUrlRefusal(url: string): Promise<string | null> {
+    const literal = this.urlRefusal(url);
+    if (literal !== null) return literal;
+    const host = new URL(url).hostname;
+    const addresses = await lookupAll(host, { all: true }).catch(() => []);
+    for (const { address } of addresses) {
+      const refusal = this.refusal(address);
+      if (refusal !== null) return `${host} resolves to ${refusal}`;
+    }
+    return null;
   }
 
   /** A `lookup` for net/tls.connect that fails on refused addresses. */
@@ -55,7 +73,7 @@ export class AddressGuard {
       for (const { address } of addresses) {
         const refusal = this.refusal(address);
         if (refusal !== null) {
-          callback(Object.assign(new Error(`refused: ${hostname} resolves to ${refusal}`), { code: "EWEBHOOKADDRESS" }), []);
+          callback(Object.assign(new Error(`refused: ${hostname} resolves to ${refusal}`), { code: "EREFUSEDADDRESS" }), []);
           return;
         }
       }
