@@ -1,11 +1,16 @@
 import type { ConversationState } from "../../shared/state/conversation.js";
+import { budgetReached } from "../../shared/state/usage.js";
 
 /** What the loop should do now, given the state; the processor turns it into events. */
 export type Decision =
   | { kind: "none" }
   | { kind: "start-request" }
-  | { kind: "pause"; reason: string }
+  /** `reason` is what agent/paused says: "budget" for a budget reached, `detail` then says which limit. */
+  | { kind: "pause"; reason: string; detail?: string }
   | { kind: "cancel-tool-calls"; callIds: string[] };
+
+/** agent/paused's reason when a budget is reached (docs/EVENTS.md, "Budgets"). */
+export const BUDGET_PAUSE_REASON = "budget";
 
 export function decide(state: ConversationState): Decision {
   if (state.running !== null) return { kind: "none" };
@@ -15,6 +20,9 @@ export function decide(state: ConversationState): Decision {
     return state.interruptAt !== null ? { kind: "cancel-tool-calls", callIds: pending } : { kind: "none" };
   }
   if (!state.wantsRequest) return { kind: "none" };
+  // Before the request, never after starting it: a request that runs is never cut short by its own usage.
+  const reached = budgetReached(state.usage, state.budget);
+  if (reached !== null) return { kind: "pause", reason: BUDGET_PAUSE_REASON, detail: reached };
   if (state.autonomousTurns >= state.config.maxAutonomousTurns) {
     return { kind: "pause", reason: `${state.autonomousTurns} model requests ran without new outside input (maxAutonomousTurns ${state.config.maxAutonomousTurns})` };
   }

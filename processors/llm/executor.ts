@@ -9,6 +9,7 @@ import { serviceWriter } from "../../shared/log/writer.js";
 import { runningRequest, type ConversationState } from "../../shared/state/conversation.js";
 import { InputAddedSchema, type RequestResult } from "../../shared/contract/events/agent.js";
 import type { ModelClient } from "./model-client.js";
+import { priced, type Prices } from "./pricing.js";
 
 /** Response chunks are published by the LLM processor itself. */
 const chunkWriter = serviceWriter("llm");
@@ -20,6 +21,7 @@ export interface ExecutionContext {
   nats: Nats;
   client: ModelClient;
   defaultModel: string;
+  prices: Prices;
   path: StreamPath;
   requestOffset: number;
   /** The conversation with the request running (`state.running.offset === requestOffset`). */
@@ -108,7 +110,7 @@ export async function executeRequest(context: ExecutionContext): Promise<Request
       llmTokens.inc({ kind: "prompt" }, answer.usage.promptTokens);
       llmTokens.inc({ kind: "completion" }, answer.usage.completionTokens);
     }
-    return { status: "succeeded", text: answer.text, toolCalls: answer.toolCalls, usage: answer.usage };
+    return { status: "succeeded", text: answer.text, toolCalls: answer.toolCalls, usage: priced(answer.usage, request.model, context.prices) };
   } catch (err) {
     flush();
     const reason = cancelReason();

@@ -4,11 +4,15 @@ import type { Nats } from "../../shared/nats/connection.js";
 import type { Processor, ReactionContext } from "../runtime/runtime.js";
 import type { StreamPath } from "../../shared/contract/subjects.js";
 import { initialConversation, reduceConversation, type ConversationState } from "../../shared/state/conversation.js";
-import { decide } from "./decision.js";
+import { BUDGET_PAUSE_REASON, decide } from "./decision.js";
 import { ToolCallTimedOutSchema } from "../../shared/contract/events/agent.js";
 import { AgentEventTypes, ScheduleEventTypes, SystemEventTypes, ProcessorNames } from "../../shared/contract/wire.js";
 import { executeRequest } from "./executor.js";
 import type { ModelClient } from "./model-client.js";
+import { compactedEvent, type Compactor } from "./compaction.js";
+import type { Prices } from "./pricing.js";
+import { addUsage, budgetReached } from "../../shared/state/usage.js";
+import type { Logger } from "../../shared/service/logger.js";
 
 export const LLM_NAME = ProcessorNames.llm;
 
@@ -16,6 +20,10 @@ export interface LlmDeps {
   nats: Nats;
   client: ModelClient;
   defaultModel: string;
+  /** Compacts the context before a request that would not fit (compaction.ts). */
+  compactor: Compactor;
+  /** What each model costs: a settled request's usage carries its price. */
+  prices: Prices;
 }
 
 /** A schedule slug for a tool call's timeout: call ids are the model's, so unsafe ones are hashed. */
@@ -24,26 +32,52 @@ function timeoutSlug(callId: string): string {
   return /^[A-Za-z0-9_-]{1,128}$/.test(slug) ? slug : `tool-timeout-${createHash("sha256").update(callId).digest("hex").slice(0, 32)}`;
 }
 
-/** Turn the loop's decision into events; serialised on the log by the runtime, so replicas never decide twice. */
-function decisionEvents(state: ConversationState, defaultModel: string): EventInput[] {
+/**
+ * Turn the loop's decision into events; serialised on the log by the runtime, so replicas never decide twice. On a
+ * resume, a budget still reached does not pause again at once: the agent waits (unpaused) for what comes next, so
+ * that an admin can raise the budget, which starts the waiting request; any other trigger pauses it again.
+ */
+async function decisionEvents(deps: LlmDeps, state: ConversationState, path: string, log: Logger, onResume = false): Promise<EventInput[]> {
   const decision = decide(state);
   switch (decision.kind) {
     case "none":
       return [];
     case "start-request":
-      return [{ type: AgentEventTypes.requestStarted, payload: { model: state.config.model ?? defaultModel } }];
+      return startRequest(deps, state, state.config.model ?? deps.defaultModel, path, log);
     case "pause":
+      if (decision.reason === BUDGET_PAUSE_REASON) {
+        if (onResume) {
+          log.info({ budget: decision.detail }, "resumed with the budget still reached: no request until it is raised; the next one pauses again");
+          return [];
+        }
+        log.info({ budget: decision.detail }, "budget reached: pausing before the next model request");
+      }
       return [{ type: AgentEventTypes.paused, payload: { reason: decision.reason } }];
     case "cancel-tool-calls":
       return decision.callIds.map((callId) => ({ type: AgentEventTypes.toolCallSettled, payload: { callId, error: "cancelled: the agent was interrupted by new input" } }));
   }
 }
 
+/**
+ * A request's start, with the compaction it needs first (in the same decision: the start's request is then a
+ * function of the log before it). The summary's own usage counts against the budget: if it reaches it, the agent
+ * is paused instead of starting the request.
+ */
+async function startRequest(deps: LlmDeps, state: ConversationState, model: string, path: string, log: Logger): Promise<EventInput[]> {
+  const start: EventInput = { type: AgentEventTypes.requestStarted, payload: { model } };
+  const compacted = await deps.compactor.compactIfNeeded(state, path, model, log);
+  if (compacted === null) return [start];
+  const reached = budgetReached(addUsage(state.usage, compacted.usage ?? null), state.budget);
+  if (reached === null) return [compactedEvent(compacted), start];
+  log.info({ budget: reached }, "budget reached by the compaction's summary: pausing before the model request");
+  return [compactedEvent(compacted), { type: AgentEventTypes.paused, payload: { reason: BUDGET_PAUSE_REASON } }];
+}
+
 async function runRequest(deps: LlmDeps, { event, stream, log }: ReactionContext<ConversationState>): Promise<EventInput[]> {
   const state = stream.state;
   // A redelivered start whose request already settled (the crash came after the append) runs nothing.
   if (state.settledRequests.includes(event.offset)) return [];
-  const result = await executeRequest({ nats: deps.nats, client: deps.client, defaultModel: deps.defaultModel, path: event.streamPath as StreamPath, requestOffset: event.offset, state, log });
+  const result = await executeRequest({ nats: deps.nats, client: deps.client, defaultModel: deps.defaultModel, prices: deps.prices, path: event.streamPath as StreamPath, requestOffset: event.offset, state, log });
   log.info({ status: result.status }, "model request settled");
   const settled: EventInput = { type: AgentEventTypes.requestSettled, payload: { requestOffset: event.offset, result } };
   if (result.status !== "succeeded") return [settled];
@@ -64,13 +98,23 @@ async function runRequest(deps: LlmDeps, { event, stream, log }: ReactionContext
  * settled as cancelled and started again, with the same conversation. A request started in the fork itself is
  * left to the reaction that runs it.
  */
-function goOn(state: ConversationState, defaultModel: string): EventInput[] {
+async function goOn(deps: LlmDeps, { event, stream, log }: ReactionContext<ConversationState>): Promise<EventInput[]> {
+  const state = stream.state;
   const running = state.running;
-  if (running === null || state.forkedAt === null || running.offset > state.forkedAt) return decisionEvents(state, defaultModel);
-  return [
-    { type: AgentEventTypes.requestSettled, payload: { requestOffset: running.offset, result: { status: "cancelled", reason: `in flight when the stream was forked (offset ${state.forkedAt}); started again`, partialText: "" } } },
-    { type: AgentEventTypes.requestStarted, payload: { model: running.model } },
-  ];
+  const onResume = event.type === SystemEventTypes.resumed;
+  if (running === null || state.forkedAt === null || running.offset > state.forkedAt) return decisionEvents(deps, state, event.streamPath, log, onResume);
+  const cancelled: EventInput = {
+    type: AgentEventTypes.requestSettled,
+    payload: { requestOffset: running.offset, result: { status: "cancelled", reason: `in flight when the stream was forked (offset ${state.forkedAt}); started again`, partialText: "" } },
+  };
+  // Started again as the conversation stands once it is settled: the budget and the window are checked as for any start.
+  const after: ConversationState = { ...state, running: null };
+  const reached = budgetReached(after.usage, after.budget);
+  if (reached !== null) {
+    log.info({ budget: reached }, "budget reached: the inherited request is not started again");
+    return onResume ? [cancelled] : [cancelled, { type: AgentEventTypes.paused, payload: { reason: BUDGET_PAUSE_REASON } }];
+  }
+  return [cancelled, ...(await startRequest(deps, after, running.model, event.streamPath, log))];
 }
 
 function timeOut(state: ConversationState, event: EventEnvelope): EventInput[] {
@@ -94,6 +138,10 @@ export function llmProcessor(deps: LlmDeps): Processor<ConversationState> {
       AgentEventTypes.requestSettled,
       AgentEventTypes.toolCallSettled,
       AgentEventTypes.toolCallTimedOut,
+      // A raised budget starts the request that waited for it.
+      AgentEventTypes.budgetConfigured,
+      // Its own, stored with the start it preceded: a start cut off by a crash is made up for here.
+      AgentEventTypes.contextCompacted,
       SystemEventTypes.resumed,
       SystemEventTypes.forked,
     ],
@@ -104,12 +152,12 @@ export function llmProcessor(deps: LlmDeps): Processor<ConversationState> {
     react: async (context) => {
       const { event, stream } = context;
       if (event.type === AgentEventTypes.requestStarted) return runRequest(deps, context);
-      if (event.type === SystemEventTypes.forked || event.type === SystemEventTypes.resumed) return goOn(stream.state, deps.defaultModel);
+      if (event.type === SystemEventTypes.forked || event.type === SystemEventTypes.resumed) return goOn(deps, context);
       if (event.type === AgentEventTypes.toolCallTimedOut) {
         const settled = timeOut(stream.state, event);
         if (settled.length > 0) return settled;
       }
-      return decisionEvents(stream.state, deps.defaultModel);
+      return decisionEvents(deps, stream.state, event.streamPath, context.log);
     },
   };
 }

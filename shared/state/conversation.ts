@@ -1,8 +1,11 @@
 import type { EventEnvelope } from "../contract/envelope.js";
 import { AgentEventTypes, SystemEventTypes } from "../contract/wire.js";
-import { AgentConfiguredSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig, type Tool } from "../contract/events/agent.js";
+import { AgentConfiguredSchema, BudgetConfiguredSchema, ContextCompactedSchema, InputAddedSchema, RequestSettledSchema, RequestStartedSchema, ToolCallRequestedSchema, ToolCallSettledSchema, type AgentConfig, type Tool } from "../contract/events/agent.js";
 import { MessageHistory, type ChatMessage } from "./message-history.js";
 import { RecentOffsets } from "./recent-offsets.js";
+import { sentMessages, type Compaction } from "./compaction.js";
+import { addUsage, noUsage, type Budget, type UsageTotals } from "./usage.js";
+import { initialMcpTools, offeredMcpTools, reduceMcpTools, type McpToolsState } from "./mcp-tools.js";
 
 /**
  * The conversation, rebuilt from the stream by a pure reducer. It holds what
@@ -18,8 +21,11 @@ export interface PendingToolCall {
 export interface ConversationState {
   config: AgentConfig;
   messages: MessageHistory;
-  /** The request started and not yet settled, with how many messages it was asked about. */
-  running: { offset: number; model: string; messageCount: number } | null;
+  /**
+   * The request started and not yet settled, with how many messages it was asked about, and the compaction in
+   * effect when it started: it was sent `summary` and the messages from `compactedCount` to `messageCount`.
+   */
+  running: { offset: number; model: string; messageCount: number; compactedCount: number; summary: string } | null;
   /** Requests that have settled: a redelivered start must not run again. */
   settledRequests: RecentOffsets;
   pendingToolCalls: Record<string, PendingToolCall>;
@@ -40,6 +46,20 @@ export interface ConversationState {
    * one running it, and is taken over (processors/llm, docs/ARCHITECTURE.md "Forks").
    */
   forkedAt: number | null;
+  /** The agent's MCP servers and their tools, offered beside `config.tools`. */
+  mcp: McpToolsState;
+  /** The latest agent/context-compacted: what later requests are sent in place of the oldest messages. */
+  compaction: Compaction | null;
+  /**
+   * The usage the model last reported, and what it covers: a request sent the messages from `compactedCount` and
+   * answered with the message before `messageCount`. The next request's size is counted from it
+   * (processors/llm/token-count.ts) while the compaction is the same.
+   */
+  lastUsage: { tokens: number; messageCount: number; compactedCount: number } | null;
+  /** Everything the agent's model requests used, summed from the log (shared/state/usage.ts). */
+  usage: UsageTotals;
+  /** The latest agent/budget-configured; null when none was. */
+  budget: Budget | null;
 }
 
 const SETTLED_MEMORY = 256;
@@ -56,6 +76,11 @@ export function initialConversation(): ConversationState {
     interruptAt: null,
     deferred: MessageHistory.empty(),
     forkedAt: null,
+    mcp: initialMcpTools(),
+    compaction: null,
+    lastUsage: null,
+    usage: noUsage,
+    budget: null,
   };
 }
 
@@ -70,7 +95,7 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       if (!input.success) return state;
       const { role, content, trigger } = input.data;
       const open = state.running !== null || Object.keys(state.pendingToolCalls).length > 0;
-      const next = open ? { ...state, deferred: state.deferred.append({ role, content }) } : { ...state, messages: state.messages.append({ role, content }) };
+      const next = open ? { ...state, deferred: state.deferred.append({ role, content }, event.offset) } : { ...state, messages: state.messages.append({ role, content }, event.offset) };
       if (trigger === "none") return next;
       return { ...next, wantsRequest: true, autonomousTurns: 0, interruptAt: trigger === "interrupt" ? event.offset : state.interruptAt };
     }
@@ -79,7 +104,7 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       if (!started.success) return state;
       return {
         ...state,
-        running: { offset: event.offset, model: started.data.model, messageCount: state.messages.length },
+        running: { offset: event.offset, model: started.data.model, messageCount: state.messages.length, compactedCount: state.compaction?.messageCount ?? 0, summary: state.compaction?.summary ?? "" },
         wantsRequest: false,
         interruptAt: null,
         autonomousTurns: state.autonomousTurns + 1,
@@ -93,9 +118,14 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       const settledRequests = state.settledRequests.add(requestOffset);
       const running = state.running?.offset === requestOffset ? null : state.running;
       let messages = state.messages;
-      if (result.status === "succeeded") messages = messages.append({ role: "assistant", content: result.text, toolCalls: result.toolCalls });
-      if (result.status === "cancelled" && result.partialText !== "") messages = messages.append({ role: "assistant", content: result.partialText, toolCalls: [] });
-      return flushDeferred({ ...state, messages, running, settledRequests });
+      if (result.status === "succeeded") messages = messages.append({ role: "assistant", content: result.text, toolCalls: result.toolCalls }, event.offset);
+      if (result.status === "cancelled" && result.partialText !== "") messages = messages.append({ role: "assistant", content: result.partialText, toolCalls: [] }, event.offset);
+      if (result.status !== "succeeded") return flushDeferred({ ...state, messages, running, settledRequests }, event.offset);
+      const usage = addUsage(state.usage, result.usage);
+      // What the model reported covers the messages it was sent and its answer, as long as the compaction stays.
+      const asked = state.running?.offset === requestOffset ? state.running : null;
+      const lastUsage = result.usage !== null && asked !== null ? { tokens: result.usage.promptTokens + result.usage.completionTokens, messageCount: asked.messageCount + 1, compactedCount: asked.compactedCount } : state.lastUsage;
+      return flushDeferred({ ...state, messages, running, settledRequests, usage, lastUsage }, event.offset);
     }
     case AgentEventTypes.toolCallRequested: {
       const requested = ToolCallRequestedSchema.safeParse(event.payload);
@@ -109,9 +139,9 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       const settledId = settled.data.callId;
       const pendingToolCalls = Object.fromEntries(Object.entries(state.pendingToolCalls).filter(([callId]) => callId !== settledId));
       const content = "error" in settled.data ? `error: ${settled.data.error}` : JSON.stringify(settled.data.result ?? null);
-      const messages = state.messages.append({ role: "tool", toolCallId: settled.data.callId, content });
+      const messages = state.messages.append({ role: "tool", toolCallId: settled.data.callId, content }, event.offset);
       const allSettled = Object.keys(pendingToolCalls).length === 0;
-      return flushDeferred({ ...state, messages, pendingToolCalls, wantsRequest: state.wantsRequest || allSettled });
+      return flushDeferred({ ...state, messages, pendingToolCalls, wantsRequest: state.wantsRequest || allSettled }, event.offset);
     }
     // Pausing itself is the runtime's business (agent/paused pauses the stream); resuming starts a fresh turn budget.
     case SystemEventTypes.resumed:
@@ -119,14 +149,28 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
     // The first of the stream's own: a fork of a fork inherits its source's, which is history there.
     case SystemEventTypes.forked:
       return event.forkedFrom === undefined && state.forkedAt === null ? { ...state, forkedAt: event.offset } : state;
+    case AgentEventTypes.contextCompacted: {
+      const compacted = ContextCompactedSchema.safeParse(event.payload);
+      if (!compacted.success) return state;
+      const { summary, throughOffset, method, usage } = compacted.data;
+      return { ...state, compaction: { offset: event.offset, throughOffset, messageCount: state.messages.countThrough(throughOffset), summary, method }, usage: addUsage(state.usage, usage) };
+    }
+    case AgentEventTypes.budgetConfigured: {
+      const budget = BudgetConfiguredSchema.safeParse(event.payload);
+      return budget.success ? { ...state, budget: budget.data } : state;
+    }
+    case AgentEventTypes.mcpServersConfigured:
+    case AgentEventTypes.toolsDiscovered:
+      return { ...state, mcp: reduceMcpTools(state.mcp, event) };
     default:
       return state;
   }
 }
 
-function flushDeferred(state: ConversationState): ConversationState {
+/** `offset`: the event that closed what the inputs waited for; they join the messages there. */
+function flushDeferred(state: ConversationState, offset: number): ConversationState {
   if (state.deferred.length === 0 || state.running !== null || Object.keys(state.pendingToolCalls).length > 0) return state;
-  return { ...state, messages: state.messages.appendAll(state.deferred.toArray()), deferred: MessageHistory.empty() };
+  return { ...state, messages: state.messages.appendAll(state.deferred.toArray(), offset), deferred: MessageHistory.empty() };
 }
 
 /** What a model is sent for a request: the processor's executor sends exactly this, and the console shows it. */
@@ -137,9 +181,23 @@ export interface ModelRequest {
   tools: readonly Tool[];
 }
 
-/** The request the running model request was started with, as the conversation stood when it started; null when none runs. */
+/**
+ * The request the running model request was started with, as the conversation stood when it started: the system
+ * prompt, the compaction's summary in place of the messages it replaced, then the rest; null when none runs.
+ */
 export function runningRequest(state: ConversationState): ModelRequest | null {
   const running = state.running;
   if (running === null) return null;
-  return { model: running.model, systemPrompt: state.config.systemPrompt, messages: state.messages.toArray(running.messageCount), tools: state.config.tools ?? [] };
+  return { model: running.model, systemPrompt: state.config.systemPrompt, messages: sentMessages(state.messages, running.compactedCount, running.messageCount, running.summary), tools: offeredTools(state) };
+}
+
+/** The request a model request started now would be sent (what the LLM processor counts before it starts one). */
+export function nextRequest(state: ConversationState, model: string): ModelRequest {
+  const compaction = state.compaction;
+  return { model, systemPrompt: state.config.systemPrompt, messages: sentMessages(state.messages, compaction?.messageCount ?? 0, state.messages.length, compaction?.summary ?? ""), tools: offeredTools(state) };
+}
+
+/** Every tool the model is offered: those of agent/configured, then those the agent's MCP servers listed. */
+export function offeredTools(state: ConversationState): Tool[] {
+  return [...(state.config.tools ?? []), ...offeredMcpTools(state.mcp)];
 }

@@ -1,7 +1,7 @@
 import type { EventEnvelope } from "../contract/envelope.js";
 import { ProcessorNames } from "../contract/wire.js";
 import { initialBreakerState, reduceBreaker, type BreakerLimits } from "./breaker.js";
-import { initialConversation, reduceConversation, runningRequest } from "./conversation.js";
+import { initialConversation, offeredTools, reduceConversation, runningRequest } from "./conversation.js";
 import { initialSchedules, reduceSchedules } from "./schedules.js";
 import { initialSubscriptions, reduceSubscriptions } from "./subscriptions.js";
 import { initialSystemState, reduceSystemState } from "./system-state.js";
@@ -50,6 +50,13 @@ function processorFold(processor: ViewedProcessor, breakerDefaults: BreakerLimit
         autonomousTurns: state.autonomousTurns,
         interruptAt: state.interruptAt,
         deferred: state.deferred.toArray(),
+        // What the agent's requests used (summaries included) and may use: the console's and `agentmesh state`'s usage.
+        usage: state.usage,
+        budget: state.budget,
+        compaction: state.compaction,
+        // Every tool the model is offered now (MCP servers' included), and each MCP server's count or why it has none.
+        tools: offeredTools(state),
+        mcpServers: state.mcp.servers.map((server) => ({ name: server.name, tools: (state.mcp.discovered[server.name] ?? []).length, error: state.mcp.errors[server.name] ?? null })),
       }));
     case ProcessorNames.breaker:
       return fold(initialBreakerState(breakerDefaults), reduceBreaker, (state) => ({ limits: state.limits, tokens: state.tokens, lastEventAt: state.lastMs === null ? null : new Date(state.lastMs).toISOString(), eventsInLastSecond: state.recent.count, tripped: state.tripped }));

@@ -27,11 +27,17 @@ export interface ModelServer {
   /** Answers are taken in order; when none is left, `fallback` answers. */
   script: ScriptedAnswer[];
   fallback: (request: RecordedRequest) => ScriptedAnswer;
+  /** The usage reported for an answer; default: 10 prompt tokens, one completion token per chunk. */
+  usage: (request: RecordedRequest, answer: ScriptedAnswer) => { prompt_tokens: number; completion_tokens: number };
   close(): Promise<void>;
 }
 
 function sse(res: ServerResponse, data: unknown): void {
   res.write(`data: ${JSON.stringify(data)}\n\n`);
+}
+
+export function defaultUsage(_request: RecordedRequest, answer: ScriptedAnswer): { prompt_tokens: number; completion_tokens: number } {
+  return { prompt_tokens: 10, completion_tokens: (answer.chunks ?? []).length };
 }
 
 /**
@@ -45,6 +51,7 @@ export async function startModelServer(): Promise<ModelServer> {
     requests: [],
     script: [],
     fallback: () => ({ chunks: ["ok"] }),
+    usage: defaultUsage,
     close: () =>
       new Promise((resolve) => {
         server.close(() => {
@@ -90,7 +97,8 @@ export async function startModelServer(): Promise<ModelServer> {
           sse(res, { ...base, choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: call.arguments.slice(half) } }] }, finish_reason: null }] });
         });
         sse(res, { ...base, choices: [{ index: 0, delta: {}, finish_reason: (answer.toolCalls ?? []).length > 0 ? "tool_calls" : "stop" }] });
-        sse(res, { ...base, choices: [], usage: { prompt_tokens: 10, completion_tokens: (answer.chunks ?? []).length, total_tokens: 10 + (answer.chunks ?? []).length } });
+        const usage = model.usage(recorded, answer);
+        sse(res, { ...base, choices: [], usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } });
         res.end("data: [DONE]\n\n");
       })();
     });
