@@ -8,6 +8,7 @@ import { loadBreakerConfig } from "../../processors/breaker/config.js";
 import { loadLlmConfig } from "../../processors/llm/config.js";
 import { loadWebhookPusherConfig } from "../../processors/webhook-pusher/config.js";
 import { loadTracesConfig } from "../../processors/traces/config.js";
+import { loadMcpConfig } from "../../processors/mcp/config.js";
 import { ConfigError } from "../../shared/service/config.js";
 import { loadProcessorConfig } from "../../processors/runtime/config.js";
 import { findNatsServer, natsServerMissingHelp, startNatsServer, type NatsServer } from "./nats-server.js";
@@ -37,6 +38,7 @@ export const DEFAULT_SERVICES: readonly ServiceSpec[] = [
   nodeService("webhook-pusher", "processors/webhook-pusher/main.ts", (env) => { loadProcessorConfig(env); loadWebhookPusherConfig(env); }),
   nodeService("llm", "processors/llm/main.ts", (env) => { loadProcessorConfig(env); loadLlmConfig(env); }),
   nodeService("traces", "processors/traces/main.ts", (env) => { loadProcessorConfig(env); loadTracesConfig(env); }),
+  nodeService("mcp", "processors/mcp/main.ts", (env) => { loadProcessorConfig(env); loadMcpConfig(env); }),
 ];
 
 /**

@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     // On a laptop, webhooks to local receivers are the point; production allows no private network by default.
     // AUTH=off only when nothing configures tokens: a secret or a JWKS URL turns bearer tokens on, as the
     // README says. SECRETS_KEYS defaults to a key kept in the data directory, so sealed secrets open after a restart.
-    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", ...authDefault(process.env), ...secretsDefault(config.AGENTMESH_DATA_DIR, process.env), ...process.env },
+    env: { WEBHOOK_ALLOWED_NETWORKS: "loopback", MCP_ALLOWED_NETWORKS: "loopback", ...authDefault(process.env), ...secretsDefault(config.AGENTMESH_DATA_DIR, process.env), ...process.env },
     onLine: (service, line) => process.stdout.write(`${format(service, line)}\n`),
     // The banner and routine [INF] lines would drown the services' logs; warnings and errors still show.
     onNatsLine: (line) => {

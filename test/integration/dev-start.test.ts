@@ -56,7 +56,7 @@ describe("npm start", () => {
       const base = `http://127.0.0.1:${gatewayPort}`;
       await waitForReady(`${base}/readyz`, 20_000);
       // Processors react to events appended after they start (the README says to wait for them).
-      for (const name of ["breaker", "scheduler", "webhook-pusher", "llm", "traces"]) await waitForOutput(mesh.output, `${name} processor running`, 20_000);
+      for (const name of ["breaker", "scheduler", "webhook-pusher", "llm", "traces", "mcp"]) await waitForOutput(mesh.output, `${name} processor running`, 20_000);
       const appended = await fetch(`${base}/streams/agents/bot-1`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -77,7 +77,7 @@ describe("npm start", () => {
       mesh.child.kill("SIGINT");
       expect(await mesh.exited).toBe(0);
       expect(mesh.output()).toContain("gateway stopped");
-      for (const name of ["breaker", "scheduler", "webhook-pusher", "llm", "traces"]) expect(mesh.output()).toContain(`${name} processor stopped`);
+      for (const name of ["breaker", "scheduler", "webhook-pusher", "llm", "traces", "mcp"]) expect(mesh.output()).toContain(`${name} processor stopped`);
       expect(await portOpen(natsPort)).toBe(false);
       expect(await portOpen(gatewayPort)).toBe(false);
     } finally {
@@ -94,7 +94,7 @@ describe("npm start", () => {
     expect(output).toContain("GATEWAY_PORT");
     // Read by all six services, reported once with their names.
     expect(output.match(/LOG_LEVEL/g)).toHaveLength(1);
-    expect(output).toMatch(/LOG_LEVEL: .*\(gateway, breaker, scheduler, webhook-pusher, llm, traces\)/);
+    expect(output).toMatch(/LOG_LEVEL: .*\(gateway, breaker, scheduler, webhook-pusher, llm, traces, mcp\)/);
     expect(output).not.toContain("embedded nats-server listening");
     expect(await portOpen(natsPort)).toBe(false);
   }, 30_000);

@@ -35,7 +35,7 @@ const skipReason = podman === undefined ? "podman is not installed (apt-get inst
 if (skipReason !== undefined && process.env.CI === "true") throw new Error(`image test cannot run in CI: ${skipReason}`);
 if (skipReason !== undefined) process.stderr.write(`image test skipped: ${skipReason}\n`);
 
-const SERVICES = ["gateway", "breaker", "scheduler", "webhook-pusher", "llm", "traces"] as const;
+const SERVICES = ["gateway", "breaker", "scheduler", "webhook-pusher", "llm", "traces", "mcp"] as const;
 type Service = (typeof SERVICES)[number];
 const entry = (service: Service) => (service === "gateway" ? "gateway/main.ts" : `processors/${service}/main.ts`);
 
@@ -124,6 +124,7 @@ describe.skipIf(skipReason !== undefined)("the container image", () => {
     await startService("webhook-pusher", {});
     await startService("llm", { LLM_BASE_URL: model.baseURL, LLM_MODEL: "test-model" });
     await startService("traces", { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint });
+    await startService("mcp", {});
     const mb = (built.sizeBytes / 1e6).toFixed(0);
     process.stdout.write(`image: ${built.image} on ${built.base}: ${mb} MB, built in ${(built.buildMs / 1000).toFixed(1)} s; container start to /readyz: ${SERVICES.map((s) => `${s} ${readyMs.get(s) ?? "?"} ms`).join(", ")}\n`);
   }, 20 * 60_000);

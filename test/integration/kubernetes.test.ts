@@ -12,6 +12,7 @@ import { gatewayConfigShape } from "../../gateway/config.js";
 import { llmConfigShape } from "../../processors/llm/config.js";
 import { breakerConfigShape } from "../../processors/breaker/config.js";
 import { tracesConfigShape } from "../../processors/traces/config.js";
+import { mcpConfigShape } from "../../processors/mcp/config.js";
 import { webhookPusherConfigShape } from "../../processors/webhook-pusher/config.js";
 import { processorConfigShape } from "../../processors/runtime/config.js";
 
@@ -69,6 +70,7 @@ const SERVICES: Record<string, { entry: string; shape: z.ZodRawShape; mustSet: s
   "webhook-pusher": { entry: "processors/webhook-pusher/main.ts", shape: { ...processorConfigShape, ...webhookPusherConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "SECRETS_KEYS"] },
   llm: { entry: "processors/llm/main.ts", shape: { ...processorConfigShape, ...llmConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "LLM_BASE_URL", "LLM_API_KEY"] },
   traces: { entry: "processors/traces/main.ts", shape: { ...processorConfigShape, ...tracesConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "OTEL_EXPORTER_OTLP_ENDPOINT"] },
+  mcp: { entry: "processors/mcp/main.ts", shape: { ...processorConfigShape, ...mcpConfigShape }, mustSet: ["NATS_URL", "HEALTH_HOST", "HEALTH_PORT", "EVENTS_REPLICAS", "SECRETS_KEYS"] },
 };
 
 /** The user deploy/Dockerfile runs as (`USER uid:gid`): the manifests run the same one, by number. */
