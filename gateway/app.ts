@@ -24,6 +24,7 @@ import { registerProcessorsRoute } from "./routes/processors.js";
 import { registerMeRoute } from "./routes/me.js";
 import { registerConsoleRoutes } from "./routes/console.js";
 import { registerReadRoute } from "./routes/read.js";
+import { registerMcpRoutes } from "./mcp/route.js";
 import { registerDurableStreamRoutes } from "./durable/routes.js";
 import { DurableStreamStore } from "./durable/stream-store.js";
 import type { AppendHold } from "../shared/log/append.js";
@@ -153,6 +154,7 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
     // that sending one again cannot store it twice.
     const hold: AppendHold = { holdMs: config.APPEND_HOLD_MS, ownMessageIds: config.EVENTS_REPLICAS > 1 };
     registerAppendRoute(scope, { nats, indexes, access, secrets, forkMaxEvents: config.FORK_MAX_EVENTS, durableStore, hold });
+    registerMcpRoutes(scope, { nats, indexes, access, connections, secrets, hold, logger, askTimeoutMs: config.MCP_ASK_TIMEOUT_MS });
     registerHookRoutes(scope, { nats, indexes, secrets, hold, perStreamPerSecond: config.HOOKS_PER_STREAM_PER_SECOND, perClientPerSecond: config.HOOKS_PER_CLIENT_PER_SECOND, timestampToleranceS: config.HOOKS_TIMESTAMP_TOLERANCE_S });
     registerDurableStreamRoutes(scope, {
       connections,

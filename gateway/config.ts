@@ -18,6 +18,8 @@ export const gatewayConfigShape = {
   SSE_REPLAY_BUFFER_EVENTS: configFields.positiveInt.default(10_000),
   /** Bytes an SSE client may have unsent before it is cut off (it resumes with Last-Event-ID). */
   SSE_MAX_BUFFERED_BYTES: configFields.positiveInt.default(8 * 1024 * 1024),
+  /** How long the MCP face's `ask` waits for the agent's answer when the call does not say (gateway/mcp/ask.ts). */
+  MCP_ASK_TIMEOUT_MS: configFields.positiveInt.default(120_000),
   /**
    * How long an append holds and retries a publish JetStream could not take (a leader election, a lost server)
    * before answering 503: the client sees latency, not an error (docs/ARCHITECTURE.md, "Failure behaviour").

@@ -71,6 +71,19 @@ export const RouteDocs = {
     params: streamPathParam,
     response: { 200: { description: "A repeated webhook-id" }, 201: { description: "Stored" }, "4xx": errorResponse },
   },
+  mcp: {
+    summary: "The agent at <path> as an MCP server (Streamable HTTP, stateless): tools ask, read-events and list-streams (read on the stream; ask needs append too). README, Every agent is an MCP server",
+    tags: ["mcp"],
+    params: streamPathParam,
+    body: { description: "A JSON-RPC message or batch (MCP)", type: ["object", "array"] },
+    response: { 200: { description: "The JSON-RPC response, as JSON or an SSE stream (text/event-stream) carrying progress notifications first" }, 202: { description: "A notification or response was accepted" }, "4xx": errorResponse },
+  },
+  mcpStream: {
+    summary: "405: the stateless MCP server opens no stream for server-initiated messages (after the same authorization as POST)",
+    tags: ["mcp"],
+    params: streamPathParam,
+    response: { 405: { description: "Method not allowed (JSON-RPC error body)" }, "4xx": errorResponse },
+  },
 } satisfies Record<string, FastifySchema & { summary: string; tags: string[] }>;
 
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {

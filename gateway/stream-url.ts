@@ -72,3 +72,8 @@ export const DURABLE_PREFIX = "/v1/stream";
 export function durablePathFromUrl(url: string): StreamPath {
   return parseStreamPath(rawStreamPart(url, DURABLE_PREFIX));
 }
+
+/** `/mcp/<path>`: the agent an MCP client talks to (gateway/mcp/), the same path as `/streams/<path>`. */
+export function mcpPathFromUrl(url: string): StreamPath {
+  return parseStreamPath(rawStreamPart(url, "/mcp"));
+}

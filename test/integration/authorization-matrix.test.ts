@@ -72,6 +72,8 @@ interface Case {
   watched?: (path: string) => string[];
   /** Extra checks on an allowed answer. */
   allowed?: (reply: Reply, caller: Caller) => void;
+  /** The status an allowed caller gets when it is not a success (MCP's GET: 405, after the same authorization). */
+  allowedStatus?: number;
 }
 
 interface Reply {
@@ -97,6 +99,10 @@ function payloadFor(type: string): unknown {
       return { slug: "s", url: "https://example.invalid/hook", secret: `whsec_${Buffer.from("matrix-secret-24-bytes!!").toString("base64")}` };
     case "schedule/added":
       return { slug: "s", append: { type: "tick" }, schedule: { kind: "in", seconds: 3600 } };
+    case "agent/budget-configured":
+      return { maxTokens: 1000 };
+    case "agent/mcp-servers-configured":
+      return { servers: [{ name: "m", url: "https://example.invalid/mcp", headers: { "X-Api-Key": "k" } }] };
     default:
       return { slug: "s" };
   }
@@ -296,7 +302,21 @@ const publicCases: Case[] = [
   ].flatMap(({ route, url }) => ["GET", "HEAD"].map((method): Case => ({ route: `${method} ${route}`, name: `${method} ${url} (console)`, needs: "public", send: () => ({ method, url, headers: { accept: "text/html" } }) }))),
 ];
 
-const CASES = [...eventApiCases, ...durableCases, ...publicCases];
+/** Every agent as an MCP server (`/mcp`): `read` on the path for any MCP request; each tool then needs what its HTTP counterpart needs (`ask`: append too, test/integration/mcp-server.test.ts). */
+const mcpHeaders = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+const mcpInitialize = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "matrix", version: "1" } } };
+const mcpCases: Case[] = [
+  { route: "POST /mcp/*", name: "initialize an MCP session with the agent", needs: ["read"], setup: (p) => appendAsOwner(p, event("note")), send: (p, a) => ({ method: "POST", url: `/mcp${p}`, headers: { ...a, ...mcpHeaders }, body: JSON.stringify(mcpInitialize) }) },
+  {
+    route: "POST /mcp/*",
+    name: "call the agent's ask tool (a reader's call is an error result that stores nothing)",
+    needs: ["read"],
+    send: (p, a) => ({ method: "POST", url: `/mcp${p}`, headers: { ...a, ...mcpHeaders, "mcp-protocol-version": "2025-06-18" }, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "ask", arguments: { message: "matrix", timeoutSeconds: 1 } } }) }),
+  },
+  { route: "GET /mcp/*", name: "open the MCP server's own stream (405: it has none)", needs: ["read"], allowedStatus: 405, send: (p, a) => ({ method: "GET", url: `/mcp${p}`, headers: { ...a, accept: "text/event-stream" } }) },
+];
+
+const CASES = [...eventApiCases, ...durableCases, ...publicCases, ...mcpCases];
 
 function isAllowed(needs: Case["needs"], caller: Caller): boolean {
   if (needs === "public") return true;
@@ -334,6 +354,10 @@ describe.each(CASES.map((c) => [`${c.route}: ${c.name}`, c] as const))("%s", (_t
     const before = await Promise.all(watched.map(snapshot));
     const token = tokens.get(caller);
     const reply = await send(testCase.send(path, token === undefined ? {} : { authorization: `Bearer ${token}` }));
+    if (isAllowed(testCase.needs, caller) && testCase.allowedStatus !== undefined) {
+      expect(reply.status, `${caller}: ${reply.body}`).toBe(testCase.allowedStatus);
+      return;
+    }
     if (isAllowed(testCase.needs, caller)) {
       expect(reply.status, `${caller}: ${reply.body}`).toBeGreaterThanOrEqual(200);
       // The docs' pages redirect to their canonical URL.
