@@ -116,7 +116,9 @@ describe("the console", () => {
   it("sends a message and shows the answer stream in token by token, then stored; the chunks show as not stored", async () => {
     const path = `${root}/chat`;
     await append(path, { type: "agent/configured", payload: { systemPrompt: "Be brief." } });
+    await append(path, { type: "agent/budget-configured", payload: { maxTokens: 100_000 } });
     const { page, errors } = await openPage(`${gw.url}/console/streams${path}?tab=conversation`);
+    await expect.poll(() => textOf(page.getByTestId("usage")), { timeout: 5_000 }).toMatch(/^0 tokens .*budget 100000 tokens/);
     await expect.poll(() => textOf(page.getByTestId("live-status")), { timeout: 5_000 }).toBe("live");
     await page.getByLabel("Message").fill("one two three four five six");
     await page.getByRole("button", { name: "Send" }).click();
@@ -132,6 +134,8 @@ describe("the console", () => {
     const answer = page.locator('[data-testid="message-assistant"]', { hasText: "succeeded" });
     await answer.waitFor({ timeout: 10_000 });
     expect(await answer.textContent()).toContain("echo: one two three four five six");
+    // The agent's usage, folded from the whole log, against its budget.
+    await expect.poll(() => textOf(page.getByTestId("usage")), { timeout: 5_000 }).toMatch(/^[1-9]\d* tokens \(\d+ in, \d+ out\) · \$0\.00 · budget 100000 tokens/);
     await screenshot(page, "console-conversation");
     // The chunks were live, never stored.
     await page.getByRole("tab", { name: "Events" }).click();

@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "react";
+import { AgentSummary } from "./AgentSummary.js";
 import { api, ApiError } from "../api/client.js";
 import type { StreamLog } from "../stream/use-stream-log.js";
 import { JsonPanel } from "../ui/json-view.js";
@@ -98,6 +99,7 @@ export function ConversationView(props: { path: string; log: StreamLog; canAppen
 
   return (
     <div className="conversation">
+      <AgentSummary path={props.path} version={log.version} />
       <div className="transcript" aria-label="Conversation" ref={transcriptBox} onScroll={onScroll}>
         {transcript.entries.length === 0 ? <p className="muted">No messages in the loaded history yet.</p> : transcript.entries.map((entry) => <Entry key={`${entry.kind}${entry.offset}`} entry={entry} />)}
       </div>
