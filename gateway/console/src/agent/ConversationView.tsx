@@ -99,7 +99,8 @@ export function ConversationView(props: { path: string; log: StreamLog; canAppen
 
   return (
     <div className="conversation">
-      <AgentSummary path={props.path} version={log.version} />
+      {/* A stream with nothing stored yet has no state to fold (the gateway answers 404). */}
+      {log.items.some((item) => item.stored) ? <AgentSummary path={props.path} version={log.version} /> : null}
       <div className="transcript" aria-label="Conversation" ref={transcriptBox} onScroll={onScroll}>
         {transcript.entries.length === 0 ? <p className="muted">No messages in the loaded history yet.</p> : transcript.entries.map((entry) => <Entry key={`${entry.kind}${entry.offset}`} entry={entry} />)}
       </div>
