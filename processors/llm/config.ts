@@ -12,29 +12,14 @@ export const llmConfigShape = {
   /** The context window of a model not in LLM_CONTEXT_WINDOWS, in tokens; an agent's `contextWindow` overrides both. */
   LLM_CONTEXT_WINDOW: configFields.positiveInt.default(128_000),
   /** Context windows by model name, JSON: `{"gpt-4o-mini": 128000}`. */
-  LLM_CONTEXT_WINDOWS: jsonOf(z.record(z.string().min(1), z.number().int().positive())).default({}),
+  LLM_CONTEXT_WINDOWS: configFields.json(z.record(z.string().min(1), z.number().int().positive())).default({}),
   /** The share of the window a request may fill before the history is compacted; an agent's `compactAt` overrides it. */
   LLM_COMPACT_AT: z.coerce.number().gt(0).max(1).default(0.5),
   /** How long the summary request of a compaction may take before the oldest messages are dropped instead. */
   LLM_COMPACT_TIMEOUT_MS: configFields.positiveInt.default(120_000),
   /** Prices by model name, JSON: `{"gpt-4o-mini": {"inputPerMillion": 0.15, "outputPerMillion": 0.6}}` (USD per million tokens). */
-  LLM_PRICES: jsonOf(z.record(z.string().min(1), z.object({ inputPerMillion: z.number().nonnegative(), outputPerMillion: z.number().nonnegative() }).strict())).default({}),
+  LLM_PRICES: configFields.json(z.record(z.string().min(1), z.object({ inputPerMillion: z.number().nonnegative(), outputPerMillion: z.number().nonnegative() }).strict())).default({}),
 } as const;
-
-/** A variable holding JSON that must match `schema`. */
-function jsonOf<T extends z.ZodType>(schema: T) {
-  return z
-    .string()
-    .transform((text, context) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        context.addIssue({ code: "custom", message: "not valid JSON" });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
-}
 
 export type LlmConfig = ReturnType<typeof loadLlmConfig>;
 

@@ -19,18 +19,7 @@ export const mcpConfigShape = {
     .default("")
     .transform((value) => new Set(value.split(",").map((part) => part.trim()).filter((part) => part !== ""))),
   /** JSON: `{"<name>": {"command": "...", "args": [...], "env": {...}}}`; an agent uses one by naming it with no URL. */
-  MCP_LOCAL_SERVERS: z
-    .string()
-    .default("{}")
-    .transform((value, ctx) => {
-      try {
-        return JSON.parse(value) as unknown;
-      } catch {
-        ctx.addIssue({ code: "custom", message: "not JSON" });
-        return z.NEVER;
-      }
-    })
-    .pipe(z.record(z.string(), LocalServerSchema)),
+  MCP_LOCAL_SERVERS: configFields.json(z.record(z.string(), LocalServerSchema)).default({}),
   /** How long connecting and listing a server's tools may take. */
   MCP_CONNECT_TIMEOUT_MS: configFields.positiveInt.default(10_000),
   /** A connection unused this long is closed (a change of its tools is then picked up at the next connection). */

@@ -25,7 +25,22 @@ export const baseConfigShape = {
   NATS_REQUEST_TIMEOUT_MS: positiveInt.default(2_000),
 } as const;
 
-export const configFields = { port, positiveInt };
+/** A variable holding JSON that must match `schema`. */
+function json<T extends z.ZodType>(schema: T) {
+  return z
+    .string()
+    .transform((text, context) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        context.addIssue({ code: "custom", message: "not valid JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
+export const configFields = { port, positiveInt, json };
 
 /** What every service's configuration contains. */
 export type BaseConfig = Readonly<z.output<z.ZodObject<typeof baseConfigShape>>>;

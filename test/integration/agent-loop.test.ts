@@ -3,13 +3,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
-import type { Processor } from "../../processors/runtime/runtime.js";
 import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { buildLlm } from "../../processors/llm/service.js";
 import { buildScheduler } from "../../processors/scheduler/service.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { startModelServer, type ModelServer } from "../support/model-server.js";
-import { readAll, runBuiltProcessor, runProcessor, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";
+import { readAll, runBuiltProcessor, runProcessor, toolOwner, uniqueName, waitFor, waitForConsumer, waitForSettledProcessor } from "../support/processors.js";
 import { openSse } from "../support/sse.js";
 
 let gw: TestGateway;
@@ -48,22 +47,8 @@ async function until(path: string, predicate: (events: EventEnvelope[]) => boole
 }
 const settledCount = (n: number) => (events: EventEnvelope[]) => settledResults(events).length >= n;
 
-/** A tool owner, as any processor would be: settles the calls for its tools. */
-function toolOwner(name: string, tools: Record<string, (args: unknown) => unknown>): Processor<null> {
-  return {
-    name,
-    triggers: ["agent/tool-call-requested"],
-    filterSubject,
-    initialState: () => null,
-    reduce: () => null,
-    react: ({ event }) => {
-      const call = event.payload as { callId: string; name: string; arguments: string };
-      const tool = tools[call.name];
-      if (tool === undefined) return [];
-      return [{ type: "agent/tool-call-settled", payload: { callId: call.callId, result: tool(JSON.parse(call.arguments || "{}")) } }];
-    },
-  };
-}
+/** Settles the calls of `tools`, each given the call's parsed arguments. */
+const callsTools = (name: string, tools: Record<string, (args: unknown) => unknown>) => toolOwner(name, filterSubject, (call) => tools[call.name]?.(JSON.parse(call.arguments || "{}")));
 
 describe("agent loop with a real model server", () => {
   it("answers with streamed chunks visible on SSE, storing only the settled answer", async () => {
@@ -88,7 +73,7 @@ describe("agent loop with a real model server", () => {
 
   it("runs a two-tool-call round trip and sends the results back to the model", async () => {
     const path = `${root}/tools`;
-    const owner = await runProcessor(toolOwner(uniqueName("tools"), { get_time: () => ({ time: "12:00" }), calculate: (args) => ({ value: (args as { a: number; b: number }).a + (args as { a: number; b: number }).b }) }));
+    const owner = await runProcessor(callsTools(uniqueName("tools"), { get_time: () => ({ time: "12:00" }), calculate: (args) => ({ value: (args as { a: number; b: number }).a + (args as { a: number; b: number }).b }) }));
     running.push(owner);
     await append(path, { type: "agent/configured", payload: { systemPrompt: "Be brief.", tools: [{ name: "get_time", description: "now" }, { name: "calculate", description: "adds", parameters: { type: "object", properties: { a: { type: "number" }, b: { type: "number" } } } }] } });
     model.script = [
@@ -147,7 +132,7 @@ describe("agent loop with a real model server", () => {
 
   it("pauses the agent after maxAutonomousTurns requests without outside input, and resumes on stream/resumed", async () => {
     const path = `${root}/runaway`;
-    const owner = await runProcessor(toolOwner(uniqueName("looper"), { again: () => ({ more: true }) }));
+    const owner = await runProcessor(callsTools(uniqueName("looper"), { again: () => ({ more: true }) }));
     running.push(owner);
     await append(path, { type: "agent/configured", payload: { maxAutonomousTurns: 3, tools: [{ name: "again" }] } });
     let n = 0;

@@ -2,13 +2,12 @@ import { countTokens } from "gpt-tokenizer/encoding/o200k_base";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
-import type { Processor } from "../../processors/runtime/runtime.js";
 import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import type { ModelRequest } from "../../shared/state/conversation.js";
 import { buildLlm } from "../../processors/llm/service.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { defaultUsage, startModelServer, type ModelServer, type RecordedRequest } from "../support/model-server.js";
-import { readAll, runBuiltProcessor, runProcessor, uniqueName, waitFor } from "../support/processors.js";
+import { readAll, runBuiltProcessor, runProcessor, toolOwner, uniqueName, waitFor } from "../support/processors.js";
 
 /**
  * Context compaction (docs/ARCHITECTURE.md, "Context compaction"): with a model whose window is small, a long
@@ -39,7 +38,7 @@ beforeAll(async () => {
   model = await startModelServer();
   const env = { LLM_BASE_URL: model.baseURL, LLM_MODEL: "small-model", LLM_MAX_RETRIES: "0", LLM_CONTEXT_WINDOWS: JSON.stringify({ "small-model": WINDOW }), LLM_COMPACT_AT: "0.5", PROCESSOR_SUBJECT_FILTER: filterSubject };
   running.push(await runBuiltProcessor("llm", (deps) => Promise.resolve(buildLlm(deps, { ...process.env, ...env })), { ...env, PROCESSOR_NAME: uniqueName("llm") }));
-  running.push(await runProcessor(toolOwner(uniqueName("tools"))));
+  running.push(await runProcessor(toolOwner(uniqueName("tools"), filterSubject, (call) => ({ found: `${lorem(20)} for ${call.arguments}` }))));
 });
 afterAll(async () => {
   await Promise.all(running.map((p) => p.stop()));
@@ -59,20 +58,6 @@ beforeEach(() => {
     return { chunks: [`answer ${n}: `, lorem(25)] };
   };
 });
-
-function toolOwner(name: string): Processor<null> {
-  return {
-    name,
-    triggers: ["agent/tool-call-requested"],
-    filterSubject,
-    initialState: () => null,
-    reduce: () => null,
-    react: ({ event }) => {
-      const call = event.payload as { callId: string; name: string; arguments: string };
-      return [{ type: "agent/tool-call-settled", payload: { callId: call.callId, result: { found: `${lorem(20)} for ${call.arguments}` } } }];
-    },
-  };
-}
 
 const append = (path: string, body: unknown) => request<EventEnvelope | EventEnvelope[]>(`${gw.url}/streams${path}`, { body });
 const say = (path: string, content: string) => append(path, { type: "agent/input-added", payload: { role: "user", content } });

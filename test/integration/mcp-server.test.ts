@@ -5,12 +5,11 @@ import type { Subscription, SubscriptionOptions } from "@nats-io/transport-node"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
-import type { Processor } from "../../processors/runtime/runtime.js";
 import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
 import { buildLlm } from "../../processors/llm/service.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { startModelServer, type ModelServer } from "../support/model-server.js";
-import { runBuiltProcessor, runProcessor, uniqueName, waitFor } from "../support/processors.js";
+import { runBuiltProcessor, runProcessor, toolOwner, uniqueName, waitFor } from "../support/processors.js";
 import { bearer, JWT_SECRET, mintToken, readAllAs } from "../support/security.js";
 
 /**
@@ -64,22 +63,6 @@ const call = async (client: Client, name: string, args: Record<string, unknown> 
 const appendAs = (token: string, path: string, body: unknown) => request<EventEnvelope>(`${gw.url}/streams${path}`, { body, headers: bearer(token) });
 const types = (events: EventEnvelope[]) => events.map((e) => e.type);
 
-/** A tool owner, as any processor would be: settles the calls for its tools. */
-function toolOwner(name: string, tools: Record<string, (args: Record<string, number>) => unknown>): Processor<null> {
-  return {
-    name,
-    triggers: ["agent/tool-call-requested"],
-    filterSubject,
-    initialState: () => null,
-    reduce: () => null,
-    react: ({ event }) => {
-      const requested = event.payload as { callId: string; name: string; arguments: string };
-      const tool = tools[requested.name];
-      return tool === undefined ? [] : [{ type: "agent/tool-call-settled", payload: { callId: requested.callId, result: tool(JSON.parse(requested.arguments || "{}") as Record<string, number>) } }];
-    },
-  };
-}
-
 describe("an agent as an MCP server", () => {
   it("lists its tools, answers ask with the model's answer, and shows the turn in read-events", async () => {
     const path = `${root}/plain`;
@@ -114,7 +97,11 @@ describe("an agent as an MCP server", () => {
 
   it("follows a tool round to the final answer, with progress notifications on the way", async () => {
     const path = `${root}/tools`;
-    running.push(await runProcessor(toolOwner(uniqueName("tools"), { add: (args) => ({ sum: (args.a ?? 0) + (args.b ?? 0) }) })));
+    running.push(await runProcessor(toolOwner(uniqueName("tools"), filterSubject, (call) => {
+      if (call.name !== "add") return undefined;
+      const args = JSON.parse(call.arguments || "{}") as Record<string, number>;
+      return { sum: (args.a ?? 0) + (args.b ?? 0) };
+    })));
     expect((await appendAs(owner, path, { type: "agent/configured", payload: { tools: [{ name: "add", parameters: { type: "object", properties: { a: { type: "number" }, b: { type: "number" } } } }] } })).status).toBe(201);
     model.script = [{ toolCalls: [{ id: "call_1", name: "add", arguments: '{"a":2,"b":3}' }] }, { chunks: ["2+3=5"] }];
     const client = await connect(path);

@@ -17,6 +17,32 @@ export function runBuiltProcessor<S>(name: string, build: (deps: ProcessorDeps) 
   return startProcessor(build, name, { NATS_URL: inject("natsUrl"), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error", HEALTH_PORT: "0", SECRETS_KEYS: TEST_SECRETS_KEYS, ...env });
 }
 
+/** What a tool owner is asked: one agent/tool-call-requested. */
+export interface RequestedCall {
+  callId: string;
+  name: string;
+  arguments: string;
+}
+
+/**
+ * A tool owner, as any processor would be: settles each call `answer` has a result for (undefined: not its tool,
+ * left to others), on the streams under `filterSubject`.
+ */
+export function toolOwner(name: string, filterSubject: string, answer: (call: RequestedCall) => unknown): Processor<null> {
+  return {
+    name,
+    triggers: ["agent/tool-call-requested"],
+    filterSubject,
+    initialState: () => null,
+    reduce: () => null,
+    react: ({ event }) => {
+      const call = event.payload as RequestedCall;
+      const result = answer(call);
+      return result === undefined ? [] : [{ type: "agent/tool-call-settled", payload: { callId: call.callId, result } }];
+    },
+  };
+}
+
 /** A processor name no other test uses (durable consumers are per name). */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
