@@ -143,7 +143,8 @@ export function createCompactor(client: ModelClient, settings: CompactionSetting
     } catch (err) {
       // The messages must go all the same, or the request would not fit: dropped, oldest first.
       log.warn({ err }, "the summary request failed; dropping the oldest messages instead");
-      return { summary: "", method: "truncation", usage: null };
+      // What an earlier compaction summarised is kept: only the messages since are dropped.
+      return { summary: previousSummary, method: "truncation", usage: null };
     }
   }
 

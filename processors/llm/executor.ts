@@ -1,4 +1,5 @@
 import { publishEphemeral } from "../../shared/log/append.js";
+import { estimateRequest, textTokens } from "./token-count.js";
 import type { Logger } from "../../shared/service/logger.js";
 import { llmSeconds, llmTokens } from "../../shared/service/metrics.js";
 import type { Nats } from "../../shared/nats/connection.js";
@@ -110,7 +111,9 @@ export async function executeRequest(context: ExecutionContext): Promise<Request
       llmTokens.inc({ kind: "prompt" }, answer.usage.promptTokens);
       llmTokens.inc({ kind: "completion" }, answer.usage.completionTokens);
     }
-    return { status: "succeeded", text: answer.text, toolCalls: answer.toolCalls, usage: priced(answer.usage, request.model, context.prices) };
+    // A model that reports no usage is counted all the same (budgets, compaction): the request and answer estimated.
+    const usage = answer.usage ?? { promptTokens: estimateRequest(request), completionTokens: textTokens(answer.text + answer.toolCalls.map((call) => call.name + call.arguments).join("")), estimated: true as const };
+    return { status: "succeeded", text: answer.text, toolCalls: answer.toolCalls, usage: priced(usage, request.model, context.prices) };
   } catch (err) {
     flush();
     const reason = cancelReason();

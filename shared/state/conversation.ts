@@ -25,7 +25,7 @@ export interface ConversationState {
    * The request started and not yet settled, with how many messages it was asked about, and the compaction in
    * effect when it started: it was sent `summary` and the messages from `compactedCount` to `messageCount`.
    */
-  running: { offset: number; model: string; messageCount: number; compactedCount: number; summary: string } | null;
+  running: { offset: number; model: string; messageCount: number; compactedCount: number; summary: string; systemPrompt: string | undefined; tools: readonly Tool[] } | null;
   /** Requests that have settled: a redelivered start must not run again. */
   settledRequests: RecentOffsets;
   pendingToolCalls: Record<string, PendingToolCall>;
@@ -104,7 +104,8 @@ export function reduceConversation(state: ConversationState, event: EventEnvelop
       if (!started.success) return state;
       return {
         ...state,
-        running: { offset: event.offset, model: started.data.model, messageCount: state.messages.length, compactedCount: state.compaction?.messageCount ?? 0, summary: state.compaction?.summary ?? "" },
+        // What it is sent is fixed here: tools listed (or a prompt configured) while it runs are for the next request.
+        running: { offset: event.offset, model: started.data.model, messageCount: state.messages.length, compactedCount: state.compaction?.messageCount ?? 0, summary: state.compaction?.summary ?? "", systemPrompt: state.config.systemPrompt, tools: offeredTools(state) },
         wantsRequest: false,
         interruptAt: null,
         autonomousTurns: state.autonomousTurns + 1,
@@ -188,7 +189,7 @@ export interface ModelRequest {
 export function runningRequest(state: ConversationState): ModelRequest | null {
   const running = state.running;
   if (running === null) return null;
-  return { model: running.model, systemPrompt: state.config.systemPrompt, messages: sentMessages(state.messages, running.compactedCount, running.messageCount, running.summary), tools: offeredTools(state) };
+  return { model: running.model, systemPrompt: running.systemPrompt, messages: sentMessages(state.messages, running.compactedCount, running.messageCount, running.summary), tools: running.tools };
 }
 
 /** The request a model request started now would be sent (what the LLM processor counts before it starts one). */
@@ -197,7 +198,12 @@ export function nextRequest(state: ConversationState, model: string): ModelReque
   return { model, systemPrompt: state.config.systemPrompt, messages: sentMessages(state.messages, compaction?.messageCount ?? 0, state.messages.length, compaction?.summary ?? ""), tools: offeredTools(state) };
 }
 
-/** Every tool the model is offered: those of agent/configured, then those the agent's MCP servers listed. */
+/**
+ * Every tool the model is offered: those of agent/configured, then those the agent's MCP servers listed (one whose
+ * name a configured tool already has is left out: a model API refuses two tools of one name).
+ */
 export function offeredTools(state: ConversationState): Tool[] {
-  return [...(state.config.tools ?? []), ...offeredMcpTools(state.mcp)];
+  const configured = state.config.tools ?? [];
+  const taken = new Set(configured.map((tool) => tool.name));
+  return [...configured, ...offeredMcpTools(state.mcp).filter((tool) => !taken.has(tool.name))];
 }

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
-import type { Processor } from "../../processors/runtime/runtime.js";
 import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
 import { buildLlm } from "../../processors/llm/service.js";
 import { request, startGateway, uniquePath, type TestGateway } from "../support/gateway.js";
 import { defaultUsage, startModelServer, type ModelServer } from "../support/model-server.js";
-import { readAll, runBuiltProcessor, runProcessor, uniqueName, waitFor, waitForSettledProcessor } from "../support/processors.js";
+import { readAll, runBuiltProcessor, runProcessor, toolOwner, uniqueName, waitFor, waitForSettledProcessor } from "../support/processors.js";
 
 /**
  * Budgets (docs/EVENTS.md, "Budgets"): usage and cost summed per agent from the log; agent/budget-configured pauses
@@ -26,7 +25,7 @@ beforeAll(async () => {
   model = await startModelServer();
   const env = { LLM_BASE_URL: model.baseURL, LLM_MODEL: "priced-model", LLM_MAX_RETRIES: "0", LLM_PRICES: JSON.stringify(PRICES), PROCESSOR_SUBJECT_FILTER: filterSubject };
   running.push(await runBuiltProcessor("llm", (deps) => Promise.resolve(buildLlm(deps, { ...process.env, ...env })), { ...env, PROCESSOR_NAME: llmName }));
-  running.push(await runProcessor(toolOwner(uniqueName("tools"))));
+  running.push(await runProcessor(toolOwner(uniqueName("tools"), filterSubject, () => "looked up")));
 });
 afterAll(async () => {
   await Promise.all(running.map((p) => p.stop()));
@@ -43,17 +42,6 @@ beforeEach(() => {
     return { chunks: ["fine ", "thanks"] };
   };
 });
-
-function toolOwner(name: string): Processor<null> {
-  return {
-    name,
-    triggers: ["agent/tool-call-requested"],
-    filterSubject,
-    initialState: () => null,
-    reduce: () => null,
-    react: ({ event }) => [{ type: "agent/tool-call-settled", payload: { callId: (event.payload as { callId: string }).callId, result: "looked up" } }],
-  };
-}
 
 const append = (path: string, body: unknown) => request<EventEnvelope | EventEnvelope[]>(`${gw.url}/streams${path}`, { body });
 const say = (path: string, content: string) => append(path, { type: "agent/input-added", payload: { role: "user", content } });
@@ -118,6 +106,22 @@ describe("budgets", () => {
     after = await until(path, settledCount(4));
     expect(after.slice(-3).map((e) => e.type)).toEqual(["agent/budget-configured", "agent/llm-request-started", "agent/llm-request-settled"]);
     expect((await view(path)).usage.promptTokens).toBe(40);
+  });
+
+  it("counts a model that reports no usage with its own estimate, and pauses it at maxTokens all the same", async () => {
+    const path = `${root}/unreported`;
+    model.usage = () => null;
+    await append(path, { type: "agent/budget-configured", payload: { maxTokens: 1 } });
+    await say(path, "one");
+    await until(path, settledCount(1));
+    await say(path, "two");
+    const events = await until(path, pausedCount(1));
+    expect(events.at(-1)?.payload).toEqual({ reason: "budget" });
+    const usage = (ofType(events, "agent/llm-request-settled")[0]?.payload as { result: { usage: { promptTokens: number; completionTokens: number; estimated?: boolean } } }).result.usage;
+    expect(usage.estimated).toBe(true);
+    expect(usage.promptTokens).toBeGreaterThan(0);
+    expect(usage.completionTokens).toBeGreaterThan(0);
+    expect(ofType(events, "agent/llm-request-started")).toHaveLength(1);
   });
 
   it("pauses once the cost priced from LLM_PRICES reaches maxCostUsd", async () => {

@@ -27,8 +27,8 @@ export interface ModelServer {
   /** Answers are taken in order; when none is left, `fallback` answers. */
   script: ScriptedAnswer[];
   fallback: (request: RecordedRequest) => ScriptedAnswer;
-  /** The usage reported for an answer; default: 10 prompt tokens, one completion token per chunk. */
-  usage: (request: RecordedRequest, answer: ScriptedAnswer) => { prompt_tokens: number; completion_tokens: number };
+  /** The usage reported for an answer (null: none, as some models do); default: 10 prompt tokens, one completion token per chunk. */
+  usage: (request: RecordedRequest, answer: ScriptedAnswer) => { prompt_tokens: number; completion_tokens: number } | null;
   close(): Promise<void>;
 }
 
@@ -98,7 +98,7 @@ export async function startModelServer(): Promise<ModelServer> {
         });
         sse(res, { ...base, choices: [{ index: 0, delta: {}, finish_reason: (answer.toolCalls ?? []).length > 0 ? "tool_calls" : "stop" }] });
         const usage = model.usage(recorded, answer);
-        sse(res, { ...base, choices: [], usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } });
+        if (usage !== null) sse(res, { ...base, choices: [], usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } });
         res.end("data: [DONE]\n\n");
       })();
     });

@@ -39,6 +39,8 @@ export const UsageSchema = z.object({
   completionTokens: z.number().int().nonnegative(),
   /** What the request cost, from the LLM processor's prices (LLM_PRICES) when it ran; absent for a model without a price. */
   costUsd: z.number().nonnegative().optional(),
+  /** The model reported no usage: the LLM processor counted the request and the answer itself (gpt-tokenizer). */
+  estimated: z.literal(true).optional(),
 });
 
 export const RequestResultSchema = z.discriminatedUnion("status", [
