@@ -2,7 +2,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { FetchLike, Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { CallToolResult, CompatibilityCallToolResult, Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
+import { McpError, type CallToolResult, type CompatibilityCallToolResult, type Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
 import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from "undici";
 import type { DiscoveredTool } from "../../shared/contract/events/agent.js";
 import type { AddressGuard } from "../../shared/outbound/address-guard.js";
@@ -130,6 +130,11 @@ export class McpConnection {
         resetTimeoutOnProgress: true,
         onprogress: options.onProgress,
       });
+    } catch (err) {
+      // A JSON-RPC error is the server's answer; anything else (HTTP 404 for a session the server forgot, a refused
+      // connection) means this session cannot serve again. A call cancelled by its caller says nothing about it.
+      if (!(err instanceof McpError) && !options.signal.aborted) this.markLost(err instanceof Error ? err.message : String(err));
+      throw err;
     } finally {
       this.inFlight -= 1;
       this.lastUsed = Date.now();

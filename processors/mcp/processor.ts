@@ -84,9 +84,26 @@ export function mcpProcessor(deps: McpDeps): Processor<McpProcessorState> & { on
     // A later configuration replaces this one: its own reaction lists its servers.
     if (state.mcp.configuredOffset !== event.offset) return [];
     await pool.retire(path, event.offset);
+    return list(path, state, state.mcp.servers, log);
+  }
+
+  /**
+   * Servers whose tools could not be listed are tried again at the agent's next input (the model is about to be
+   * offered its tools); one still failing appends nothing more.
+   */
+  async function retryFailed(path: StreamPath, state: McpProcessorState, log: Logger): Promise<EventInput[]> {
+    const failed = state.mcp.servers.filter((server) => server.name in state.mcp.errors);
+    if (failed.length === 0) return [];
+    const listed = await list(path, state, failed, log);
+    return listed.filter((event) => (event.payload as { error?: string }).error === undefined);
+  }
+
+  function list(path: StreamPath, state: McpProcessorState, servers: readonly McpServer[], log: Logger): Promise<(EventInput & { payload: unknown })[]> {
+    const configuredOffset = state.mcp.configuredOffset;
+    if (configuredOffset === null) return Promise.resolve([]);
     return Promise.all(
-      state.mcp.servers.map(async (server) => {
-        const key: ConnectionKey = { path, configuredOffset: event.offset, server: server.name };
+      servers.map(async (server) => {
+        const key: ConnectionKey = { path, configuredOffset, server: server.name };
         try {
           const { connection, listed } = await connect(path, state, key);
           const tools = listed ?? (await connection.listTools(deps.config.MCP_CONNECT_TIMEOUT_MS));
@@ -120,7 +137,8 @@ export function mcpProcessor(deps: McpDeps): Processor<McpProcessorState> & { on
       { ...open, callId, mcpName: owner.tool.mcpName, server: owner.server.name },
       { nats, path, connection: pooled.connection, timeoutMs: state.toolTimeoutSeconds * 1000, maxResultBytes: deps.config.MCP_MAX_RESULT_BYTES, log: callLog },
     );
-    return changed && pooled.listed !== null ? [discoveredEvent(key, pooled.listed), ...settlement] : settlement;
+    // The settlement first: a crash between the two would otherwise leave the call answered by no one.
+    return changed && pooled.listed !== null ? [...settlement, discoveredEvent(key, pooled.listed)] : settlement;
   }
 
   /** The open calls nobody is running: inherited by a fork, or cut short by a pause, called again. */
@@ -145,7 +163,7 @@ export function mcpProcessor(deps: McpDeps): Processor<McpProcessorState> & { on
   return {
     onToolsChanged,
     name: MCP_NAME,
-    triggers: [AgentEventTypes.mcpServersConfigured, AgentEventTypes.toolCallRequested, SystemEventTypes.forked, SystemEventTypes.resumed],
+    triggers: [AgentEventTypes.mcpServersConfigured, AgentEventTypes.toolCallRequested, AgentEventTypes.inputAdded, SystemEventTypes.forked, SystemEventTypes.resumed],
     initialState: initialMcpProcessorState,
     reduce: reduceMcpProcessorState,
     // A settlement is a fact about its call, keyed by the event it answers; discovery is keyed by its configuration.
@@ -167,6 +185,8 @@ export function mcpProcessor(deps: McpDeps): Processor<McpProcessorState> & { on
           const open = callId === undefined ? undefined : state.openCalls[callId];
           return callId === undefined || open === undefined ? [] : call(path, state, callId, open, log);
         }
+        case AgentEventTypes.inputAdded:
+          return retryFailed(path, state, log);
         case SystemEventTypes.forked:
           return event.forkedFrom === undefined ? takeOver(path, state, state.forkedAt, log) : [];
         case SystemEventTypes.resumed:

@@ -45,13 +45,16 @@ function textOf(result: CallToolResult): string {
 
 /** What the log keeps of a tool's answer: the content as the spec gives it, and structured content when there is some. */
 function outcomeOf(result: CallToolResult | CompatibilityCallToolResult, maxBytes: number): { result: unknown } | { error: string } {
-  if (!("content" in result)) return { result: result.toolResult };
-  const answer = result as CallToolResult;
-  if (answer.isError === true) return { error: textOf(answer) === "" ? "the tool reported an error" : textOf(answer) };
-  const stored = { content: answer.content, ...(answer.structuredContent === undefined ? {} : { structuredContent: answer.structuredContent }) };
-  const bytes = Buffer.byteLength(JSON.stringify(stored));
-  if (bytes > maxBytes) return { error: `the tool's result is ${bytes} bytes, more than the ${maxBytes} the mcp processor stores (MCP_MAX_RESULT_BYTES)` };
-  return { result: stored };
+  const outcome = ((): { result: unknown } | { error: string } => {
+    if (!("content" in result)) return { result: result.toolResult };
+    const answer = result as CallToolResult;
+    if (answer.isError === true) return { error: textOf(answer) === "" ? "the tool reported an error" : textOf(answer) };
+    return { result: { content: answer.content, ...(answer.structuredContent === undefined ? {} : { structuredContent: answer.structuredContent }) } };
+  })();
+  // Too large to store would fail the append, and the redelivery would call the tool again: an error instead.
+  const bytes = Buffer.byteLength(JSON.stringify(outcome));
+  if (bytes > maxBytes) return { error: `the tool's ${"error" in outcome ? "error" : "result"} is ${bytes} bytes, more than the ${maxBytes} the mcp processor stores (MCP_MAX_RESULT_BYTES)` };
+  return outcome;
 }
 
 function failureOf(err: unknown, call: McpCall, timeoutMs: number, lost: AbortSignal): string {

@@ -145,6 +145,7 @@ const ProcessorOutputEventTypes = [
   AgentEventTypes.toolCallTimedOut,
   // Forged, one would offer the model a tool the mcp processor then calls, or hide the history from the model.
   AgentEventTypes.toolsDiscovered,
+  AgentEventTypes.toolCallProgressed,
   AgentEventTypes.contextCompacted,
   SystemEventTypes.errorOccurred,
   SystemEventTypes.invalidEvent,

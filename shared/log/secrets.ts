@@ -136,14 +136,17 @@ function mapCredentialPath(value: unknown, path: readonly string[], concrete: st
   const [segment, ...rest] = path;
   if (segment === undefined) return value === undefined || value === null ? value : change(value, concrete);
   const join = (key: string): string => (concrete === "" ? key : `${concrete}.${key}`);
+  if (value === undefined || value === null) return value;
+  // Where a credential's container should be, anything else may be the credential itself: sealed whole, or refused.
   if (segment === "*") {
     if (Array.isArray(value)) return value.map((item, i) => mapCredentialPath(item, rest, join(String(i)), change));
     const record = asRecord(value);
-    if (record === null) return value;
+    if (record === null) return change(value, concrete);
     return Object.fromEntries(Object.entries(record).map(([key, item]) => [key, mapCredentialPath(item, rest, join(key), change)]));
   }
   const record = asRecord(value);
-  if (record === null || !(segment in record)) return value;
+  if (record === null) return change(value, concrete);
+  if (!(segment in record)) return value;
   const changed = mapCredentialPath(record[segment], rest, join(segment), change);
   return changed === record[segment] ? record : { ...record, [segment]: changed };
 }

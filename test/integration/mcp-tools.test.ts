@@ -9,6 +9,7 @@ import { startModelServer, type ModelServer, type RecordedRequest } from "../sup
 import { startEverythingServer, startScriptedMcpServer, type EverythingServer, type ScriptedMcpServer } from "../support/mcp-servers.js";
 import { readAll, runBuiltProcessor, uniqueName, waitFor, waitForSettledProcessor } from "../support/processors.js";
 import { openSse } from "../support/sse.js";
+import { freePort } from "../support/ports.js";
 
 /**
  * The mcp processor against real MCP servers over Streamable HTTP: the reference server-everything (its own
@@ -212,6 +213,20 @@ describe("MCP servers as an agent's tools", () => {
     expect(scripted.lastHeaders["x-api-key"]).toBe("fork-key");
   });
 
+  it("lists a server that was down when configured again at the agent's next input", async () => {
+    const port = await freePort();
+    const { path, events } = await agentWith("late", [{ name: "late", url: `http://127.0.0.1:${port}/mcp` }]);
+    expect(discoveries(events)[0]?.error).toMatch(/could not list the tools of the MCP server "late"/);
+    const late = await startScriptedMcpServer(port);
+    try {
+      await say(path, "are your tools there now?");
+      const listed = await until(path, (e) => discoveries(e).some((d) => d.error === undefined && d.tools.some((t) => t.name === "late__count")));
+      expect(discoveries(listed).filter((d) => d.error !== undefined)).toHaveLength(1);
+    } finally {
+      await late.close();
+    }
+  });
+
   it("refuses a server on a network the processor may not reach, and a local server it does not have", async () => {
     const { events } = await agentWith("refused", [{ name: "private", url: "http://10.0.0.1:9/mcp" }, { name: "nolocal" }]);
     const found = discoveries(events);
@@ -219,7 +234,7 @@ describe("MCP servers as an agent's tools", () => {
     expect(found.find((d) => d.server === "nolocal")?.error).toMatch(/no local MCP server named "nolocal"/);
   });
 
-  it("checks the configuration at the gateway: admin only, valid URLs, unique names", async () => {
+  it("checks the configuration at the gateway: valid URLs, unique names (admin-only: the authorization matrix)", async () => {
     const path = `${root}/invalid`;
     const bad = await request<{ error: { code: string; message: string } }>(`${gw.url}/streams${path}`, { body: { type: "agent/mcp-servers-configured", payload: { servers: [{ name: "a", url: "ftp://x" }] } } });
     expect(bad.body.error.code).toBe("INVALID_EVENT");

@@ -62,7 +62,7 @@ export interface ScriptedMcpServer {
   close(): Promise<void>;
 }
 
-export async function startScriptedMcpServer(): Promise<ScriptedMcpServer> {
+export async function startScriptedMcpServer(port = 0): Promise<ScriptedMcpServer> {
   const state: ScriptedMcpServer = { url: "", calls: {}, cancelled: [], lastHeaders: {}, close: () => Promise.resolve() };
   const sessions = new Map<string, { server: McpServer; transport: StreamableHTTPServerTransport }>();
   const extraTools: string[] = [];
@@ -124,7 +124,7 @@ export async function startScriptedMcpServer(): Promise<ScriptedMcpServer> {
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
-  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => http.listen(port, "127.0.0.1", resolve));
   state.url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
   state.close = async () => {
     await Promise.allSettled([...sessions.values()].map((s) => s.server.close()));
