@@ -170,7 +170,9 @@ export function createCompactor(client: ModelClient, settings: CompactionSetting
       const tokensBefore = requestTokens(state, request);
       if (tokensBefore <= threshold) return null;
       const from = state.compaction?.messageCount ?? 0;
-      const plan = planCompaction(state.messages, from, Math.floor(threshold / 2));
+      // What every request carries besides the messages (the system prompt, the tools' schemas) comes out of what is kept.
+      const fixed = estimateRequest({ ...request, messages: [] });
+      const plan = planCompaction(state.messages, from, Math.max(0, Math.floor(threshold / 2) - fixed));
       if (plan === null) {
         log.warn({ tokens: tokensBefore, threshold, window }, "the request is over the compaction threshold, but no clean cut is left: sent as it is");
         return null;

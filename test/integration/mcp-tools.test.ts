@@ -127,8 +127,18 @@ describe("MCP servers as an agent's tools", () => {
     const done = await until(path, (e) => e.filter((x) => x.type === "agent/llm-request-settled").length >= 2);
     const settled = settlement(done, "bad-1");
     expect(settled?.result).toBeUndefined();
-    expect(settled?.error).toMatch(/invalid|validation|expected number/i);
+    // The server's answer with isError (here its input validation), as its text: not a protocol error of ours.
+    expect(settled?.error).toMatch(/^MCP error -32602: Input validation error/);
     expect(model.requests.at(-1)?.messages.find((m) => m.tool_call_id === "bad-1")?.content).toMatch(/^error: /);
+  });
+
+  it("stores an image result as the server gave it", async () => {
+    const { path } = await agentWith("image", [{ name: "everything", url: everything.url }]);
+    scriptCall("image-1", "everything__get-tiny-image", {});
+    await say(path, "show me");
+    const done = await until(path, (e) => settlement(e, "image-1") !== undefined);
+    const content = settlement(done, "image-1")?.result?.content ?? [];
+    expect(content.some((part) => part.type === "image" && (part as { mimeType?: string }).mimeType === "image/png" && (part.data ?? "").length > 0)).toBe(true);
   });
 
   it("gives a clear error event when the server goes away mid-call", async () => {
@@ -179,6 +189,20 @@ describe("MCP servers as an agent's tools", () => {
     expect(rewound.status).toBe(200);
     await waitForSettledProcessor(gw.nats, mcpName, last, 30_000);
     expect(scripted.calls.count).toBe(before + 1);
+  });
+
+  it("calls nothing and settles nothing more for a call already settled by someone else when its request is handled", async () => {
+    const { path } = await agentWith("settled", [{ name: "scripted", url: scripted.url }]);
+    const before = scripted.calls.count ?? 0;
+    // The request and another owner's settlement stored together: by the time the mcp processor decides, the call is closed.
+    const stored = (await append(path, [
+      { type: "agent/tool-call-requested", payload: { requestOffset: 1, callId: "elsewhere-1", name: "scripted__count", arguments: "{}" } },
+      { type: "agent/tool-call-settled", payload: { callId: "elsewhere-1", result: "answered by another owner" } },
+    ])).body as EventEnvelope[];
+    await waitForSettledProcessor(gw.nats, mcpName, stored.at(-1)?.offset ?? 0, 30_000);
+    expect(scripted.calls.count ?? 0).toBe(before);
+    const events = await readAll(gw.url, path);
+    expect(events.filter((e) => e.type === "agent/tool-call-settled")).toHaveLength(1);
   });
 
   it("cancels a running call when an input interrupts the agent, and tells the server", async () => {
@@ -232,6 +256,22 @@ describe("MCP servers as an agent's tools", () => {
     const found = discoveries(events);
     expect(found.find((d) => d.server === "private")?.error).toMatch(/refused: .*private address.*MCP_ALLOWED_NETWORKS/);
     expect(found.find((d) => d.server === "nolocal")?.error).toMatch(/no local MCP server named "nolocal"/);
+  });
+
+  it("refuses a host name that resolves to a loopback address unless MCP_ALLOWED_NETWORKS allows it", async () => {
+    const strictRoot = uniquePath("mcp-strict");
+    const env = { SECRETS_KEYS: TEST_SECRETS_KEYS, MCP_ALLOWED_NETWORKS: "", PROCESSOR_SUBJECT_FILTER: `${eventsSubject(parseStreamPath(strictRoot))}.>`, PROCESSOR_NAME: uniqueName("mcp-strict") };
+    const strict = await runBuiltProcessor("mcp", (deps) => Promise.resolve(buildMcp(deps, { ...process.env, ...env })), env);
+    try {
+      const path = `${strictRoot}/agent`;
+      const before = scripted.calls.count ?? 0;
+      await configure(path, [{ name: "local", url: scripted.url.replace("127.0.0.1", "localhost") }]);
+      const events = await until(path, (e) => discoveries(e).length >= 1);
+      expect(discoveries(events)[0]?.error).toMatch(/refused: localhost resolves to \S+ is a loopback address \(allow it with MCP_ALLOWED_NETWORKS=loopback\)/);
+      expect(scripted.calls.count ?? 0).toBe(before);
+    } finally {
+      await strict.stop();
+    }
   });
 
   it("checks the configuration at the gateway: valid URLs, unique names (admin-only: the authorization matrix)", async () => {
