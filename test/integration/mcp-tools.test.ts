@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
@@ -33,7 +34,9 @@ beforeAll(async () => {
   scripted = await startScriptedMcpServer();
   const llmEnv = { LLM_BASE_URL: model.baseURL, LLM_MODEL: "test-model", PROCESSOR_SUBJECT_FILTER: filterSubject, PROCESSOR_NAME: uniqueName("llm") };
   running.push(await runBuiltProcessor("llm", (deps) => Promise.resolve(buildLlm(deps, { ...process.env, ...llmEnv })), llmEnv));
-  const mcpEnv = { SECRETS_KEYS: TEST_SECRETS_KEYS, MCP_ALLOWED_NETWORKS: "loopback", PROCESSOR_SUBJECT_FILTER: filterSubject, PROCESSOR_NAME: mcpName };
+  // A local server of the processor's own: the reference server in its stdio mode, started by the SDK's transport.
+  const localServers = JSON.stringify({ "ev-stdio": { command: process.execPath, args: [join(process.cwd(), "node_modules/@modelcontextprotocol/server-everything/dist/index.js"), "stdio"] } });
+  const mcpEnv = { SECRETS_KEYS: TEST_SECRETS_KEYS, MCP_ALLOWED_NETWORKS: "loopback", MCP_LOCAL_SERVERS: localServers, PROCESSOR_SUBJECT_FILTER: filterSubject, PROCESSOR_NAME: mcpName };
   running.push(await runBuiltProcessor("mcp", (deps) => Promise.resolve(buildMcp(deps, { ...process.env, ...mcpEnv })), mcpEnv));
 }, 60_000);
 afterAll(async () => {
@@ -130,6 +133,15 @@ describe("MCP servers as an agent's tools", () => {
     // The server's answer with isError (here its input validation), as its text: not a protocol error of ours.
     expect(settled?.error).toMatch(/^MCP error -32602: Input validation error/);
     expect(model.requests.at(-1)?.messages.find((m) => m.tool_call_id === "bad-1")?.content).toMatch(/^error: /);
+  });
+
+  it("uses a local stdio server the processor was configured with, named by the agent without a URL", async () => {
+    const { path, events } = await agentWith("stdio", [{ name: "ev-stdio" }]);
+    expect(discoveries(events)[0]?.tools.map((t) => t.name)).toContain("ev-stdio__get-sum");
+    scriptCall("stdio-1", "ev-stdio__get-sum", { a: 40, b: 2 });
+    await say(path, "add over stdio");
+    const done = await until(path, (e) => settlement(e, "stdio-1") !== undefined);
+    expect(settlement(done, "stdio-1")?.result?.content[0]?.text).toMatch(/\b42\b/);
   });
 
   it("stores an image result as the server gave it", async () => {

@@ -6,6 +6,9 @@ import { JsonPanel } from "../ui/json-view.js";
 import { durationMs, formatMs } from "../ui/time.js";
 import { transcriptOf, type TranscriptEntry } from "./transcript.js";
 
+/** Events that change what the agent summary shows: usage, budget, tools. */
+const SUMMARY_EVENT_TYPES: ReadonlySet<string> = new Set(["agent/llm-request-settled", "agent/context-compacted", "agent/budget-configured", "agent/configured", "agent/mcp-servers-configured", "agent/tools-discovered"]);
+
 function Entry({ entry }: { entry: TranscriptEntry }) {
   switch (entry.kind) {
     case "input":
@@ -55,6 +58,8 @@ function Entry({ entry }: { entry: TranscriptEntry }) {
 export function ConversationView(props: { path: string; log: StreamLog; canAppend: boolean; canAdmin: boolean }) {
   const { log } = props;
   const transcript = useMemo(() => transcriptOf(log.items), [log.items, log.version]);
+  // The summary is folded again only when an event that changes it was stored (a fold reads the whole stream).
+  const factsVersion = useMemo(() => log.items.filter((item) => item.stored && SUMMARY_EVENT_TYPES.has(item.event.type)).length, [log.items, log.version]);
   const [message, setMessage] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -100,7 +105,7 @@ export function ConversationView(props: { path: string; log: StreamLog; canAppen
   return (
     <div className="conversation">
       {/* A stream with nothing stored yet has no state to fold (the gateway answers 404). */}
-      {log.items.some((item) => item.stored) ? <AgentSummary path={props.path} version={log.version} /> : null}
+      {log.items.some((item) => item.stored) ? <AgentSummary path={props.path} version={factsVersion} /> : null}
       <div className="transcript" aria-label="Conversation" ref={transcriptBox} onScroll={onScroll}>
         {transcript.entries.length === 0 ? <p className="muted">No messages in the loaded history yet.</p> : transcript.entries.map((entry) => <Entry key={`${entry.kind}${entry.offset}`} entry={entry} />)}
       </div>
