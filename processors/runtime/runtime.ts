@@ -188,6 +188,7 @@ export class ProcessorRuntime<S> {
       }
       const decoded = decodeJsMsg(m);
       const event = decoded.envelope;
+      this.repairIndexes(event);
       // A fork's inherited history happened in its source: reduced into the state, never reacted to again
       // (docs/ARCHITECTURE.md, "Forks"). What it left open is taken up on the fork's stream/forked.
       if (!this.triggers(event.type) || event.forkedFrom !== undefined) {
@@ -204,6 +205,19 @@ export class ProcessorRuntime<S> {
       this.lanes.set(path, lane);
     }
     this.running = false;
+  }
+
+  /**
+   * Indexes converge from the log: a pause, resume or inbound configuration that its writer stored but never recorded
+   * (it died in between) is recorded by every processor that reads it, whatever it triggers on.
+   */
+  private repairIndexes(event: EventEnvelope): void {
+    const path = event.streamPath as StreamPath;
+    if (!this.options.indexes.isBehind(path, event)) return;
+    this.options.logger.warn({ stream: path, offset: event.offset, type: event.type }, "recording in its index a fact its writer did not");
+    this.options.indexes.observe(path, [event]).catch((err: unknown) => {
+      this.options.logger.error({ err, stream: path, offset: event.offset }, "could not record a fact read from the log in its index");
+    });
   }
 
   private async handle(m: JsMsg, event: EventEnvelope): Promise<void> {

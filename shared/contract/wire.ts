@@ -13,6 +13,11 @@ export const SubjectRoots = {
   durable: "durable",
   /** Core NATS only: `durable-changes.<id>` tells live readers of a durable stream that it changed (append or close). */
   durableChanges: "durable-changes",
+  /**
+   * Core NATS only: `index-changes.<bucket>` carries each fact a service records in a log index (a pause, a resume),
+   * so every service applies it at once, whatever state the bucket is in (shared/log/log-index.ts).
+   */
+  indexChanges: "index-changes",
 } as const;
 
 export const NatsHeaders = {

@@ -1,4 +1,6 @@
 import { Kvm, type KV } from "@nats-io/kv";
+import type { Subscription } from "@nats-io/transport-node";
+import { SubjectRoots } from "../contract/wire.js";
 import { watchBucket } from "../nats/kv-watch.js";
 import type { Logger } from "../service/logger.js";
 import { isCompareAndSetConflict, type Nats } from "../nats/connection.js";
@@ -8,6 +10,10 @@ import { isCompareAndSetConflict, type Nats } from "../nats/connection.js";
  * service watches, so checking it is a map lookup. The log stays the truth:
  * each value carries the offset of the event it reflects, and a write only
  * replaces an older one (compare-and-set), so late writers never win.
+ *
+ * A recorded value is also announced over core NATS (`index-changes.<bucket>`) before the bucket is written: every
+ * service applies it within a round trip even while the bucket has no leader (an election, a lost server), and the
+ * bucket, written as soon as it can be, is what a service starting later reads.
  */
 /** How long a write to the index waits for the bucket to take it. */
 const RECORD_PATIENCE_MS = 15_000;
@@ -17,11 +23,13 @@ const BACKGROUND_RETRY_MS = 5_000;
 export class LogIndex<T extends { offset: number }> {
   private readonly values = new Map<string, T>();
   private stopWatching: (() => void) | undefined;
+  private announcements: Subscription | undefined;
   private closed = false;
 
   private constructor(
     private readonly nats: Nats,
     private readonly kv: KV,
+    private readonly bucket: string,
     private readonly logger: Logger,
     private readonly onChange: ((key: string, value: T | undefined) => void) | undefined,
   ) {}
@@ -29,9 +37,38 @@ export class LogIndex<T extends { offset: number }> {
   /** `onChange` hears every key at start and every change after, in order. */
   static async open<T extends { offset: number }>(nats: Nats, bucket: string, logger: Logger, replicas = 1, onChange?: (key: string, value: T | undefined) => void): Promise<LogIndex<T>> {
     const kv = await new Kvm(nats.js).create(bucket, { history: 1, replicas });
-    const index = new LogIndex<T>(nats, kv, logger, onChange);
+    const index = new LogIndex<T>(nats, kv, bucket, logger, onChange);
+    index.listen();
     await index.watch();
     return index;
+  }
+
+  private get announcementSubject(): string {
+    return `${SubjectRoots.indexChanges}.${this.bucket}`;
+  }
+
+  /** Applies what other services announce they record, as the watch would once the bucket has it. */
+  private listen(): void {
+    this.announcements = this.nats.nc.subscribe(this.announcementSubject, {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        try {
+          const { key, value } = msg.json<{ key: string; value: T }>();
+          if (typeof key !== "string" || typeof value.offset !== "number") return;
+          this.apply(key, value);
+        } catch (parseError) {
+          this.logger.debug({ err: parseError }, "ignored an index announcement that is not JSON");
+        }
+      },
+    });
+  }
+
+  /** A value seen (announced, watched or recorded here) replaces only an older one: offsets never go back. */
+  private apply(key: string, value: T): void {
+    const local = this.values.get(key);
+    if (local !== undefined && local.offset >= value.offset) return;
+    this.values.set(key, value);
+    this.onChange?.(key, value);
   }
 
   private async watch(): Promise<void> {
@@ -63,6 +100,13 @@ export class LogIndex<T extends { offset: number }> {
    * is stored, and its writer must not be told otherwise.
    */
   async record(key: string, value: T): Promise<void> {
+    this.apply(key, value);
+    try {
+      this.nats.nc.publish(this.announcementSubject, JSON.stringify({ key, value }));
+    } catch (err) {
+      // Disconnected: the bucket write below waits for the connection, and the watch carries the value then.
+      this.logger.debug({ err, key }, "could not announce an index change");
+    }
     try {
       await this.write(key, value, RECORD_PATIENCE_MS);
     } catch (err) {
@@ -88,9 +132,6 @@ export class LogIndex<T extends { offset: number }> {
 
   private async write(key: string, value: T, patienceMs: number): Promise<void> {
     const text = JSON.stringify(value);
-    // Apply locally at once, so this process's next check already sees it, whatever the bucket does meanwhile.
-    const local = this.values.get(key);
-    if (local === undefined || local.offset < value.offset) this.values.set(key, value);
     // A lost compare-and-set is retried at once; a bucket without a leader (a server lost, an election under
     // way: seconds on a cluster) is waited for, so that what the log says reaches every service's index.
     const deadline = performance.now() + patienceMs;
@@ -115,5 +156,6 @@ export class LogIndex<T extends { offset: number }> {
   close(): void {
     this.closed = true;
     this.stopWatching?.();
+    this.announcements?.unsubscribe();
   }
 }

@@ -51,6 +51,23 @@ export class StreamIndexes {
     return this.inbound.get(kvKeyOf(path));
   }
 
+  /**
+   * Whether `event` changes a fact these indexes hold and is newer than what they hold for its stream: its writer
+   * stored it and could not record it (it died in between), and whoever reads it in the log records it now.
+   */
+  isBehind(path: StreamPath, event: EventEnvelope): boolean {
+    switch (event.type) {
+      case SystemEventTypes.paused:
+      case SystemEventTypes.agentPaused:
+      case SystemEventTypes.resumed:
+        return (this.pauseStatus(path)?.offset ?? 0) < event.offset;
+      case SystemEventTypes.inboundConfigured:
+        return (this.inboundConfig(path)?.offset ?? 0) < event.offset;
+      default:
+        return false;
+    }
+  }
+
   /** Record what stored events change. */
   async observe(path: StreamPath, events: readonly EventEnvelope[]): Promise<void> {
     for (const event of events) {

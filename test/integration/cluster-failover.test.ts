@@ -1,8 +1,13 @@
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningProcessor } from "../../processors/runtime/run-processor.js";
+import { eventsSubject, parseStreamPath } from "../../shared/contract/subjects.js";
+import { KvBuckets } from "../../shared/contract/wire.js";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
 import { request, startGateway, type TestGateway } from "../support/gateway.js";
 import { startNatsCluster, type NatsCluster } from "../support/nats-cluster.js";
-import { readAll, waitFor } from "../support/processors.js";
+import { readAll, runProcessor, uniqueName, waitFor } from "../support/processors.js";
 
 /**
  * Failover without failed requests (issue 17): a gateway on a 3-node JetStream cluster, the stream at 3 replicas,
@@ -63,7 +68,7 @@ async function expectExactlyOnce(sent: Sent[]): Promise<void> {
   for (const path of paths) {
     const acknowledged = sent.filter((s) => s.path === path && s.status === 201).map((s) => s.n);
     const stored = await waitFor(() => readAll(gw.url, path), 20_000, `read ${path}`);
-    expect(stored.map((e: EventEnvelope) => (e.payload as { n: number }).n)).toEqual(acknowledged);
+    expect(stored.filter((e) => e.type === "load/appended").map((e: EventEnvelope) => (e.payload as { n: number }).n)).toEqual(acknowledged);
   }
 }
 
@@ -106,6 +111,40 @@ async function killUnderLoad(root: string, pick: () => Promise<string>): Promise
   return { sent: await load.stop(), victim, probes: await readiness.stop() };
 }
 
+/**
+ * Each server's copy of the stream agrees: every stream's last event, and a sample of the sequence range, read by
+ * direct get from a connection to that server alone (a direct get is answered by the replica on the server asked).
+ */
+async function expectReplicasAgree(paths: string[]): Promise<void> {
+  await waitFor(async () => {
+    const info = await gw.nats.jsm.streams.info(gw.nats.streamName);
+    return (info.cluster?.replicas ?? []).length === 2 && (info.cluster?.replicas ?? []).every((r) => r.current && r.lag === 0) ? true : undefined;
+  }, 30_000, "every replica current");
+  const info = await gw.nats.jsm.streams.info(gw.nats.streamName);
+  const { first_seq: first, last_seq: last } = info.state;
+  const sample = Array.from({ length: 25 }, (_, i) => first + Math.floor(((last - first) * i) / 24));
+  const copies: string[] = [];
+  for (const node of cluster.nodes) {
+    const nc = await connect({ servers: node.url, noRandomize: true });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const parts: string[] = [];
+      for (const path of [...new Set(paths)]) {
+        const message = await jsm.direct.getMessage(gw.nats.streamName, { last_by_subj: eventsSubject(parseStreamPath(path)) });
+        parts.push(`${path}@${message?.seq ?? "none"}:${message?.string() ?? ""}`);
+      }
+      for (const seq of sample) {
+        const message = await jsm.direct.getMessage(gw.nats.streamName, { seq }).catch(() => null);
+        parts.push(`${seq}:${message?.subject ?? "gone"}:${message?.string() ?? ""}`);
+      }
+      copies.push(parts.join("\n"));
+    } finally {
+      await nc.close();
+    }
+  }
+  expect(new Set(copies).size).toBe(1);
+}
+
 function report(what: string, sent: Sent[]): void {
   const slowest = Math.max(...sent.map((s) => s.ms));
   const held = sent.filter((s) => s.ms > 500).length;
@@ -139,6 +178,75 @@ describe("failover on a 3-node cluster", () => {
     expect(sent.filter((s) => s.status !== 201).map((s) => s.status)).toEqual([]);
     await expectExactlyOnce(sent);
   }, 90_000);
+
+  it("answers every append across a kill -9 of a follower; a processor keeps reacting, and the replicas agree afterwards", async () => {
+    const root = "/failover/follower";
+    const env = { NATS_URL: cluster.urls, EVENTS_REPLICAS: "3", PROCESSOR_SUBJECT_FILTER: `${eventsSubject(parseStreamPath(root))}.>` };
+    const answerer: RunningProcessor = await waitFor(
+      () =>
+        runProcessor(
+          { name: uniqueName("answerer"), triggers: ["load/appended"], serialiseDecisions: false, initialState: () => null, reduce: () => null, react: ({ event }) => [{ type: "load/answered", payload: event.payload }] },
+          env,
+        ),
+      30_000,
+      "a processor on the cluster",
+    );
+    try {
+      const follower = async (): Promise<string> => {
+        const leader = await streamLeader();
+        const server = gw.nats.nc.getServer();
+        const node = cluster.nodes.find((n) => n.name !== leader && !server.endsWith(`:${n.url.split(":").at(-1) ?? ""}`));
+        if (node === undefined) throw new Error("no follower apart from the gateway's server");
+        return node.name;
+      };
+      const { sent, victim } = await killUnderLoad(root, follower);
+      report(`a follower (${victim}) killed`, sent);
+      expect(sent.filter((s) => s.status !== 201).map((s) => s.status)).toEqual([]);
+      await expectExactlyOnce(sent);
+      // The processor answered every appended event once, across the fault.
+      for (const path of new Set(sent.map((x) => x.path))) {
+        const acknowledged = sent.filter((x) => x.path === path && x.status === 201).length;
+        const events = await waitFor(async () => {
+          const read = await readAll(gw.url, path);
+          return read.filter((e) => e.type === "load/answered").length >= acknowledged ? read : undefined;
+        }, 30_000, `the answers on ${path}`);
+        expect(events.filter((e) => e.type === "load/answered").map((e) => (e.payload as { n: number }).n)).toEqual(events.filter((e) => e.type === "load/appended").map((e) => (e.payload as { n: number }).n));
+      }
+      await expectReplicasAgree(sent.map((x) => x.path));
+    } finally {
+      await answerer.stop();
+    }
+  }, 120_000);
+
+  it("enforces a pause on every gateway within 2 s while the pause index's leader is down", async () => {
+    const other = await waitFor(() => startGateway({ NATS_URL: cluster.urls, EVENTS_REPLICAS: "3" }), 30_000, "a second gateway");
+    try {
+      const path = "/failover/paused";
+      expect((await request(`${other.url}/streams${path}`, { body: { type: "load/appended" } })).status).toBe(201);
+      const bucketLeader = await waitFor(async () => (await gw.nats.jsm.streams.info(`KV_${KvBuckets.streamStatus}`)).cluster?.leader, 20_000, "the pause index's leader");
+      await cluster.node(bucketLeader).kill();
+      const paused = await request(`${gw.url}/streams${path}`, { body: { type: "stream/paused", payload: { reason: "failover test" } } });
+      expect(paused.status).toBe(201);
+      const pausedAt = performance.now();
+      // The other gateway refuses appends from here on: it heard the pause, not the bucket.
+      const refused = await waitFor(async () => {
+        const reply = await request(`${other.url}/streams${path}`, { body: { type: "load/appended" } });
+        return reply.status === 423 ? performance.now() - pausedAt : undefined;
+      }, 10_000, "the second gateway refusing appends");
+      process.stdout.write(`pause index leader (${bucketLeader}) killed: the other gateway refused appends ${Math.round(refused)} ms after the pause was stored\n`);
+      expect(refused).toBeLessThan(2_000);
+      await cluster.node(bucketLeader).restart();
+      // Once the bucket is back the pause is in it: a gateway started now, which heard no announcement, refuses too.
+      const late = await waitFor(() => startGateway({ NATS_URL: cluster.urls, EVENTS_REPLICAS: "3" }), 30_000, "a gateway started after");
+      try {
+        await waitFor(async () => ((await request(`${late.url}/streams${path}`, { body: { type: "load/appended" } })).status === 423 ? true : undefined), 30_000, "the late gateway refusing appends");
+      } finally {
+        await late.close();
+      }
+    } finally {
+      await other.close();
+    }
+  }, 120_000);
 
   it("still answers 503 once the hold is over", async () => {
     const brief = await startGateway({ NATS_URL: cluster.urls, EVENTS_REPLICAS: "3", APPEND_HOLD_MS: "1500" });

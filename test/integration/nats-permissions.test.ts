@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { buildGoTools } from "../../deploy/local/go-tools.js";
 import { startNatsServer } from "../../deploy/local/nats-server.js";
 import type { EventEnvelope } from "../../shared/contract/envelope.js";
+import { followStream } from "../../shared/log/follow.js";
+import { parseStreamPath } from "../../shared/contract/subjects.js";
 import { request, startGateway } from "../support/gateway.js";
 import { readAll, runProcessor, waitFor } from "../support/processors.js";
 
@@ -62,6 +64,16 @@ describe("the NATS permissions shipped in deploy/nats/permissions.conf", () => {
       stops.unshift(() => processor.stop());
       await request(`${gw.url}/streams${path}`, { body: { type: "ping" } });
       await waitFor(async () => ((await readAll(gw.url, path)).some((e) => e.type === "pong") ? true : undefined), 10_000, "pong");
+      // ...and follows a stream while it works on it (an interrupt watch): woken by the stored event's subject.
+      const followed: string[] = [];
+      const stored = await readAll(gw.url, path);
+      const stopFollowing = await followStream(processor.nats, parseStreamPath(path), stored.at(-1)?.offset ?? 0, (event) => followed.push(event.type), processor.logger);
+      stops.unshift(() => {
+        stopFollowing();
+        return Promise.resolve();
+      });
+      await request(`${gw.url}/streams${path}`, { body: { type: "interrupt-me" } });
+      await waitFor(() => Promise.resolve(followed.includes("interrupt-me") ? true : undefined), 10_000, "the followed event");
 
       // The Go tool owner as its own user: settles a tool call on an agent stream.
       const binary = await buildGoTools();
@@ -87,10 +99,10 @@ describe("the NATS permissions shipped in deploy/nats/permissions.conf", () => {
       const asGateway = await as("gateway", passwords.GATEWAY_PASSWORD);
       await expectPublishRefused(asGateway, "$KV.agentmesh-schedules.forged");
       await expectPublishRefused(asGateway, "$KV.agentmesh-webhook-subscriptions.forged");
-      // A processor may not write Durable Streams data (the gateway's), nor listen to the log outside its consumer.
+      // A processor may not write Durable Streams data (the gateway's), nor listen to them.
       const asProcessor = await as("processor", passwords.PROCESSOR_PASSWORD);
       await expectPublishRefused(asProcessor, "durable.forged");
-      await expectSubscribeRefused(asProcessor, "events.>");
+      await expectSubscribeRefused(asProcessor, "durable-changes.>");
       // The go-tools user may not write outside /agents, nor read other consumers, nor listen to the log.
       const asGoTools = await as("go-tools", passwords.GO_TOOLS_PASSWORD);
       const refused = await jetstream(asGoTools, { timeout: 5_000 }).publish("events.billing.invoices", "forged").then(() => undefined, (e: unknown) => e);
