@@ -24,7 +24,7 @@ export interface EventsPage {
  * window is read by direct gets while it holds a few events, by a short-lived consumer beyond (shared/log/read.ts).
  */
 export async function recentEvents(nats: Nats, path: StreamPath, want: number): Promise<EventsPage> {
-  const last = await lastOffset(nats, path);
+  const last = await lastOffset(nats, path, "leader");
   if (last === 0) throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${path}`);
   const subject = eventsSubject(path);
   let kept: DecodedEvent[] = [];

@@ -66,7 +66,7 @@ async function readPageKept(cursors: ReadCursors, filter: string, from: number, 
 /** One page of a stream (or subtree). A single stream with no events is STREAM_NOT_FOUND. `cursors`: keep consumers between pages. */
 export async function readPage(nats: Nats, selector: StreamSelector, start: ReadStart, limit: number, cursors?: ReadCursors): Promise<ReadPage> {
   const filter = selectorSubject(selector, "events");
-  const last = await lastMessage(nats, filter);
+  const last = await lastMessage(nats, filter, "leader");
   if (last === null) {
     if (selector.kind === "stream") throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${selector.path}`);
     return { events: [], nextOffset: "after" in start ? start.after : 0, upToDate: true };

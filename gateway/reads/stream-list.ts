@@ -45,7 +45,7 @@ export async function listStreams(nats: Nats, options: { prefix: StreamPath | nu
     while (next < page.length) {
       const index = next++;
       const entry = page[index] as { path: StreamPath; count: number };
-      const last = await lastMessage(nats, eventsSubject(entry.path));
+      const last = await lastMessage(nats, eventsSubject(entry.path), "leader");
       streams[index] = { path: entry.path, lastOffset: last?.seq ?? 0, eventCount: entry.count, lastEventAt: last === null ? null : decodeStoredMsg(last).envelope.createdAt, paused: options.paused(entry.path) };
     }
   };

@@ -42,7 +42,7 @@ export function streamStateAt(nats: Nats, path: StreamPath, options: { at: numbe
 }
 
 async function fold(nats: Nats, path: StreamPath, options: { at: number | undefined; processors: readonly ViewedProcessor[]; breakerDefaults: BreakerLimits }): Promise<StreamStateBody> {
-  const last = await lastOffset(nats, path);
+  const last = await lastOffset(nats, path, "leader");
   if (last === 0) throw new AgentmeshError("STREAM_NOT_FOUND", `No stream at ${path}`);
   const at = options.at ?? last;
   const folds = processorFolds(options.processors, options.breakerDefaults);

@@ -51,10 +51,19 @@ export async function getEvent(nats: Nats, offset: number): Promise<EventEnvelop
   }
 }
 
+/**
+ * Who answers a read: `replica`, any server holding a copy (a direct get, the cheap default, which a replica behind
+ * the leader may answer with less); `leader`, the stream's leader, which has every acknowledged append. What a client
+ * is told the end of a stream is comes from the leader, so that a client never reads less than it wrote or was shown
+ * (docs/ARCHITECTURE.md, "Failure behaviour").
+ */
+export type ReadFrom = "replica" | "leader";
+
 /** The last stored message matching a subject filter (wildcards allowed), or null. */
-export async function lastMessage(nats: Nats, filter: string): Promise<StoredMsg | null> {
+export async function lastMessage(nats: Nats, filter: string, from: ReadFrom = "replica"): Promise<StoredMsg | null> {
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
   try {
+    if (from === "leader") return await nats.jsm.streams.getMessage(nats.streamName, { last_by_subj: filter });
     return await nats.jsm.direct.getMessage(nats.streamName, { last_by_subj: filter });
   } catch (err) {
     throw natsFailure(err);
@@ -62,8 +71,8 @@ export async function lastMessage(nats: Nats, filter: string): Promise<StoredMsg
 }
 
 /** A stream's last offset; 0 when it has no events. */
-export async function lastOffset(nats: Nats, path: StreamPath): Promise<number> {
-  return (await lastMessage(nats, eventsSubject(path)))?.seq ?? 0;
+export async function lastOffset(nats: Nats, path: StreamPath, from: ReadFrom = "replica"): Promise<number> {
+  return (await lastMessage(nats, eventsSubject(path), from))?.seq ?? 0;
 }
 
 /**
@@ -98,6 +107,21 @@ async function nextStored(nats: Nats, subject: string, from: number): Promise<St
   }
 }
 
+/**
+ * A replica that has nothing at or after `from` although `until` (known to be stored: a bound the leader gave) is
+ * not passed yet is behind the leader by a moment: asked again after these delays before the read ends short.
+ */
+const BEHIND_RETRIES_MS = [5, 20, 50, 100, 200, 400];
+
+async function nextStoredUpTo(nats: Nats, subject: string, from: number, until: number): Promise<StoredMsg | null> {
+  for (let attempt = 0; ; attempt++) {
+    const m = await nextStored(nats, subject, from);
+    const wait = BEHIND_RETRIES_MS[attempt];
+    if (m !== null || !Number.isFinite(until) || wait === undefined) return m;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
 /** The first message of one subject at or after a sequence, by direct get; null if there is none yet. */
 export async function nextMessage(nats: Nats, subject: string, from: number): Promise<FetchedMsg | null> {
   const m = await nextStored(nats, subject, from);
@@ -116,7 +140,7 @@ const DIRECT_GETS_FIRST = 8;
 export async function* readFew(nats: Nats, subject: string, from: number, until: number): AsyncGenerator<FetchedMsg> {
   let next = from;
   for (let fetched = 0; next <= until; fetched++) {
-    const m = await nextStored(nats, subject, next);
+    const m = await nextStoredUpTo(nats, subject, next, until);
     if (m === null || m.seq > until) return;
     if (fetched === DIRECT_GETS_FIRST) {
       // A message exists at m.seq, as readMessages requires.
@@ -136,7 +160,7 @@ export async function* readFew(nats: Nats, subject: string, from: number, until:
 export async function eachFewEvents(nats: Nats, subject: string, from: number, until: number, onEvent: (event: DecodedEvent) => void): Promise<void> {
   let next = from;
   for (let fetched = 0; next <= until; fetched++) {
-    const m = await nextStored(nats, subject, next);
+    const m = await nextStoredUpTo(nats, subject, next, until);
     if (m === null || m.seq > until) return;
     if (fetched === DIRECT_GETS_FIRST) {
       // A message exists at m.seq, as eachLasting requires.
