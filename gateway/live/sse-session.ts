@@ -94,7 +94,7 @@ export class SseSession {
         this.tail.replayAndSubscribe(this.cursor, this.subscriber);
         return;
       }
-      const last = await lastMessage(nats, filter, "leader");
+      const last = await lastMessage(nats, filter);
       if (last !== null && last.seq > this.cursor) {
         // Frames are written in chunks: one socket write per event would cost more than the event itself.
         let chunk = "";
