@@ -172,6 +172,8 @@ describe("the agentmesh CLI", () => {
     const state = JSON.parse(then.stdout) as { throughOffset: number; processors: { llm: { state: { messages: { content: string }[] } } } };
     expect(state.throughOffset).toBe(firstSettled.offset);
     expect(state.processors.llm.state.messages.map((m) => m.content)).toEqual(["alpha", "echo: alpha "]);
+    // The agent's usage for a person, beside the JSON (the echo provider reports none: estimated).
+    expect(then.stderr).toMatch(/^usage: [1-9]\d* tokens \(\d+ in, \d+ out\), \$0\.000000; no budget$/m);
 
     expect((await run(["pause", path, "--reason", "for the test"])).code).toBe(0);
     const refused = await run(["append", path, "note", "{}"]);

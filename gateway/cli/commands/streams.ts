@@ -53,8 +53,20 @@ export async function stateCommand(target: Target, path: string, options: { proc
   const query = new URLSearchParams();
   if (options.processor !== undefined) query.set("processor", options.processor);
   if (options.at !== undefined) query.set("at", options.at);
-  const state = await call<unknown>(target, "GET", `${streamUrl(path, "/state")}?${query.toString()}`);
+  const state = await call<StateWithUsage>(target, "GET", `${streamUrl(path, "/state")}?${query.toString()}`);
   process.stdout.write(`${JSON.stringify(state, null, 2)}\n`);
+  // The agent's spending for a person, on stderr: stdout stays the JSON a script reads.
+  const llm = state.processors.llm?.state;
+  if (llm?.usage !== undefined) process.stderr.write(`${usageLine(llm.usage, llm.budget ?? null)}\n`);
+}
+
+interface StateWithUsage {
+  processors: Record<string, { state?: { usage?: { promptTokens: number; completionTokens: number; costUsd: number }; budget?: { maxTokens?: number; maxCostUsd?: number } | null } } | undefined>;
+}
+
+function usageLine(usage: { promptTokens: number; completionTokens: number; costUsd: number }, budget: { maxTokens?: number; maxCostUsd?: number } | null): string {
+  const limits = budget === null ? "no budget" : `budget ${[budget.maxTokens === undefined ? null : `${budget.maxTokens} tokens`, budget.maxCostUsd === undefined ? null : `$${budget.maxCostUsd}`].filter((part) => part !== null).join(", ") || "none"}`;
+  return `usage: ${usage.promptTokens + usage.completionTokens} tokens (${usage.promptTokens} in, ${usage.completionTokens} out), $${usage.costUsd.toFixed(6)}; ${limits}`;
 }
 
 export async function pauseCommand(target: Target, path: string, options: { reason: string }): Promise<void> {
