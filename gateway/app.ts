@@ -167,6 +167,13 @@ export function buildApp(deps: GatewayDeps): FastifyInstance {
       store: durableStore,
       bodyLimitBytes: config.GATEWAY_BODY_LIMIT_BYTES,
       longPollTimeoutMs: config.DURABLE_LONG_POLL_TIMEOUT_MS,
+      subscriptions: {
+        enabled: config.DURABLE_SUBSCRIPTIONS === "on",
+        secretKeys: config.SECRETS_KEYS,
+        allowedNetworks: config.DURABLE_WEBHOOK_ALLOWED_NETWORKS,
+        publicUrl: config.PUBLIC_URL,
+        replicas: config.EVENTS_REPLICAS,
+      },
     });
     registerReadRoute(scope, { nats, access, connections, hub, cursors, logger, heartbeatMs: config.SSE_HEARTBEAT_MS, maxBufferedBytes: config.SSE_MAX_BUFFERED_BYTES, breakerDefaults: { maxEventsPerSecond: config.BREAKER_MAX_EVENTS_PER_SECOND, burst: config.BREAKER_BURST } });
     done();

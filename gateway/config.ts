@@ -33,6 +33,15 @@ export const gatewayConfigShape = {
   GATEWAY_MAX_BATCH_EVENTS: configFields.positiveInt.default(1000),
   /** Durable Streams protocol: how long a long-poll waits for data before answering 204; also the SSE keep-alive period. */
   DURABLE_LONG_POLL_TIMEOUT_MS: configFields.positiveInt.default(20_000),
+  /** Durable Streams subscriptions (webhook and pull-wake, under /v1/stream/__ds/): `on` or `off`. */
+  DURABLE_SUBSCRIPTIONS: z.enum(["on", "off"]).default("off"),
+  /** ipaddr.js range names a subscription's webhook URL may reach besides the public internet (e.g. `loopback,private`). */
+  DURABLE_WEBHOOK_ALLOWED_NETWORKS: z
+    .string()
+    .default("")
+    .transform((value) => new Set(value.split(",").map((part) => part.trim()).filter((part) => part !== ""))),
+  /** The gateway's public base URL (`https://mesh.example.com`): callback and JWKS URLs in webhooks. Default: the request's origin. */
+  PUBLIC_URL: z.url().optional(),
   /** Requests per second per client (token subject, else IP); 0 turns the limit off. */
   RATE_LIMIT_PER_SECOND: z.coerce.number().int().nonnegative().default(0),
   /** Live SSE connections per client (token subject, else IP); 0 turns the limit off. */

@@ -15,6 +15,13 @@ import { CorsHeaders, SecurityHeaders } from "./protocol-headers.js";
 import { readStream } from "./read-stream.js";
 import { deleteStream, headStream } from "./stream-metadata.js";
 import type { DurableStreamStore } from "./stream-store.js";
+import type { SecretKeys } from "../../shared/log/secrets.js";
+import { AddressGuard } from "../../shared/outbound/address-guard.js";
+import { SubscriptionDispatcher } from "./subscriptions/dispatcher.js";
+import { DS_ROOT, SubscriptionRoutes } from "./subscriptions/routes.js";
+import { SubscriptionKeys } from "./subscriptions/signing.js";
+import { SubscriptionStore } from "./subscriptions/store.js";
+import { WakeSender } from "./subscriptions/webhook-delivery.js";
 
 export interface DurableRouteOptions {
   connections: ConnectionLimiter;
@@ -28,7 +35,19 @@ export interface DurableRouteOptions {
   store: DurableStreamStore;
   bodyLimitBytes: number;
   longPollTimeoutMs: number;
+  /** Durable Streams subscriptions (gateway/durable/subscriptions): off unless `enabled`. */
+  subscriptions: {
+    enabled: boolean;
+    /** SECRETS_KEYS: the webhook signing keys and the wake-token key are derived from them. */
+    secretKeys: SecretKeys | undefined;
+    allowedNetworks: ReadonlySet<string>;
+    publicUrl: string | undefined;
+    replicas: number;
+  };
 }
+
+/** How long a webhook wake may take to be answered. */
+const WAKE_TIMEOUT_MS = 10_000;
 
 /**
  * The Durable Streams HTTP protocol under /v1/stream/<path>, over the same
@@ -55,6 +74,9 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     signals.close();
     done();
   });
+  // Plain appends to one stream are group-committed (append-batch.ts): the batcher lives as long as the routes.
+  const appends = new AppendBatcher();
+  const subscriptions = subscriptionRoutes(app, options, deps, appends);
 
   void app.register((scope, _options, done) => {
     scope.removeAllContentTypeParsers();
@@ -65,9 +87,11 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     });
     const url = `${DURABLE_PREFIX}/*`;
     const hidden = { schema: { hide: true } };
+    // The protocol's reserved tree: its static prefix wins over `/*`, so no stream can be made under it.
+    for (const reserved of [DS_ROOT, `${DS_ROOT}/*`]) {
+      scope.route({ method: ["GET", "PUT", "POST", "DELETE", "PATCH"], url: reserved, ...hidden, handler: (request, reply) => subscriptions.handle(request, reply) });
+    }
     scope.put(url, hidden, (request, reply) => createStream(deps, request, reply));
-    // Plain appends to one stream are group-committed (append-batch.ts): the batcher lives as long as the routes.
-    const appends = new AppendBatcher();
     scope.post(url, hidden, (request, reply) => appendToStream(deps, appends, request, reply));
     scope.get(url, { ...hidden, exposeHeadRoute: false }, (request, reply) => readStream(deps, request, reply));
     scope.head(url, hidden, (request, reply) => headStream(deps, request, reply));
@@ -75,4 +99,26 @@ export function registerDurableStreamRoutes(app: FastifyInstance, options: Durab
     scope.options(url, hidden, (_request, reply) => reply.code(204).headers(CorsHeaders).send());
     done();
   });
+}
+
+/** The subscriptions' routes, and when they are on, their dispatcher, started with the server and stopped with it. */
+function subscriptionRoutes(app: FastifyInstance, options: DurableRouteOptions, deps: DurableDeps, appends: AppendBatcher): SubscriptionRoutes {
+  const settings = options.subscriptions;
+  const keys = settings.secretKeys === undefined ? null : new SubscriptionKeys(settings.secretKeys);
+  const guard = new AddressGuard(settings.allowedNetworks, "DURABLE_WEBHOOK_ALLOWED_NETWORKS");
+  const store = new SubscriptionStore(options.nats, options.logger, settings.replicas);
+  let dispatcher: SubscriptionDispatcher | null = null;
+  if (settings.enabled) {
+    const sender = new WakeSender(guard, WAKE_TIMEOUT_MS);
+    const running = new SubscriptionDispatcher({ durable: deps, store, keys, sender, appends });
+    dispatcher = running;
+    app.addHook("onReady", async () => {
+      await running.start();
+    });
+    app.addHook("onClose", async () => {
+      running.stop();
+      await sender.close();
+    });
+  }
+  return new SubscriptionRoutes({ enabled: settings.enabled, access: options.access, streams: options.store, store, dispatcher, keys, guard, publicUrl: settings.publicUrl });
 }

@@ -3,7 +3,7 @@ import { AgentmeshError } from "../../shared/contract/errors.js";
 import type { Logger } from "../../shared/service/logger.js";
 import { isCompareAndSetConflict, natsFailure, type Nats } from "../../shared/nats/connection.js";
 import { lastMessage } from "../../shared/log/read.js";
-import { eventsSubject, kvKeyOf, type StreamPath } from "../../shared/contract/subjects.js";
+import { eventsSubject, kvKeyOf, pathOfKvKey, type StreamPath } from "../../shared/contract/subjects.js";
 import { KvBuckets } from "../../shared/contract/wire.js";
 import { KeyedMutex } from "./path-lock.js";
 import { DurableStreamRecordSchema, isExpired, type DurableStreamRecord } from "./stream-record.js";
@@ -43,6 +43,26 @@ export class DurableStreamStore {
       this.kvPromise = undefined;
       throw natsFailure(err);
     }
+  }
+
+  /** Make sure the bucket exists (the subscriptions' change feed is a consumer on its stream). */
+  async ready(): Promise<void> {
+    await this.kv();
+  }
+
+  /** Every stream path with a record (a subscription's glob matches them when it is made). */
+  async paths(): Promise<StreamPath[]> {
+    const kv = await this.kv();
+    const paths: StreamPath[] = [];
+    try {
+      for await (const key of await kv.keys()) {
+        const path = pathOfKvKey(key);
+        if (path !== null) paths.push(path);
+      }
+    } catch (err) {
+      throw natsFailure(err);
+    }
+    return paths;
   }
 
   private async entry(path: StreamPath): Promise<{ record: DurableStreamRecord; revision: number } | null> {

@@ -40,6 +40,18 @@ export const ErrorCodes = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
   NATS_UNAVAILABLE: { status: 503, message: "NATS is not reachable; retry later" },
   SECRETS_UNAVAILABLE: { status: 503, message: "This service has no key to seal or open secrets with (SECRETS_KEYS)" },
+  METHOD_NOT_ALLOWED: { status: 405, message: "This route does not take this method" },
+  // Durable Streams subscriptions (gateway/durable/subscriptions): the codes the protocol's conformance suite expects.
+  INVALID_REQUEST: { status: 400, message: "The subscription request is not valid" },
+  WEBHOOK_URL_REJECTED: { status: 400, message: "The webhook URL may not be used (DURABLE_WEBHOOK_ALLOWED_NETWORKS)" },
+  SUBSCRIPTION_NOT_FOUND: { status: 404, message: "No such subscription" },
+  SUBSCRIPTION_ALREADY_EXISTS: { status: 409, message: "A subscription with this id exists with a different configuration" },
+  TOKEN_INVALID: { status: 401, message: "The wake token is missing or does not verify" },
+  TOKEN_EXPIRED: { status: 401, message: "The wake token has expired" },
+  FENCED: { status: 409, message: "The wake is no longer current (stale generation or wake id)" },
+  ALREADY_CLAIMED: { status: 409, message: "Another worker holds the wake's lease" },
+  NO_PENDING_WORK: { status: 409, message: "Nothing is pending for this subscription" },
+  INVALID_OFFSET: { status: 409, message: "An acked offset is not a known stream's offset between its acked offset and its tail" },
   INTERNAL: { status: 500, message: "Internal error" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -170,11 +170,15 @@ export const KvBuckets = {
   inboundWebhooks: "agentmesh-inbound-webhooks",
   /** Durable Streams protocol: each stream's configuration, tail, producers and fork lineage. */
   durableStreams: "agentmesh-durable-streams",
+  /** Durable Streams subscriptions: one record per subscription (config, links, cursors, wake and lease), changed by compare-and-set. */
+  durableSubscriptions: "agentmesh-ds-subscriptions",
 } as const;
 
 export const ConsumerNames = {
   /** Durable pull consumer shared by every replica of a processor. */
   processor: (name: string): string => `processor-${name}`,
+  /** Durable pull consumer on `KV_agentmesh-durable-streams` shared by every gateway replica: each stream change wakes subscriptions once. */
+  durableSubscriptions: "ds-subscriptions",
 } as const;
 
 export const Defaults = {

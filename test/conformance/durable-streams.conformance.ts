@@ -8,11 +8,16 @@ import { startGateway, type TestGateway } from "../support/gateway.js";
  */
 
 const LONG_POLL_TIMEOUT_MS = 1000;
-const target = { baseUrl: "", longPollTimeoutMs: LONG_POLL_TIMEOUT_MS };
+const target = { baseUrl: "", longPollTimeoutMs: LONG_POLL_TIMEOUT_MS, subscriptions: true };
 let gateway: TestGateway | undefined;
 
 beforeAll(async () => {
-  gateway = await startGateway({ DURABLE_LONG_POLL_TIMEOUT_MS: String(LONG_POLL_TIMEOUT_MS) });
+  gateway = await startGateway({
+    DURABLE_LONG_POLL_TIMEOUT_MS: String(LONG_POLL_TIMEOUT_MS),
+    // The suite's webhook receivers listen on loopback.
+    DURABLE_SUBSCRIPTIONS: "on",
+    DURABLE_WEBHOOK_ALLOWED_NETWORKS: "loopback",
+  });
   target.baseUrl = gateway.url;
 });
 

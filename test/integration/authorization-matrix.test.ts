@@ -44,7 +44,7 @@ function mint(grants: Grant[], subject: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  gw = await startGateway({ AUTH: "jwt", AUTH_JWT_SECRET: secret, DURABLE_LONG_POLL_TIMEOUT_MS: "200" });
+  gw = await startGateway({ AUTH: "jwt", AUTH_JWT_SECRET: secret, DURABLE_LONG_POLL_TIMEOUT_MS: "200", DURABLE_SUBSCRIPTIONS: "on" });
   for (const [caller, grants] of Object.entries(CALLERS) as [Caller, Grant[] | null][]) if (grants !== null) tokens.set(caller, await mint(grants, caller));
   ownerToken = tokens.get("owner") ?? "";
 });
@@ -280,6 +280,42 @@ const durableCases: Case[] = [
   { route: "OPTIONS /v1/stream/*", name: "CORS preflight", needs: "public", send: (p) => ({ method: "OPTIONS", url: `/v1/stream${p}` }) },
 ];
 
+/** Durable Streams subscriptions (`/v1/stream/__ds/`): configuring needs admin on what a subscription reads; a claim, read on its wake stream. */
+const subscriptionId = (p: string): string => p.slice(1).replaceAll("/", "-");
+const subscriptionUrl = (p: string): string => `/v1/stream/__ds/subscriptions/${subscriptionId(p)}`;
+const pullWake = (p: string): string => JSON.stringify({ type: "pull-wake", streams: [p.slice(1)], wake_stream: `${p.slice(1)}-wake`, lease_ttl_ms: 1000 });
+async function createSubscription(path: string): Promise<void> {
+  const reply = await fetch(`${gw.url}${subscriptionUrl(path)}`, { method: "PUT", headers: { ...owner(), ...json }, body: pullWake(path) });
+  if (reply.status !== 201) throw new Error(`setup subscription for ${path}: ${reply.status} ${await reply.text()}`);
+}
+const wakeBody = JSON.stringify({ wake_id: "w_0", generation: 1, done: true });
+const subscriptionCases: Case[] = [
+  { route: "PUT /v1/stream/__ds/*", name: "create a subscription", needs: ["admin"], send: (p, a) => ({ method: "PUT", url: subscriptionUrl(p), headers: { ...a, ...json }, body: pullWake(p) }) },
+  { route: "GET /v1/stream/__ds/*", name: "the webhook signing keys (JWKS)", needs: "public", send: () => ({ method: "GET", url: "/v1/stream/__ds/jwks.json" }) },
+  { route: "HEAD /v1/stream/__ds/*", name: "the webhook signing keys' headers", needs: "public", send: () => ({ method: "HEAD", url: "/v1/stream/__ds/jwks.json" }) },
+  { route: "GET /v1/stream/__ds/*", name: "read a subscription", needs: ["admin"], setup: createSubscription, send: (p, a) => ({ method: "GET", url: subscriptionUrl(p), headers: a }) },
+  { route: "DELETE /v1/stream/__ds/*", name: "delete a subscription", needs: ["admin"], setup: createSubscription, send: (p, a) => ({ method: "DELETE", url: subscriptionUrl(p), headers: a }) },
+  {
+    route: "POST /v1/stream/__ds/*",
+    name: "link a subscription to more streams",
+    needs: ["admin"],
+    setup: createSubscription,
+    send: (p, a) => ({ method: "POST", url: `${subscriptionUrl(p)}/streams`, headers: { ...a, ...json }, body: JSON.stringify({ streams: [`${p.slice(1)}/more`] }) }),
+  },
+  { route: "DELETE /v1/stream/__ds/*", name: "unlink a stream from a subscription", needs: ["admin"], setup: createSubscription, send: (p, a) => ({ method: "DELETE", url: `${subscriptionUrl(p)}/streams/${encodeURIComponent(p.slice(1))}`, headers: a }) },
+  // Nothing is pending: a caller allowed to claim learns only that (409 NO_PENDING_WORK).
+  { route: "POST /v1/stream/__ds/*", name: "claim a pull-wake subscription's wake", needs: ["read"], allowedStatus: 409, setup: createSubscription, send: (p, a) => ({ method: "POST", url: `${subscriptionUrl(p)}/claim`, headers: { ...a, ...json }, body: JSON.stringify({ worker: "w" }) }) },
+  // The wake endpoints take the wake token only: no gateway token is one, whatever it grants (401 TOKEN_INVALID).
+  ...["callback", "ack", "release"].map(
+    (action): Case => ({ route: "POST /v1/stream/__ds/*", name: `${action} with a gateway token`, needs: "public", allowedStatus: 401, setup: createSubscription, send: (p, a) => ({ method: "POST", url: `${subscriptionUrl(p)}/${action}`, headers: { ...a, ...json }, body: wakeBody }) }),
+  ),
+  { route: "PATCH /v1/stream/__ds/*", name: "a method the subscriptions do not take", needs: "public", allowedStatus: 405, send: (p, a) => ({ method: "PATCH", url: subscriptionUrl(p), headers: { ...a, ...json }, body: "{}" }) },
+  // The bare reserved root names nothing, and can never be created as a stream.
+  ...["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH"].map(
+    (method): Case => ({ route: `${method} /v1/stream/__ds`, name: `${method} the reserved root`, needs: "public", allowedStatus: 404, send: (_p, a) => ({ method, url: "/v1/stream/__ds", headers: { ...a, "content-type": "text/plain" }, ...(method === "GET" || method === "HEAD" ? {} : { body: "x" }) }) }),
+  ),
+];
+
 /** Open by design: third parties post webhooks; probes, metrics and the API docs need no token. */
 const publicCases: Case[] = [
   {
@@ -316,7 +352,7 @@ const mcpCases: Case[] = [
   { route: "GET /mcp/*", name: "open the MCP server's own stream (405: it has none)", needs: ["read"], allowedStatus: 405, send: (p, a) => ({ method: "GET", url: `/mcp${p}`, headers: { ...a, accept: "text/event-stream" } }) },
 ];
 
-const CASES = [...eventApiCases, ...durableCases, ...publicCases, ...mcpCases];
+const CASES = [...eventApiCases, ...durableCases, ...subscriptionCases, ...publicCases, ...mcpCases];
 
 function isAllowed(needs: Case["needs"], caller: Caller): boolean {
   if (needs === "public") return true;
