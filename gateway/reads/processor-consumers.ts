@@ -45,8 +45,10 @@ export async function listProcessorConsumers(nats: Nats): Promise<ProcessorConsu
   if (!nats.isConnected()) throw new AgentmeshError("NATS_UNAVAILABLE");
   try {
     const found: ProcessorConsumer[] = [];
-    for await (const info of nats.jsm.consumers.list(nats.streamName)) {
-      if (info.config.durable_name === undefined) continue;
+    for await (const listed of nats.jsm.consumers.list(nats.streamName)) {
+      // The server lists a consumer deleted while it was listing as null, whatever the client's types say.
+      const info = listed as ConsumerInfo | null;
+      if (info === null || info.config.durable_name === undefined) continue;
       const described = describe(info);
       if (described !== null) found.push(described);
     }
