@@ -11,7 +11,8 @@ export interface ConnectionKey {
   server: string;
 }
 
-function keyOf(key: ConnectionKey): string {
+/** One string per session, for maps keyed by it. */
+export function keyOf(key: ConnectionKey): string {
   return `${key.path}\n${key.configuredOffset}\n${key.server}`;
 }
 

@@ -3,7 +3,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { FetchLike, Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { McpError, type CallToolResult, type CompatibilityCallToolResult, type Tool as McpTool } from "@modelcontextprotocol/sdk/types.js";
-import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from "undici";
+import { fetch as undiciFetch, type RequestInit as UndiciRequestInit } from "undici";
 import type { DiscoveredTool } from "../../shared/contract/events/agent.js";
 import type { AddressGuard } from "../../shared/outbound/address-guard.js";
 import type { Logger } from "../../shared/service/logger.js";
@@ -21,7 +21,7 @@ export interface McpCallOptions {
 
 /** A dispatcher whose connections check each resolved address against the guard (SSRF), for every MCP request. */
 export function guardedFetch(guard: AddressGuard): { fetch: FetchLike; close: () => Promise<void> } {
-  const dispatcher = new Agent({ connect: { lookup: guard.lookup } });
+  const dispatcher = guard.dispatcher();
   const fetch: FetchLike = async (url, init) => {
     // The SDK speaks the WHATWG fetch types; undici's (the same objects, its own declarations) are handed over as such.
     const response = await undiciFetch(url, { ...(init as UndiciRequestInit), dispatcher });

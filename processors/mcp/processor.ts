@@ -14,7 +14,7 @@ import { mcpToolOwner } from "../../shared/state/mcp-tools.js";
 import type { Processor, ReactionContext } from "../runtime/runtime.js";
 import type { McpConfig } from "./config.js";
 import type { McpEndpoint } from "./connection.js";
-import type { ConnectionKey, ConnectionPool } from "./connection-pool.js";
+import { keyOf, type ConnectionKey, type ConnectionPool } from "./connection-pool.js";
 import { initialMcpProcessorState, reduceMcpProcessorState, type McpProcessorState, type OpenCall } from "./state.js";
 import { runMcpCall } from "./tool-call.js";
 
@@ -70,8 +70,7 @@ export function mcpProcessor(deps: McpDeps): Processor<McpProcessorState> & { on
   const { nats, pool } = deps;
   /** What this replica last saw in the log (or appended) of each session's tools: a change is appended once. */
   const known = new Map<string, string>();
-  const knownKey = (key: ConnectionKey): string => `${key.path}\n${key.configuredOffset}\n${key.server}`;
-  const remember = (key: ConnectionKey, tools: readonly DiscoveredTool[]): void => void known.set(knownKey(key), toolsHash(tools));
+  const remember = (key: ConnectionKey, tools: readonly DiscoveredTool[]): void => void known.set(keyOf(key), toolsHash(tools));
 
   const connect = async (path: StreamPath, state: McpProcessorState, key: ConnectionKey) => {
     const index = state.mcp.servers.findIndex((s) => s.name === key.server);
@@ -152,12 +151,12 @@ export function mcpProcessor(deps: McpDeps): Processor<McpProcessorState> & { on
 
   const onToolsChanged = (key: ConnectionKey, tools: DiscoveredTool[]): void => {
     const hash = toolsHash(tools);
-    if (known.get(knownKey(key)) === hash) return;
-    known.set(knownKey(key), hash);
+    if (known.get(keyOf(key)) === hash) return;
+    known.set(keyOf(key), hash);
     appendEvents(nats, key.path, [{ ...discoveredEvent(key, tools), source: { processor: MCP_NAME, causationOffset: key.configuredOffset }, idempotencyKey: `${MCP_NAME}:tools:${key.configuredOffset}:${key.server}:${hash}` }], {
       writer: serviceWriter(MCP_NAME),
       indexes: deps.indexes,
-    }).catch(() => known.delete(knownKey(key)));
+    }).catch(() => known.delete(keyOf(key)));
   };
 
   return {
@@ -174,7 +173,7 @@ export function mcpProcessor(deps: McpDeps): Processor<McpProcessorState> & { on
       for (const server of state.mcp.servers) {
         const key = connectionKey(path, state, server.name);
         const tools = state.mcp.discovered[server.name];
-        if (key !== null && tools !== undefined && !known.has(knownKey(key))) remember(key, tools);
+        if (key !== null && tools !== undefined && !known.has(keyOf(key))) remember(key, tools);
       }
       switch (event.type) {
         case AgentEventTypes.mcpServersConfigured:

@@ -1,4 +1,5 @@
-import { Agent, request } from "undici";
+import type { Agent} from "undici";
+import { request } from "undici";
 import { Webhook } from "standardwebhooks";
 import type { AddressGuard } from "../../shared/outbound/address-guard.js";
 
@@ -38,7 +39,7 @@ export class WebhookSender {
     private readonly guard: AddressGuard,
     private readonly timeoutMs: number,
   ) {
-    this.agent = new Agent({ connect: { lookup: guard.lookup, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    this.agent = guard.dispatcher(timeoutMs);
   }
 
   async send(delivery: DeliveryRequest): Promise<DeliveryOutcome> {

@@ -1,6 +1,7 @@
 import { lookup as lookupAll } from "node:dns/promises";
 import { lookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from "node:dns";
 import ipaddr from "ipaddr.js";
+import { Agent } from "undici";
 
 /** IPv6 forms that carry an IPv4 address a host may route to as such (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`). */
 function embeddedIPv4(address: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | ipaddr.IPv6 {
@@ -61,6 +62,14 @@ export class AddressGuard {
       if (refusal !== null) return `${host} resolves to ${refusal}`;
     }
     return null;
+  }
+
+  /**
+   * An undici dispatcher whose every connection checks the resolved address (the connect-time check); `timeoutMs`
+   * bounds connecting, headers and body when given. Every outbound client (webhooks, wakes, MCP servers) uses one.
+   */
+  dispatcher(timeoutMs?: number): Agent {
+    return new Agent(timeoutMs === undefined ? { connect: { lookup: this.lookup } } : { connect: { lookup: this.lookup, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   }
 
   /** A `lookup` for net/tls.connect that fails on refused addresses. */

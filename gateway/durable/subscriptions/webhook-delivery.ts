@@ -1,4 +1,5 @@
-import { Agent, request } from "undici";
+import type { Agent} from "undici";
+import { request } from "undici";
 import { z } from "zod";
 import type { AddressGuard } from "../../../shared/outbound/address-guard.js";
 
@@ -19,7 +20,7 @@ export class WakeSender {
     private readonly guard: AddressGuard,
     private readonly timeoutMs: number,
   ) {
-    this.agent = new Agent({ connect: { lookup: guard.lookup, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    this.agent = guard.dispatcher(timeoutMs);
   }
 
   async send(url: string, rawBody: string, signature: string): Promise<WakeDeliveryOutcome> {
