@@ -20,7 +20,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide("natsUrl", external);
     return async () => {};
   }
-  const server = await startNatsServer();
+  // Run once per vitest project: every project gets the same server, stopped after the last one is done.
+  shared ??= { server: startNatsServer(), users: 0 };
+  const run = shared;
+  run.users += 1;
+  const server = await run.server;
   project.provide("natsUrl", server.url);
-  return () => server.stop();
+  return async () => {
+    run.users -= 1;
+    if (run.users === 0) await server.stop();
+  };
 }
+
+let shared: { server: ReturnType<typeof startNatsServer>; users: number } | undefined;
